@@ -463,8 +463,12 @@ proc start_redis {} {
     return $pid
 }
 
+# In direct mode kill_redraft/start_redraft/restart_redraft act on the
+# redis-server instead: run with {direct {--appendonly yes --appendfsync
+# always}} it is a durable server too, which lets the durability tests be
+# checked against plain Redis.
 proc start_redraft {} {
-    if {$::rd::direct} {error "start_redraft in direct mode"}
+    if {$::rd::direct} {return [start_redis]}
     set p [lindex $::rd::pairs end]
     file mkdir [dict get $p raft_dir]
     set out [file join [dict get $p dir] redraft.out]
@@ -481,7 +485,7 @@ proc start_redraft {} {
 
 # kill -9 (default) or -TERM redraft and wait until it is gone.
 proc kill_redraft {{sig KILL}} {
-    if {$::rd::direct} {error "kill_redraft in direct mode"}
+    if {$::rd::direct} {return [kill_redis $sig]}
     set pid [srv redraft_pid]
     if {$sig eq "KILL"} {::rd::kill9 $pid} else {::rd::stop_process $pid}
     ::rd::set_pair redraft_pid 0
