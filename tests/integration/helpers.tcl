@@ -468,7 +468,10 @@ proc start_redis {} {
 # always}} it is a durable server too, which lets the durability tests be
 # checked against plain Redis.
 proc start_redraft {} {
-    if {$::rd::direct} {return [start_redis]}
+    if {$::rd::direct} {
+        if {[::rd::alive [srv redis_pid]]} return
+        return [start_redis]
+    }
     set p [lindex $::rd::pairs end]
     file mkdir [dict get $p raft_dir]
     set out [file join [dict get $p dir] redraft.out]
@@ -654,7 +657,13 @@ proc ::rd::new_tmpdir {} {
 #          redis {args...}    extra redis-server options
 #          direct {args...}   extra redis-server options in direct mode only
 #                             (what a redraft option means for plain Redis)
+#          only_redraft reason  in direct mode, skip the whole pair
 proc start_pair {options body} {
+    if {$::rd::direct && [dict exists $options only_redraft]} {
+        incr ::rd::skipped
+        puts "\[skip\]: start_pair {$options} in $::rd::file -- [dict get $options only_redraft]"
+        return
+    }
     set dir [::rd::new_tmpdir]
     set redis_opts [expr {[dict exists $options redis] ? [dict get $options redis] : {}}]
     if {$::rd::direct && [dict exists $options direct]} {

@@ -1,0 +1,156 @@
+# The backend redis-server (persistence off) dies and a new, empty one starts
+# on the same port.  redraft must notice: a read may fail (TRYAGAIN while
+# Redis is down, or an error while redraft refills it from its log), but it
+# must never succeed with stale or missing data.  Once writes are accepted
+# again, every earlier write must be back.
+
+# Write one key of each type under prefix; return {key expected-reading ...}.
+proc fill_data {prefix} {
+    r set $prefix:str "hello world"
+    r rpush $prefix:list a b c d
+    r hset $prefix:hash f1 v1 f2 v2
+    r sadd $prefix:set x y z
+    r zadd $prefix:zset 1 one 2 two
+    for {set i 0} {$i < 20} {incr i} {r incr $prefix:counter}
+    return [list \
+        $prefix:str "hello world" \
+        $prefix:list {a b c d} \
+        $prefix:hash {f1 v1 f2 v2} \
+        $prefix:set {x y z} \
+        $prefix:zset {one 1 two 2} \
+        $prefix:counter 20]
+}
+
+# Read a key of fill_data's kinds in a canonical form (errors propagate).
+proc read_key {c key} {
+    switch -glob -- $key {
+        *:list {return [$c lrange $key 0 -1]}
+        *:hash {return [lsort -stride 2 -index 0 [$c hgetall $key]]}
+        *:set {return [lsort [$c smembers $key]]}
+        *:zset {return [$c zrange $key 0 -1 withscores]}
+        default {return [$c get $key]}
+    }
+}
+
+# Read every key once.  Returns "back" when all are as written, or
+# "error: ..." when a read failed; fails the test on a read that succeeded
+# with the wrong value.
+proc check_reads {c expected} {
+    foreach {key want} $expected {
+        if {[catch {read_key $c $key} got]} {
+            if {[string match "I/O timeout*" $got]} {
+                fail "a read of $key hung: $got"
+            }
+            return "error: $got"
+        }
+        if {$got ne $want} {
+            fail "stale read of $key returned as success: got '[::rd::clip $got]', wrote '$want'"
+        }
+    }
+    return back
+}
+
+# Poll reads for up to ms: every answer must be an error or the truth.
+# Returns the last outcome.
+proc poll_reads {c expected ms} {
+    set deadline [expr {[clock milliseconds] + $ms}]
+    while {1} {
+        set state [check_reads $c $expected]
+        if {$state eq "back" || [clock milliseconds] >= $deadline} {return $state}
+        after 50
+    }
+}
+
+# Writes must work again within ms; then every earlier write must be there.
+proc writes_work_again {c expected ms} {
+    set deadline [expr {[clock milliseconds] + $ms}]
+    while {1} {
+        if {![catch {$c set written-after-restart yes} err] && $err eq "OK"} break
+        if {[clock milliseconds] >= $deadline} {
+            fail "writes did not work again within $ms ms; last reply: $err"
+        }
+        after 100
+    }
+    assert_equal yes [$c get written-after-restart]
+    assert_equal back [check_reads $c $expected] "data after writes resumed"
+}
+
+# In direct mode redis-server keeps its data in an AOF fsync'd on every write,
+# so the tests that allow it run against plain Redis (as a check of the tests).
+start_pair {direct {--appendonly yes --appendfsync always}} {
+    test {While redis-server is down, reads answer TRYAGAIN} {
+        needs_redraft {plain Redis is simply gone}
+        set expected [fill_data down]
+        assert_equal back [check_reads [srv client] $expected]
+        kill_redis
+        set deadline [expr {[clock milliseconds] + 1000}]
+        set n 0
+        while {[clock milliseconds] < $deadline} {
+            foreach {key want} $expected {
+                assert_error {TRYAGAIN*} {read_key [srv client] $key}
+                incr n
+            }
+            assert_error {TRYAGAIN*} {r dbsize}
+            after 50
+        }
+        # redraft itself is still up and answers PING.
+        assert_equal PONG [r ping]
+        start_redis
+        writes_work_again [srv client] $expected 15000
+        set n
+    } {*}
+
+    test {A write sent while redis-server is down: an error, or OK and kept} {
+        needs_redraft {plain Redis is simply gone}
+        kill_redis
+        set c [new_client]
+        $c deferred 1
+        $c set down-write 1
+        # Give redraft time to take the write before redis comes back.
+        after 300
+        start_redis
+        set rc [catch {$c read} reply]
+        if {$rc == 0} {
+            assert_equal OK $reply
+            wait_for_condition 100 100 {![catch {r get down-write} v] && $v eq "1"} {
+                fail "write acknowledged while redis was down is not readable: $v"
+            }
+        } else {
+            assert_match {TRYAGAIN*} $reply
+        }
+        close_client $c
+        # Either way redraft serves again.
+        wait_for_condition 150 100 {![catch {r set after-down 2} v] && $v eq "OK"} {
+            fail "writes did not work again: $v"
+        }
+        r get after-down
+    } {2}
+
+    test {redis-server restarted empty: reads give the data back or an error, never stale} {
+        set expected [fill_data empty]
+        restart_redis
+        # From the very first read on.
+        set state [poll_reads [srv client] $expected 15000]
+        if {$::rd::verbose} {puts "# after the restart: $state"}
+        writes_work_again [srv client] $expected 15000
+    }
+
+    test {redis-server restarted twice in a row} {
+        set expected [fill_data twice]
+        restart_redis
+        restart_redis
+        poll_reads [srv client] $expected 15000
+        writes_work_again [srv client] $expected 15000
+    }
+
+    test {Both redraft and redis-server killed and restarted: the log brings the data back} {
+        set expected [fill_data both]
+        kill_redraft
+        kill_redis
+        start_redis
+        start_redraft
+        reconnect_clients
+        poll_reads [srv client] $expected 15000
+        writes_work_again [srv client] $expected 15000
+    }
+}
