@@ -71,6 +71,23 @@ start_pair {} {
         list [r get str] [r lrange l 0 -1]
     } {value a}
 
+    test {SET EX, SETEX, EXPIRE and PEXPIRE set TTLs; expired keys vanish} {
+        r set ex v EX 100
+        assert_range [r ttl ex] 99 100
+        r setex sx 200 v
+        assert_range [r ttl sx] 199 200
+        r set plain v
+        assert_equal 1 [r expire plain 50]
+        assert_range [r ttl plain] 49 50
+        assert_equal 1 [r pexpire plain 30000]
+        assert_range [r pttl plain] 29000 30000
+        assert_equal 1 [r persist plain]
+        assert_equal -1 [r ttl plain]
+        r set short v PX 200
+        after 400
+        list [r get short] [r exists short] [r get ex]
+    } {{} 0 v}
+
     test {Unknown command error} {
         assert_error {ERR unknown command 'nosuchcommand', with args beginning with: 'a' 'b'} {
             r nosuchcommand a b

@@ -661,7 +661,8 @@ proc ::rd::new_tmpdir {} {
 proc start_pair {options body} {
     if {$::rd::direct && [dict exists $options only_redraft]} {
         incr ::rd::skipped
-        puts "\[skip\]: start_pair {$options} in $::rd::file -- [dict get $options only_redraft]"
+        regsub -all {\s+} $options { } shown
+        puts "\[skip\]: start_pair {$shown} in $::rd::file -- [dict get $options only_redraft]"
         return
     }
     set dir [::rd::new_tmpdir]

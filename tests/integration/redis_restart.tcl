@@ -153,4 +153,25 @@ start_pair {direct {--appendonly yes --appendfsync always}} {
         poll_reads [srv client] $expected 15000
         writes_work_again [srv client] $expected 15000
     }
+
+    test {Expiries replayed from the log keep their absolute deadline} {
+        set expected [fill_data ttl]
+        r set ttl:ex v EX 100
+        r set ttl:plain v
+        r expire ttl:plain 100
+        r setex ttl:setex 100 v
+        after 2000
+        # Both gone: the data can only come back from redraft's log.
+        kill_redraft
+        kill_redis
+        start_redis
+        start_redraft
+        reconnect_clients
+        poll_reads [srv client] $expected 15000
+        writes_work_again [srv client] $expected 15000
+        # A relative expiry replayed now would start its 100 s afresh.
+        foreach key {ttl:ex ttl:plain ttl:setex} {
+            assert_range [r pttl $key] 1 98500 "PTTL of $key, 2 s after a 100 s expiry"
+        }
+    }
 }
