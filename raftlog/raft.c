@@ -1,0 +1,1650 @@
+/* raft.c: roles, elections, replication, commitment, ReadIndex, leadership transfer, membership
+ * and snapshots. See raft.h for the contract; the log itself lives in raft_log.c and the wire
+ * format in raft_msg.c. Section numbers cite the Raft paper (§5.x) and Ongaro's thesis.
+ */
+#include "raftlog/raft_int.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void become_follower(struct raft *r, uint64_t term, uint64_t leader);
+static int send_append(struct raft *r, struct raft_progress *pr, int send_if_empty);
+static void bcast_append(struct raft *r);
+static void release_reads(struct raft *r);
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static uint64_t rng_next(struct raft *r)
+{
+    /* splitmix64: the seed alone decides every election timeout. */
+    uint64_t z = (r->rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void reset_randomized_timeout(struct raft *r)
+{
+    r->randomized_timeout = r->cfg.election_ticks + (unsigned)(rng_next(r) % r->cfg.election_ticks);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return RAFT_OK;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *np = realloc(*p, ncap * elem);
+    if (!np)
+        return RAFT_ENOMEM;
+    *p = np;
+    *cap = ncap;
+    return RAFT_OK;
+}
+
+static void msg_free(struct raft_msg *m)
+{
+    for (size_t i = 0; i < m->n_entries; i++)
+        free(m->entries[i].data);
+    free(m->entries);
+    free((void *)m->conf_data);
+    memset(m, 0, sizeof(*m));
+}
+
+static void msgvec_clear(struct raft_msg_vec *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        msg_free(&v->v[i]);
+    v->n = 0;
+}
+
+static void msgvec_free(struct raft_msg_vec *v)
+{
+    msgvec_clear(v);
+    free(v->v);
+    memset(v, 0, sizeof(*v));
+}
+
+/* Queues m (ownership of its entries and conf bytes passes to the core). A leader's messages go
+ * to msgs_early only once its term is persisted: a term not yet on disk may be reused after a
+ * crash, so nothing carrying it may leave before it is durable. */
+static void send(struct raft *r, struct raft_msg *m)
+{
+    m->from = r->id;
+    int early = r->role == RAFT_LEADER && r->hs_persisted.term == r->term;
+    struct raft_msg_vec *v = early ? &r->out_early : &r->out;
+    if (m->to == 0 || grow((void **)&v->v, &v->cap, v->n + 1, sizeof(*v->v)) != RAFT_OK) {
+        msg_free(m);
+        return; /* a message that cannot be queued is a lost message: Raft tolerates it */
+    }
+    v->v[v->n++] = *m;
+}
+
+static void push_read_state(struct raft *r, uint64_t ctx, uint64_t index)
+{
+    if (grow((void **)&r->rs, &r->cap_rs, r->n_rs + 1, sizeof(*r->rs)) != RAFT_OK)
+        return; /* the caller's timeout covers it */
+    r->rs[r->n_rs].ctx = ctx;
+    r->rs[r->n_rs].index = index;
+    r->n_rs++;
+}
+
+static int is_voter(const struct raft *r, uint64_t id)
+{
+    const struct raft_member *m = raft_conf_find(&r->conf, id);
+    return m && m->voter;
+}
+
+static unsigned quorum(const struct raft *r)
+{
+    return raft_conf_voters(&r->conf) / 2 + 1;
+}
+
+static struct raft_progress *progress(struct raft *r, uint64_t id)
+{
+    for (unsigned i = 0; i < r->n_prs; i++)
+        if (r->prs[i].id == id)
+            return &r->prs[i];
+    return NULL;
+}
+
+static uint64_t term_at(struct raft *r, uint64_t index)
+{
+    uint64_t t = 0;
+    if (rl_term(&r->log, index, &t) != RAFT_OK)
+        return 0;
+    return t;
+}
+
+static int committed_in_term(struct raft *r)
+{
+    return term_at(r, r->log.commit) == r->term;
+}
+
+static int sticky(struct raft *r)
+{
+    if (r->log.err)
+        r->err = r->log.err;
+    return r->err;
+}
+
+/* Sorts descending and returns the k-th largest (1-based). */
+static uint64_t kth_largest(uint64_t *v, unsigned n, unsigned k)
+{
+    for (unsigned i = 1; i < n; i++)
+        for (unsigned j = i; j > 0 && v[j - 1] < v[j]; j--) {
+            uint64_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return k >= 1 && k <= n ? v[k - 1] : 0;
+}
+
+/* ---- configuration ------------------------------------------------------------------------- */
+
+/* The configuration in effect at `index`: the latest CONF entry at or before it, else the
+ * snapshot's. Scans back through the log (bounded by its length since the snapshot). */
+static void conf_at(struct raft *r, uint64_t index, struct raft_conf *out, uint64_t *index_out)
+{
+    if (index > r->log.last)
+        index = r->log.last;
+    for (uint64_t i = index; i > r->log.snap_index; i--) {
+        struct raft_entry e;
+        int owned;
+        if (rl_entry(&r->log, i, &e, &owned) != RAFT_OK)
+            break;
+        int found = e.type == RAFT_ENTRY_CONF &&
+                    raft_conf_entry_decode(e.data, e.len, NULL, NULL, out) == RAFT_OK;
+        if (owned)
+            free(e.data);
+        if (found) {
+            *index_out = i;
+            return;
+        }
+    }
+    *out = r->snap.conf;
+    *index_out = r->snap.index;
+}
+
+/* Leader: keep one progress per member other than this node. New members start probing from the
+ * end of the log and count as recently active, so adding one never trips check-quorum. */
+static void sync_progress(struct raft *r)
+{
+    struct raft_progress old[RAFT_MEMBERS_MAX];
+    unsigned n_old = r->n_prs;
+    memcpy(old, r->prs, sizeof(old));
+    r->n_prs = 0;
+    for (unsigned i = 0; i < r->conf.n; i++) {
+        const struct raft_member *m = &r->conf.members[i];
+        if (m->id == r->id)
+            continue;
+        struct raft_progress *pr = &r->prs[r->n_prs++];
+        int found = 0;
+        for (unsigned j = 0; j < n_old; j++)
+            if (old[j].id == m->id) {
+                *pr = old[j];
+                found = 1;
+            }
+        if (!found) {
+            memset(pr, 0, sizeof(*pr));
+            pr->id = m->id;
+            pr->next = r->log.last + 1;
+            pr->state = RAFT_PROGRESS_PROBE;
+            pr->recent_active = 1;
+        }
+        pr->voter = m->voter;
+    }
+    if (r->transferee && !progress(r, r->transferee))
+        r->transferee = 0;
+}
+
+static void set_conf(struct raft *r, const struct raft_conf *c, uint64_t index)
+{
+    r->conf = *c;
+    r->conf_index = index;
+    if (r->role == RAFT_LEADER)
+        sync_progress(r);
+}
+
+/* A configuration takes effect as soon as it is in the log (thesis §4.1). */
+static void on_appended(struct raft *r, const struct raft_entry *e)
+{
+    struct raft_conf c;
+    if (e->type == RAFT_ENTRY_CONF && raft_conf_entry_decode(e->data, e->len, NULL, NULL, &c) == 0)
+        set_conf(r, &c, e->index);
+}
+
+/* After a truncation, a configuration whose entry is gone no longer applies (thesis §4.1). */
+static void on_truncated(struct raft *r)
+{
+    if (r->conf_index > r->log.last) {
+        struct raft_conf c;
+        uint64_t ci;
+        conf_at(r, r->log.last, &c, &ci);
+        set_conf(r, &c, ci);
+    }
+}
+
+/* ---- progress (per follower flow control) -------------------------------------------------- */
+
+static void pr_become_probe(struct raft_progress *pr)
+{
+    uint64_t next = pr->match + 1;
+    if (pr->state == RAFT_PROGRESS_SNAPSHOT && pr->pending_snapshot + 1 > next)
+        next = pr->pending_snapshot + 1;
+    pr->state = RAFT_PROGRESS_PROBE;
+    pr->next = next;
+    pr->probe_sent = 0;
+    pr->pending_snapshot = 0;
+    pr->infl_start = pr->infl_n = 0;
+}
+
+static void pr_become_replicate(struct raft_progress *pr)
+{
+    pr->state = RAFT_PROGRESS_REPLICATE;
+    pr->next = pr->match + 1;
+    pr->probe_sent = 0;
+    pr->pending_snapshot = 0;
+    pr->infl_start = pr->infl_n = 0;
+}
+
+static int pr_paused(const struct raft *r, const struct raft_progress *pr)
+{
+    switch (pr->state) {
+    case RAFT_PROGRESS_PROBE:
+        return pr->probe_sent;
+    case RAFT_PROGRESS_REPLICATE:
+        return pr->infl_n >= r->cfg.inflight_msgs_max;
+    default:
+        return 1;
+    }
+}
+
+static void infl_add(struct raft_progress *pr, uint64_t last)
+{
+    if (pr->infl_n == RAFT_INFLIGHT_CAP)
+        return;
+    pr->infl[(pr->infl_start + pr->infl_n) % RAFT_INFLIGHT_CAP] = last;
+    pr->infl_n++;
+}
+
+static void infl_free_to(struct raft_progress *pr, uint64_t index)
+{
+    while (pr->infl_n > 0 && pr->infl[pr->infl_start] <= index) {
+        pr->infl_start = (pr->infl_start + 1) % RAFT_INFLIGHT_CAP;
+        pr->infl_n--;
+    }
+}
+
+static void infl_free_first(struct raft_progress *pr)
+{
+    if (pr->infl_n > 0) {
+        pr->infl_start = (pr->infl_start + 1) % RAFT_INFLIGHT_CAP;
+        pr->infl_n--;
+    }
+}
+
+/* ---- role changes -------------------------------------------------------------------------- */
+
+static void fail_reads(struct raft *r)
+{
+    for (size_t i = 0; i < r->n_reads; i++) {
+        struct raft_read_req *q = &r->reads[i];
+        if (q->from == r->id) {
+            push_read_state(r, q->ctx, 0);
+        } else {
+            struct raft_msg m = {.type = RAFT_MSG_READ_INDEX_RESP,
+                                 .to = q->from,
+                                 .term = r->term,
+                                 .reject = 1,
+                                 .ctx = q->ctx};
+            send(r, &m);
+        }
+    }
+    r->n_reads = 0;
+    r->read_round_needed = 0;
+}
+
+static void reset(struct raft *r, uint64_t term)
+{
+    if (r->term != term) {
+        r->term = term;
+        r->vote = 0;
+    }
+    r->leader = 0;
+    r->election_elapsed = 0;
+    r->heartbeat_elapsed = 0;
+    reset_randomized_timeout(r);
+    r->transferee = 0;
+    r->n_votes = 0;
+    r->lease_until = 0;
+}
+
+static void become_follower(struct raft *r, uint64_t term, uint64_t leader)
+{
+    int was_leader = r->role == RAFT_LEADER;
+    r->role = RAFT_FOLLOWER;
+    reset(r, term);
+    r->leader = leader;
+    if (was_leader)
+        fail_reads(r);
+    r->n_prs = 0;
+}
+
+static void become_leader(struct raft *r)
+{
+    r->role = RAFT_LEADER;
+    reset(r, r->term);
+    r->leader = r->id;
+    r->n_prs = 0;
+    sync_progress(r);
+    for (unsigned i = 0; i < r->n_prs; i++) {
+        r->prs[i].match = 0;
+        r->prs[i].next = r->log.last + 1;
+        r->prs[i].state = RAFT_PROGRESS_PROBE;
+        r->prs[i].recent_active = 1;
+    }
+    r->uncommitted_bytes = 0;
+    r->n_reads = 0;
+    /* §5.4.2 / §8: an entry of the new term lets the leader commit (and learn) what came before. */
+    struct raft_entry e = {.index = r->log.last + 1, .term = r->term, .type = RAFT_ENTRY_NOOP};
+    if (rl_append(&r->log, &e) != RAFT_OK)
+        r->err = RAFT_ENOMEM;
+    bcast_append(r);
+}
+
+static int poll_votes(struct raft *r, uint64_t id, int granted, unsigned *yes, unsigned *no)
+{
+    int seen = 0;
+    for (unsigned i = 0; i < r->n_votes; i++)
+        if (r->vote_ids[i] == id)
+            seen = 1;
+    if (!seen && r->n_votes < RAFT_MEMBERS_MAX && is_voter(r, id)) {
+        r->vote_ids[r->n_votes] = id;
+        r->vote_granted[r->n_votes] = granted;
+        r->n_votes++;
+    }
+    *yes = *no = 0;
+    for (unsigned i = 0; i < r->n_votes; i++) {
+        if (r->vote_granted[i])
+            (*yes)++;
+        else
+            (*no)++;
+    }
+    return 0;
+}
+
+/* §5.2 elections; with pre_vote, thesis §9.6: first ask whether we could win, without
+ * touching anyone's term. `force` marks a transfer (thesis §3.10), which bypasses leases. */
+static void campaign(struct raft *r, int pre, int force)
+{
+    if (!is_voter(r, r->id))
+        return;
+    int type;
+    uint64_t vote_term;
+    int was_leader = r->role == RAFT_LEADER;
+    if (pre) {
+        r->role = RAFT_PRE_CANDIDATE;
+        reset(r, r->term);
+        type = RAFT_MSG_PREVOTE;
+        vote_term = r->term + 1;
+    } else {
+        r->role = RAFT_CANDIDATE;
+        reset(r, r->term + 1);
+        r->vote = r->id;
+        type = RAFT_MSG_VOTE;
+        vote_term = r->term;
+    }
+    if (was_leader)
+        fail_reads(r);
+    r->n_prs = 0;
+    r->booting = 0;
+    unsigned yes, no;
+    poll_votes(r, r->id, 1, &yes, &no);
+    if (yes >= quorum(r)) {
+        if (pre)
+            campaign(r, 0, force);
+        else
+            become_leader(r);
+        return;
+    }
+    uint64_t last = r->log.last, last_term = rl_last_term(&r->log);
+    for (unsigned i = 0; i < r->conf.n; i++) {
+        const struct raft_member *mb = &r->conf.members[i];
+        if (mb->id == r->id || !mb->voter)
+            continue;
+        struct raft_msg m = {.type = (uint8_t)type,
+                             .to = mb->id,
+                             .term = vote_term,
+                             .index = last,
+                             .log_term = last_term,
+                             .force = (uint8_t)force};
+        send(r, &m);
+    }
+}
+
+/* ---- replication (leader) ------------------------------------------------------------------ */
+
+static void send_snapshot(struct raft *r, struct raft_progress *pr)
+{
+    if (r->snap.index == 0)
+        return;
+    uint8_t *buf = malloc(RAFT_CONF_BYTES_MAX);
+    size_t len = 0;
+    if (!buf || raft_conf_encode(&r->snap.conf, buf, RAFT_CONF_BYTES_MAX, &len) != RAFT_OK) {
+        free(buf);
+        return;
+    }
+    if (len == 0) {
+        free(buf);
+        buf = NULL;
+    }
+    struct raft_msg m = {.type = RAFT_MSG_SNAPSHOT,
+                         .to = pr->id,
+                         .term = r->term,
+                         .index = r->snap.index,
+                         .log_term = r->snap.term,
+                         .commit = r->log.commit,
+                         .conf_data = buf,
+                         .conf_len = len};
+    pr->state = RAFT_PROGRESS_SNAPSHOT;
+    pr->pending_snapshot = r->snap.index;
+    pr->snapshot_ticks = 0;
+    pr->infl_start = pr->infl_n = 0;
+    send(r, &m);
+}
+
+/* Sends the entries from pr->next on (§5.3), at most msg_bytes_max of them (at least one).
+ * Returns 1 when a message went out. */
+static int send_append(struct raft *r, struct raft_progress *pr, int send_if_empty)
+{
+    if (pr_paused(r, pr))
+        return 0;
+    uint64_t prev = pr->next - 1, prev_term;
+    int rc = rl_term(&r->log, prev, &prev_term);
+    if (rc == RAFT_ENOTFOUND && prev < r->log.snap_index) {
+        send_snapshot(r, pr);
+        return 1;
+    }
+    if (rc != RAFT_OK)
+        return 0;
+    struct raft_entry *ents = NULL;
+    size_t n = 0, cap = 0, bytes = 0;
+    for (uint64_t i = pr->next; i <= r->log.last; i++) {
+        struct raft_entry e;
+        int owned;
+        rc = rl_entry(&r->log, i, &e, &owned);
+        if (rc != RAFT_OK)
+            break;
+        if (n > 0 && bytes + e.len > r->cfg.msg_bytes_max) {
+            if (owned)
+                free(e.data);
+            break;
+        }
+        if (grow((void **)&ents, &cap, n + 1, sizeof(*ents)) != RAFT_OK) {
+            if (owned)
+                free(e.data);
+            break;
+        }
+        if (owned)
+            ents[n] = e;
+        else if (raft_entry_copy(&ents[n], &e) != RAFT_OK)
+            break;
+        n++;
+        bytes += e.len;
+        if (n >= RAFT_MSG_ENTRIES_MAX)
+            break;
+    }
+    if (n == 0 && rc == RAFT_ENOTFOUND && pr->next <= r->log.last) {
+        free(ents);
+        send_snapshot(r, pr); /* compacted while we looked */
+        return 1;
+    }
+    if (n == 0 && !send_if_empty) {
+        free(ents);
+        return 0;
+    }
+    struct raft_msg m = {.type = RAFT_MSG_APPEND,
+                         .to = pr->id,
+                         .term = r->term,
+                         .index = prev,
+                         .log_term = prev_term,
+                         .commit = r->log.commit,
+                         .entries = ents,
+                         .n_entries = n};
+    if (n > 0 && pr->state == RAFT_PROGRESS_REPLICATE) {
+        uint64_t last = ents[n - 1].index;
+        pr->next = last + 1;
+        infl_add(pr, last);
+    } else if (pr->state == RAFT_PROGRESS_PROBE) {
+        pr->probe_sent = 1;
+    }
+    send(r, &m);
+    return 1;
+}
+
+static void bcast_append(struct raft *r)
+{
+    for (unsigned i = 0; i < r->n_prs; i++)
+        send_append(r, &r->prs[i], 1);
+}
+
+static void bcast_heartbeat(struct raft *r)
+{
+    r->hb_seq++;
+    r->hb_tick[r->hb_seq % RAFT_HB_RING] = r->tick_now;
+    for (unsigned i = 0; i < r->n_prs; i++) {
+        struct raft_progress *pr = &r->prs[i];
+        /* Never tell a follower to commit past what it is known to hold. */
+        uint64_t c = pr->match < r->log.commit ? pr->match : r->log.commit;
+        struct raft_msg m = {.type = RAFT_MSG_HEARTBEAT,
+                             .to = pr->id,
+                             .term = r->term,
+                             .commit = c,
+                             .ctx = r->hb_seq};
+        send(r, &m);
+    }
+    release_reads(r);
+}
+
+static void on_commit_advanced(struct raft *r, uint64_t old_commit)
+{
+    /* Give back the uncommitted budget of entries this leader proposed. */
+    for (uint64_t i = old_commit + 1; i <= r->log.commit && i >= r->log.mem_first; i++) {
+        struct raft_entry e;
+        int owned;
+        if (rl_entry(&r->log, i, &e, &owned) != RAFT_OK)
+            break;
+        if (e.term == r->term)
+            r->uncommitted_bytes -= e.len < r->uncommitted_bytes ? e.len : r->uncommitted_bytes;
+        if (owned)
+            free(e.data);
+    }
+    /* Reads that waited for the first commit of this term get their index now (thesis §6.4). */
+    for (size_t i = 0; i < r->n_reads; i++)
+        if (r->reads[i].index == 0) {
+            r->reads[i].index = r->log.commit;
+            r->reads[i].seq = r->hb_seq + 1;
+            r->read_round_needed = 1;
+        }
+    /* A leader that removed itself steps down once that configuration is committed
+     * (thesis §4.2.2); until then it managed the cluster without counting itself. */
+    if (!is_voter(r, r->id) && r->conf_index <= r->log.commit)
+        become_follower(r, r->term, 0);
+}
+
+/* Commits the highest index a quorum of voters has persisted, but only if it belongs to this
+ * term: entries of earlier terms are committed only indirectly (§5.4.2, figure 8). */
+static int maybe_commit(struct raft *r)
+{
+    uint64_t v[RAFT_MEMBERS_MAX + 1];
+    unsigned n = 0;
+    if (is_voter(r, r->id))
+        v[n++] = r->log.stable;
+    for (unsigned i = 0; i < r->n_prs; i++)
+        if (r->prs[i].voter)
+            v[n++] = r->prs[i].match;
+    if (n == 0)
+        return 0;
+    uint64_t idx = kth_largest(v, n, quorum(r));
+    if (idx <= r->log.commit || term_at(r, idx) != r->term)
+        return 0;
+    uint64_t old = r->log.commit;
+    r->log.commit = idx;
+    on_commit_advanced(r, old);
+    return 1;
+}
+
+/* ---- ReadIndex (thesis §6.4) ----------------------------------------------------------------- */
+
+static uint64_t quorum_acked_seq(struct raft *r)
+{
+    uint64_t v[RAFT_MEMBERS_MAX + 1];
+    unsigned n = 0;
+    if (is_voter(r, r->id))
+        v[n++] = r->hb_seq;
+    for (unsigned i = 0; i < r->n_prs; i++)
+        if (r->prs[i].voter)
+            v[n++] = r->prs[i].ack_seq;
+    return n ? kth_largest(v, n, quorum(r)) : 0;
+}
+
+static void answer_read(struct raft *r, const struct raft_read_req *q, uint64_t index)
+{
+    if (q->from == r->id) {
+        push_read_state(r, q->ctx, index);
+    } else {
+        struct raft_msg m = {.type = RAFT_MSG_READ_INDEX_RESP,
+                             .to = q->from,
+                             .term = r->term,
+                             .index = index,
+                             .ctx = q->ctx};
+        send(r, &m);
+    }
+}
+
+static void release_reads(struct raft *r)
+{
+    if (r->role != RAFT_LEADER)
+        return;
+    uint64_t acked = quorum_acked_seq(r);
+    if (acked > r->acked_seq) {
+        r->acked_seq = acked;
+        /* The lease: voters that acknowledged round `acked` will not vote for anyone else for
+         * election_ticks of their own time from receiving it; keep a margin for drift. */
+        if (r->hb_seq - acked < RAFT_HB_RING && r->cfg.election_ticks > 2)
+            r->lease_until = r->hb_tick[acked % RAFT_HB_RING] + r->cfg.election_ticks - 2;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < r->n_reads; i++) {
+        struct raft_read_req *q = &r->reads[i];
+        if (q->index != 0 && q->seq <= r->acked_seq)
+            answer_read(r, q, q->index);
+        else
+            r->reads[w++] = *q;
+    }
+    r->n_reads = w;
+}
+
+static int leader_read(struct raft *r, uint64_t ctx, uint64_t from)
+{
+    struct raft_read_req q = {.ctx = ctx, .from = from};
+    if (committed_in_term(r)) {
+        if (r->cfg.lease_read && r->cfg.check_quorum && !r->transferee &&
+            r->tick_now < r->lease_until) {
+            answer_read(r, &q, r->log.commit);
+            return RAFT_OK;
+        }
+        q.index = r->log.commit;
+        q.seq = r->hb_seq + 1; /* the next round, which the next ready sends */
+        r->read_round_needed = 1;
+    }
+    if (grow((void **)&r->reads, &r->cap_reads, r->n_reads + 1, sizeof(*r->reads)) != RAFT_OK)
+        return RAFT_ENOMEM;
+    r->reads[r->n_reads++] = q;
+    return RAFT_OK;
+}
+
+/* ---- message handling ---------------------------------------------------------------------- */
+
+static void commit_to(struct raft *r, uint64_t c)
+{
+    if (c > r->log.last)
+        c = r->log.last;
+    if (c > r->log.commit)
+        r->log.commit = c;
+}
+
+static void reply(struct raft *r, const struct raft_msg *in, int type, uint64_t index, int reject)
+{
+    struct raft_msg m = {.type = (uint8_t)type,
+                         .to = in->from,
+                         .term = r->term,
+                         .index = index,
+                         .reject = (uint8_t)reject,
+                         .ctx = in->ctx};
+    send(r, &m);
+}
+
+/* AppendEntries receiver (§5.3): consistency check, conflict truncation, append, commit. */
+static int handle_append(struct raft *r, const struct raft_msg *m)
+{
+    if (m->index < r->log.commit) {
+        reply(r, m, RAFT_MSG_APPEND_RESP, r->log.commit, 0);
+        return RAFT_OK;
+    }
+    if (!rl_match_term(&r->log, m->index, m->log_term)) {
+        uint64_t hint = m->index < r->log.last ? m->index : r->log.last;
+        hint = rl_find_conflict_by_term(&r->log, hint, m->log_term);
+        struct raft_msg resp = {.type = RAFT_MSG_APPEND_RESP,
+                                .to = m->from,
+                                .term = r->term,
+                                .index = m->index,
+                                .reject = 1,
+                                .hint_index = hint,
+                                .hint_term = term_at(r, hint)};
+        send(r, &resp);
+        return RAFT_OK;
+    }
+    size_t i = 0;
+    for (; i < m->n_entries; i++) {
+        const struct raft_entry *e = &m->entries[i];
+        if (e->index > r->log.last || !rl_match_term(&r->log, e->index, e->term))
+            break;
+    }
+    if (i < m->n_entries) {
+        uint64_t first = m->entries[i].index;
+        if (first <= r->log.commit)
+            return RAFT_EMALFORMED; /* would rewrite a committed entry: never from a correct leader
+                                     */
+        if (first <= r->log.last) {
+            rl_truncate_after(&r->log, first - 1);
+            on_truncated(r);
+        }
+        for (; i < m->n_entries; i++) {
+            int rc = rl_append(&r->log, &m->entries[i]);
+            if (rc != RAFT_OK)
+                return rc;
+            on_appended(r, &m->entries[i]);
+        }
+    }
+    uint64_t last_new = m->index + m->n_entries;
+    commit_to(r, m->commit < last_new ? m->commit : last_new);
+    reply(r, m, RAFT_MSG_APPEND_RESP, last_new, 0);
+    return RAFT_OK;
+}
+
+static void handle_heartbeat(struct raft *r, const struct raft_msg *m)
+{
+    commit_to(r, m->commit);
+    reply(r, m, RAFT_MSG_HEARTBEAT_RESP, 0, 0);
+}
+
+/* InstallSnapshot receiver (§7), metadata half: the data is fetched by the caller. */
+static void handle_snapshot(struct raft *r, const struct raft_msg *m)
+{
+    if (m->index <= r->log.commit) {
+        reply(r, m, RAFT_MSG_APPEND_RESP, r->log.commit, 0);
+        return;
+    }
+    if (rl_match_term(&r->log, m->index, m->log_term)) {
+        /* We already hold the entries it stands for: just learn the commit. */
+        commit_to(r, m->index);
+        reply(r, m, RAFT_MSG_APPEND_RESP, m->index, 0);
+        return;
+    }
+    if (r->fetch.index != 0)
+        return; /* one fetch at a time; the leader resends */
+    r->fetch.index = m->index;
+    r->fetch.term = m->log_term;
+    r->fetch.from = m->from;
+    r->fetch_emitted = 0;
+}
+
+static void handle_vote(struct raft *r, const struct raft_msg *m)
+{
+    int pre = m->type == RAFT_MSG_PREVOTE;
+    int can_vote =
+        r->vote == m->from || (r->vote == 0 && r->leader == 0) || (pre && m->term > r->term);
+    int type = pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP;
+    if (can_vote && rl_is_up_to_date(&r->log, m->index, m->log_term)) {
+        /* A pre-vote is answered in the term it asks about, so the candidate can count it. */
+        struct raft_msg resp = {.type = (uint8_t)type, .to = m->from, .term = m->term};
+        send(r, &resp);
+        if (!pre) {
+            r->election_elapsed = 0;
+            r->vote = m->from;
+        }
+    } else {
+        struct raft_msg resp = {.type = (uint8_t)type, .to = m->from, .term = r->term, .reject = 1};
+        send(r, &resp);
+    }
+}
+
+static void handle_append_resp(struct raft *r, struct raft_progress *pr, const struct raft_msg *m)
+{
+    pr->recent_active = 1;
+    if (m->reject) {
+        /* Fast back-off (§5.3, last paragraphs): jump to the follower's hint. */
+        uint64_t rejected = m->index;
+        if (pr->state == RAFT_PROGRESS_REPLICATE) {
+            if (rejected <= pr->match)
+                return; /* stale */
+            pr_become_probe(pr);
+        } else if (pr->state == RAFT_PROGRESS_PROBE) {
+            if (pr->next - 1 != rejected)
+                return; /* stale */
+            uint64_t hint = m->hint_index;
+            if (m->hint_term > 0)
+                hint = rl_find_conflict_by_term(&r->log, m->hint_index, m->hint_term);
+            uint64_t next = hint + 1 < rejected ? hint + 1 : rejected;
+            if (next < pr->match + 1)
+                next = pr->match + 1;
+            pr->next = next;
+            pr->probe_sent = 0;
+        } else {
+            return;
+        }
+        send_append(r, pr, 1);
+        return;
+    }
+    int was_paused = pr_paused(r, pr);
+    if (m->index <= pr->match && pr->state != RAFT_PROGRESS_SNAPSHOT) {
+        if (pr->state == RAFT_PROGRESS_PROBE && m->index + 1 >= pr->next)
+            pr->probe_sent = 0;
+        return;
+    }
+    if (m->index > pr->match)
+        pr->match = m->index;
+    if (pr->next < pr->match + 1)
+        pr->next = pr->match + 1;
+    switch (pr->state) {
+    case RAFT_PROGRESS_PROBE:
+        pr_become_replicate(pr);
+        break;
+    case RAFT_PROGRESS_SNAPSHOT:
+        if (pr->match >= pr->pending_snapshot)
+            pr_become_replicate(pr);
+        break;
+    default:
+        infl_free_to(pr, m->index);
+        break;
+    }
+    if (maybe_commit(r)) {
+        if (r->role == RAFT_LEADER)
+            bcast_append(r);
+    } else if (was_paused) {
+        send_append(r, pr, 0);
+    }
+    if (r->role != RAFT_LEADER)
+        return;
+    for (unsigned guard = 0; guard < RAFT_INFLIGHT_CAP && send_append(r, pr, 0); guard++) {
+    }
+    if (pr->id == r->transferee && pr->match == r->log.last) {
+        struct raft_msg tn = {.type = RAFT_MSG_TIMEOUT_NOW, .to = pr->id, .term = r->term};
+        send(r, &tn);
+    }
+}
+
+static void handle_heartbeat_resp(struct raft *r, struct raft_progress *pr,
+                                  const struct raft_msg *m)
+{
+    pr->recent_active = 1;
+    pr->probe_sent = 0;
+    if (m->ctx > pr->ack_seq)
+        pr->ack_seq = m->ctx;
+    /* Appends may have been lost: let one more through so the follower can say what it lacks. */
+    if (pr->state == RAFT_PROGRESS_REPLICATE && pr->infl_n >= r->cfg.inflight_msgs_max)
+        infl_free_first(pr);
+    if (pr->match < r->log.last)
+        send_append(r, pr, 0);
+    release_reads(r);
+}
+
+static int step_leader(struct raft *r, const struct raft_msg *m)
+{
+    if (m->type == RAFT_MSG_READ_INDEX)
+        return leader_read(r, m->ctx, m->from);
+    if (m->type == RAFT_MSG_READ_INDEX_RESP) {
+        push_read_state(r, m->ctx, m->reject ? 0 : m->index);
+        return RAFT_OK;
+    }
+    struct raft_progress *pr = progress(r, m->from);
+    if (!pr)
+        return RAFT_OK;
+    if (m->type == RAFT_MSG_APPEND_RESP)
+        handle_append_resp(r, pr, m);
+    else if (m->type == RAFT_MSG_HEARTBEAT_RESP)
+        handle_heartbeat_resp(r, pr, m);
+    return RAFT_OK;
+}
+
+static int step_follower(struct raft *r, const struct raft_msg *m)
+{
+    switch (m->type) {
+    case RAFT_MSG_APPEND:
+        r->election_elapsed = 0;
+        r->leader = m->from;
+        return handle_append(r, m);
+    case RAFT_MSG_HEARTBEAT:
+        r->election_elapsed = 0;
+        r->leader = m->from;
+        handle_heartbeat(r, m);
+        return RAFT_OK;
+    case RAFT_MSG_SNAPSHOT:
+        r->election_elapsed = 0;
+        r->leader = m->from;
+        handle_snapshot(r, m);
+        return RAFT_OK;
+    case RAFT_MSG_TIMEOUT_NOW:
+        campaign(r, 0, 1); /* no pre-vote: the leader asked (thesis §3.10) */
+        return RAFT_OK;
+    case RAFT_MSG_READ_INDEX:
+        reply(r, m, RAFT_MSG_READ_INDEX_RESP, 0, 1);
+        return RAFT_OK;
+    case RAFT_MSG_READ_INDEX_RESP:
+        push_read_state(r, m->ctx, m->reject ? 0 : m->index);
+        return RAFT_OK;
+    default:
+        return RAFT_OK;
+    }
+}
+
+static int step_candidate(struct raft *r, const struct raft_msg *m)
+{
+    switch (m->type) {
+    case RAFT_MSG_APPEND:
+    case RAFT_MSG_HEARTBEAT:
+    case RAFT_MSG_SNAPSHOT:
+        become_follower(r, m->term, m->from); /* a leader of our term exists (§5.2) */
+        return step_follower(r, m);
+    case RAFT_MSG_VOTE_RESP:
+    case RAFT_MSG_PREVOTE_RESP: {
+        int pre = r->role == RAFT_PRE_CANDIDATE;
+        if ((m->type == RAFT_MSG_PREVOTE_RESP) != pre)
+            return RAFT_OK;
+        unsigned yes, no;
+        poll_votes(r, m->from, !m->reject, &yes, &no);
+        if (yes >= quorum(r)) {
+            if (pre)
+                campaign(r, 0, 0);
+            else
+                become_leader(r);
+        } else if (no >= quorum(r)) {
+            become_follower(r, r->term, 0);
+        }
+        return RAFT_OK;
+    }
+    case RAFT_MSG_READ_INDEX:
+    case RAFT_MSG_READ_INDEX_RESP:
+        return step_follower(r, m);
+    default:
+        return RAFT_OK;
+    }
+}
+
+/* Entries a peer sends must be consecutive after m->index, of terms no newer than the message
+ * and never decreasing: anything else is a malformed message. */
+static int valid_entries(const struct raft_msg *m)
+{
+    uint64_t prev_term = m->log_term;
+    for (size_t i = 0; i < m->n_entries; i++) {
+        const struct raft_entry *e = &m->entries[i];
+        if (e->index != m->index + 1 + i || e->term > m->term || e->term < prev_term ||
+            e->type > RAFT_ENTRY_CONF || (e->len && !e->data))
+            return 0;
+        prev_term = e->term;
+    }
+    return 1;
+}
+
+static int in_lease(const struct raft *r)
+{
+    return r->cfg.check_quorum && (r->leader != 0 || r->booting) &&
+           r->election_elapsed < r->cfg.election_ticks;
+}
+
+int raft_step(struct raft *r, const struct raft_msg *m)
+{
+    if (sticky(r))
+        return r->err;
+    if (m->to != r->id || m->from == 0 || m->from == r->id || m->type < 1 ||
+        m->type > RAFT_MSG_TYPE_MAX)
+        return RAFT_OK;
+    if (m->n_entries && (m->type != RAFT_MSG_APPEND || !valid_entries(m)))
+        return RAFT_EMALFORMED;
+    int is_vote = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE;
+    if (m->term > r->term) {
+        /* Thesis §4.2.3: a server that hears from a current leader ignores vote requests, so
+         * removed or partitioned servers cannot disrupt it (a transfer's votes are forced). */
+        if (is_vote && !m->force && in_lease(r))
+            return RAFT_OK;
+        if (m->type == RAFT_MSG_PREVOTE || (m->type == RAFT_MSG_PREVOTE_RESP && !m->reject)) {
+            /* pre-votes never move terms */
+        } else if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+                   m->type == RAFT_MSG_SNAPSHOT) {
+            become_follower(r, m->term, m->from);
+        } else {
+            become_follower(r, m->term, 0);
+        }
+    } else if (m->term < r->term) {
+        if ((r->cfg.check_quorum || r->cfg.pre_vote) &&
+            (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT)) {
+            /* Tell a stale leader about our term, or it may never learn it while pre-vote
+             * keeps us from disrupting it. */
+            reply(r, m, RAFT_MSG_APPEND_RESP, 0, 0);
+        } else if (m->type == RAFT_MSG_PREVOTE) {
+            reply(r, m, RAFT_MSG_PREVOTE_RESP, 0, 1);
+        }
+        return RAFT_OK;
+    }
+    int rc;
+    if (is_vote) {
+        handle_vote(r, m);
+        rc = RAFT_OK;
+    } else if (r->role == RAFT_LEADER) {
+        rc = step_leader(r, m);
+    } else if (r->role == RAFT_FOLLOWER) {
+        rc = step_follower(r, m);
+    } else {
+        rc = step_candidate(r, m);
+    }
+    if (sticky(r))
+        return r->err;
+    return rc;
+}
+
+/* ---- ticks --------------------------------------------------------------------------------- */
+
+static int quorum_active(struct raft *r)
+{
+    unsigned active = is_voter(r, r->id) ? 1 : 0;
+    for (unsigned i = 0; i < r->n_prs; i++)
+        if (r->prs[i].voter && r->prs[i].recent_active)
+            active++;
+    return active >= quorum(r);
+}
+
+static void tick_leader(struct raft *r)
+{
+    r->heartbeat_elapsed++;
+    r->election_elapsed++;
+    if (r->election_elapsed >= r->cfg.election_ticks) {
+        r->election_elapsed = 0;
+        /* Check-quorum (thesis §6.2): a leader cut off from a quorum steps down. */
+        if (r->cfg.check_quorum && !quorum_active(r)) {
+            become_follower(r, r->term, 0);
+            return;
+        }
+        for (unsigned i = 0; i < r->n_prs; i++)
+            r->prs[i].recent_active = 0;
+        r->transferee = 0; /* a transfer that took a whole election timeout is abandoned */
+    }
+    for (unsigned i = 0; i < r->n_prs; i++) {
+        struct raft_progress *pr = &r->prs[i];
+        if (pr->state == RAFT_PROGRESS_SNAPSHOT &&
+            ++pr->snapshot_ticks >= 2 * r->cfg.election_ticks)
+            send_snapshot(r, pr); /* the announcement may have been lost */
+    }
+    if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
+        r->heartbeat_elapsed = 0;
+        bcast_heartbeat(r);
+    }
+}
+
+int raft_tick(struct raft *r)
+{
+    if (sticky(r))
+        return r->err;
+    r->tick_now++;
+    if (r->role == RAFT_LEADER) {
+        tick_leader(r);
+    } else {
+        r->election_elapsed++;
+        if (r->election_elapsed >= r->cfg.election_ticks)
+            r->booting = 0;
+        if (is_voter(r, r->id) && r->election_elapsed >= r->randomized_timeout)
+            campaign(r, r->cfg.pre_vote, 0);
+    }
+    return sticky(r);
+}
+
+/* ---- proposals ----------------------------------------------------------------------------- */
+
+static int leader_append(struct raft *r, int type, const void *data, size_t len,
+                         uint64_t *index_out)
+{
+    struct raft_entry e = {.index = r->log.last + 1,
+                           .term = r->term,
+                           .type = (uint8_t)type,
+                           .data = (void *)data,
+                           .len = len};
+    int rc = rl_append(&r->log, &e);
+    if (rc != RAFT_OK)
+        return rc;
+    r->uncommitted_bytes += len;
+    on_appended(r, &e);
+    if (index_out)
+        *index_out = e.index;
+    bcast_append(r);
+    return RAFT_OK;
+}
+
+int raft_propose(struct raft *r, const void *data, size_t len, uint64_t *index_out,
+                 uint64_t *term_out)
+{
+    if (sticky(r))
+        return r->err;
+    if (r->role != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    if (r->transferee)
+        return RAFT_ETRANSFER;
+    if (len && !data)
+        return RAFT_EINVAL;
+    if (r->cfg.uncommitted_bytes_max && r->uncommitted_bytes > 0 &&
+        r->uncommitted_bytes + len > r->cfg.uncommitted_bytes_max)
+        return RAFT_EFULL;
+    uint64_t idx;
+    int rc = leader_append(r, RAFT_ENTRY_NORMAL, data, len, &idx);
+    if (rc != RAFT_OK)
+        return rc;
+    if (index_out)
+        *index_out = idx;
+    if (term_out)
+        *term_out = r->term;
+    return RAFT_OK;
+}
+
+int raft_read_index(struct raft *r, uint64_t ctx)
+{
+    if (sticky(r))
+        return r->err;
+    if (r->role == RAFT_LEADER)
+        return leader_read(r, ctx, r->id);
+    if (r->role != RAFT_FOLLOWER || r->leader == 0)
+        return RAFT_ENOLEADER;
+    struct raft_msg m = {.type = RAFT_MSG_READ_INDEX, .to = r->leader, .term = r->term, .ctx = ctx};
+    send(r, &m);
+    return RAFT_OK;
+}
+
+int raft_campaign(struct raft *r)
+{
+    if (sticky(r))
+        return r->err;
+    if (r->role == RAFT_LEADER)
+        return RAFT_OK;
+    if (!is_voter(r, r->id))
+        return RAFT_EINVAL;
+    campaign(r, r->cfg.pre_vote, 0);
+    return sticky(r);
+}
+
+int raft_transfer_leadership(struct raft *r, uint64_t target)
+{
+    if (sticky(r))
+        return r->err;
+    if (r->role != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    if (target == 0) {
+        uint64_t best = 0;
+        for (unsigned i = 0; i < r->n_prs; i++)
+            if (r->prs[i].voter && (target == 0 || r->prs[i].match > best)) {
+                target = r->prs[i].id;
+                best = r->prs[i].match;
+            }
+    }
+    struct raft_progress *pr = progress(r, target);
+    if (!pr || !pr->voter)
+        return RAFT_EINVAL;
+    if (r->transferee == target)
+        return RAFT_OK;
+    /* Thesis §3.10: stop taking proposals, bring the target up to date, then TimeoutNow. The
+     * election timer doubles as the transfer's deadline. */
+    r->transferee = target;
+    r->election_elapsed = 0;
+    if (pr->match == r->log.last) {
+        struct raft_msg tn = {.type = RAFT_MSG_TIMEOUT_NOW, .to = target, .term = r->term};
+        send(r, &tn);
+    } else {
+        send_append(r, pr, 1);
+    }
+    return RAFT_OK;
+}
+
+/* Single-server changes (thesis §4.1) with the fix Ongaro published on raft-dev in 2015 for
+ * the bug in the original single-server algorithm: a leader may append a new configuration only
+ * after it has committed an entry of its own term (the no-op of §8 suffices). Without it, two
+ * leaders of successive terms can each add a server to different configurations whose quorums
+ * do not overlap. We also require the previous change to be committed. */
+int raft_propose_conf_change(struct raft *r, int change, uint64_t node, const void *blob,
+                             size_t blob_len, uint64_t *index_out)
+{
+    if (sticky(r))
+        return r->err;
+    if (r->role != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    if (r->transferee)
+        return RAFT_ETRANSFER;
+    if (node == 0)
+        return RAFT_EINVAL;
+    if (r->conf_index > r->log.commit || !committed_in_term(r))
+        return RAFT_ECONFPENDING;
+    struct raft_conf c = r->conf;
+    struct raft_member *m = NULL;
+    for (unsigned i = 0; i < c.n; i++)
+        if (c.members[i].id == node)
+            m = &c.members[i];
+    switch (change) {
+    case RAFT_CONF_ADD_LEARNER:
+        if (m || c.n >= RAFT_MEMBERS_MAX || blob_len > RAFT_MEMBER_BLOB_BYTES_MAX ||
+            (blob_len && !blob))
+            return RAFT_EINVAL;
+        m = &c.members[c.n++];
+        memset(m, 0, sizeof(*m));
+        m->id = node;
+        m->blob_len = (uint16_t)blob_len;
+        if (blob_len)
+            memcpy(m->blob, blob, blob_len);
+        break;
+    case RAFT_CONF_PROMOTE: {
+        if (!m || m->voter)
+            return RAFT_EINVAL;
+        struct raft_progress *pr = progress(r, node);
+        if (!pr || pr->match + r->cfg.promote_lag_entries_max < r->log.last)
+            return RAFT_ENOTREADY; /* thesis §4.2.1: catch up before counting in quorums */
+        m->voter = 1;
+        break;
+    }
+    case RAFT_CONF_REMOVE:
+        if (!m || (m->voter && raft_conf_voters(&c) == 1))
+            return RAFT_EINVAL;
+        *m = c.members[--c.n];
+        break;
+    default:
+        return RAFT_EINVAL;
+    }
+    uint8_t buf[RAFT_CONF_ENTRY_BYTES_MAX];
+    size_t len;
+    int rc = raft_conf_entry_encode(change, node, &c, buf, sizeof(buf), &len);
+    if (rc != RAFT_OK)
+        return rc;
+    return leader_append(r, RAFT_ENTRY_CONF, buf, len, index_out);
+}
+
+/* ---- snapshots ----------------------------------------------------------------------------- */
+
+int raft_report_snapshot(struct raft *r, uint64_t peer, int ok)
+{
+    if (r->role != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    struct raft_progress *pr = progress(r, peer);
+    if (!pr || pr->state != RAFT_PROGRESS_SNAPSHOT)
+        return RAFT_OK;
+    if (!ok)
+        pr->pending_snapshot = 0;
+    pr_become_probe(pr);
+    pr->probe_sent = 1; /* resume on the next heartbeat answer */
+    return RAFT_OK;
+}
+
+int raft_report_unreachable(struct raft *r, uint64_t peer)
+{
+    if (r->role != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    struct raft_progress *pr = progress(r, peer);
+    if (pr && pr->state == RAFT_PROGRESS_REPLICATE)
+        pr_become_probe(pr);
+    return RAFT_OK;
+}
+
+int raft_snapshot_installed(struct raft *r, const struct raft_snapshot_meta *meta)
+{
+    if (sticky(r))
+        return r->err;
+    if (r->rd_out)
+        return RAFT_EBUSY;
+    if (r->role == RAFT_LEADER || meta->index <= r->log.applied || meta->term == 0)
+        return RAFT_EINVAL;
+    int keep = rl_match_term(&r->log, meta->index, meta->term);
+    uint64_t to = r->leader ? r->leader : r->fetch.from;
+    rl_compact(&r->log, meta->index, meta->term, !keep);
+    r->log.applied = meta->index;
+    r->snap = *meta;
+    if (!keep || r->conf_index <= meta->index)
+        set_conf(r, &meta->conf, meta->index);
+    r->installed = *meta;
+    r->installed_pending = 1;
+    r->installed_discard = !keep;
+    memset(&r->fetch, 0, sizeof(r->fetch));
+    r->snapshot_want_at = meta->index;
+    struct raft_msg m = {
+        .type = RAFT_MSG_APPEND_RESP, .to = to, .term = r->term, .index = meta->index};
+    send(r, &m);
+    return RAFT_OK;
+}
+
+int raft_snapshot_fetch_failed(struct raft *r)
+{
+    memset(&r->fetch, 0, sizeof(r->fetch));
+    return RAFT_OK;
+}
+
+int raft_snapshot_taken(struct raft *r, uint64_t index, struct raft_snapshot_meta *meta_out)
+{
+    if (sticky(r))
+        return r->err;
+    if (index > r->log.applied || index <= r->log.snap_index)
+        return RAFT_EINVAL;
+    struct raft_snapshot_meta meta = {.index = index};
+    int rc = rl_term(&r->log, index, &meta.term);
+    if (rc != RAFT_OK)
+        return rc;
+    uint64_t ci;
+    conf_at(r, index, &meta.conf, &ci);
+    rl_compact(&r->log, index, meta.term, 0);
+    r->snap = meta;
+    if (meta_out)
+        *meta_out = meta;
+    return sticky(r);
+}
+
+/* ---- ready / advance ----------------------------------------------------------------------- */
+
+static uint64_t apply_limit(const struct raft *r)
+{
+    return r->log.commit < r->log.stable ? r->log.commit : r->log.stable;
+}
+
+static int want_snapshot(const struct raft *r)
+{
+    uint64_t base = r->snap.index > r->snapshot_want_at ? r->snap.index : r->snapshot_want_at;
+    return r->cfg.snapshot_entries && r->log.applied >= base + r->cfg.snapshot_entries;
+}
+
+int raft_has_ready(const struct raft *r)
+{
+    if (r->rd_out || r->err)
+        return 0;
+    struct raft_hard_state hs = {r->term, r->vote, r->log.commit};
+    return r->out_early.n || r->out.n || r->n_rs || memcmp(&hs, &r->hs_sent, sizeof(hs)) ||
+           r->log.stable < r->log.last || apply_limit(r) > r->log.applied ||
+           (r->fetch.index && !r->fetch_emitted) || r->installed_pending ||
+           (r->read_round_needed && r->role == RAFT_LEADER) || want_snapshot(r) ||
+           r->soft_role != r->role || r->soft_leader != r->leader;
+}
+
+static int collect_committed(struct raft *r)
+{
+    uint64_t hi = apply_limit(r);
+    size_t cap = 0, bytes = 0;
+    for (uint64_t i = r->log.applied + 1; i <= hi; i++) {
+        struct raft_entry e;
+        int owned;
+        int rc = rl_entry(&r->log, i, &e, &owned);
+        if (rc != RAFT_OK)
+            return rc == RAFT_ENOTFOUND ? RAFT_OK : rc;
+        if (r->rd_n_committed > 0 && bytes + e.len > r->cfg.committed_bytes_max) {
+            if (owned)
+                free(e.data);
+            break;
+        }
+        rc = grow((void **)&r->rd_committed, &cap, r->rd_n_committed + 1, sizeof(e));
+        if (rc == RAFT_OK && !owned)
+            rc = raft_entry_copy(&r->rd_committed[r->rd_n_committed], &e);
+        else if (rc == RAFT_OK)
+            r->rd_committed[r->rd_n_committed] = e;
+        if (rc != RAFT_OK) {
+            if (owned)
+                free(e.data);
+            return rc;
+        }
+        r->rd_n_committed++;
+        bytes += e.len;
+    }
+    return RAFT_OK;
+}
+
+int raft_ready(struct raft *r, struct raft_ready *rd)
+{
+    if (sticky(r))
+        return r->err;
+    if (r->rd_out)
+        return RAFT_EBUSY;
+    if (r->read_round_needed && r->role == RAFT_LEADER)
+        bcast_heartbeat(r); /* every read asked since the last ready shares this round */
+    r->read_round_needed = 0;
+    memset(rd, 0, sizeof(*rd));
+    rd->role = r->soft_role = r->role;
+    rd->leader = r->soft_leader = r->leader;
+    rd->term = r->soft_term = r->term;
+
+    struct raft_hard_state hs = {r->term, r->vote, r->log.commit};
+    rd->hs = hs;
+    rd->hs_changed = memcmp(&hs, &r->hs_sent, sizeof(hs)) != 0;
+    r->hs_sent = r->rd_hs = hs;
+
+    if (r->installed_pending) {
+        r->rd_snapshot = r->installed;
+        rd->snapshot = &r->rd_snapshot;
+        rd->snapshot_discard_log = r->installed_discard;
+        r->installed_pending = 0;
+    }
+
+    size_t n = r->log.last > r->log.stable ? (size_t)(r->log.last - r->log.stable) : 0;
+    if (n) {
+        r->rd_entries = calloc(n, sizeof(*r->rd_entries));
+        if (!r->rd_entries)
+            return RAFT_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            struct raft_entry e;
+            int owned;
+            int rc = rl_entry(&r->log, r->log.stable + 1 + i, &e, &owned);
+            assert(rc == RAFT_OK && !owned); /* unstable entries are always in memory */
+            if (raft_entry_copy(&r->rd_entries[i], &e) != RAFT_OK) {
+                for (size_t j = 0; j < i; j++)
+                    free(r->rd_entries[j].data);
+                free(r->rd_entries);
+                r->rd_entries = NULL;
+                return RAFT_ENOMEM;
+            }
+        }
+        r->rd_n_entries = n;
+    }
+    rd->entries = r->rd_entries;
+    rd->n_entries = r->rd_n_entries;
+
+    struct raft_msg_vec t = r->rd_early;
+    r->rd_early = r->out_early;
+    r->out_early = t;
+    t = r->rd_msgs;
+    r->rd_msgs = r->out;
+    r->out = t;
+    rd->msgs_early = r->rd_early.v;
+    rd->n_msgs_early = r->rd_early.n;
+    rd->msgs = r->rd_msgs.v;
+    rd->n_msgs = r->rd_msgs.n;
+
+    int rc = collect_committed(r);
+    if (rc != RAFT_OK) {
+        r->err = rc == RAFT_ENOMEM ? 0 : rc;
+        return rc;
+    }
+    rd->committed = r->rd_committed;
+    rd->n_committed = r->rd_n_committed;
+
+    r->rd_reads = r->rs;
+    r->rd_n_reads = r->n_rs;
+    r->rs = NULL;
+    r->n_rs = r->cap_rs = 0;
+    rd->reads = r->rd_reads;
+    rd->n_reads = r->rd_n_reads;
+
+    if (r->fetch.index && !r->fetch_emitted) {
+        rd->fetch = r->fetch;
+        r->fetch_emitted = 1;
+    }
+    if (want_snapshot(r)) {
+        rd->snapshot_want_index = r->log.applied;
+        r->snapshot_want_at = r->log.applied;
+    }
+    r->rd_out = 1;
+    return RAFT_OK;
+}
+
+int raft_advance(struct raft *r, struct raft_ready *rd)
+{
+    if (!r->rd_out)
+        return RAFT_EINVAL;
+    r->hs_persisted = r->rd_hs;
+    /* The newest persisted entry still in the log marks everything before it stable too (log
+     * matching, §5.3); entries replaced since raft_ready stay unstable. */
+    for (size_t i = r->rd_n_entries; i > 0; i--) {
+        const struct raft_entry *e = &r->rd_entries[i - 1];
+        if (rl_match_term(&r->log, e->index, e->term)) {
+            rl_stable_to(&r->log, e->index, e->term);
+            break;
+        }
+    }
+    if (r->rd_n_committed) {
+        uint64_t last = r->rd_committed[r->rd_n_committed - 1].index;
+        if (last > r->log.applied)
+            r->log.applied = last;
+    }
+    for (size_t i = 0; i < r->rd_n_entries; i++)
+        free(r->rd_entries[i].data);
+    free(r->rd_entries);
+    r->rd_entries = NULL;
+    r->rd_n_entries = 0;
+    for (size_t i = 0; i < r->rd_n_committed; i++)
+        free(r->rd_committed[i].data);
+    free(r->rd_committed);
+    r->rd_committed = NULL;
+    r->rd_n_committed = 0;
+    free(r->rd_reads);
+    r->rd_reads = NULL;
+    r->rd_n_reads = 0;
+    msgvec_clear(&r->rd_early);
+    msgvec_clear(&r->rd_msgs);
+    r->rd_out = 0;
+    if (rd)
+        memset(rd, 0, sizeof(*rd));
+    /* Our own log counts toward the quorum only once persisted. */
+    if (r->role == RAFT_LEADER && maybe_commit(r) && r->role == RAFT_LEADER)
+        bcast_append(r);
+    rl_trim_memory(&r->log, r->cfg.mem_entries_max);
+    return sticky(r);
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+void raft_config_defaults(struct raft_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->election_ticks = 10;
+    c->heartbeat_ticks = 1;
+    c->inflight_msgs_max = 64;
+    c->msg_bytes_max = 1 << 20;
+    c->uncommitted_bytes_max = 64 << 20;
+    c->committed_bytes_max = 4 << 20;
+    c->pre_vote = 1;
+    c->check_quorum = 1;
+    c->mem_entries_max = 4096;
+    c->promote_lag_entries_max = 64;
+}
+
+int raft_new(const struct raft_config *cfg, const struct raft_restore *rs, struct raft **out)
+{
+    if (!cfg || !rs || !out || cfg->id == 0 || cfg->election_ticks < 2 ||
+        cfg->heartbeat_ticks == 0 || cfg->heartbeat_ticks >= cfg->election_ticks ||
+        cfg->inflight_msgs_max == 0 || cfg->inflight_msgs_max > RAFT_INFLIGHT_CAP ||
+        !cfg->storage || rs->last_index < rs->snapshot.index)
+        return RAFT_EINVAL;
+    struct raft *r = calloc(1, sizeof(*r));
+    if (!r)
+        return RAFT_ENOMEM;
+    r->cfg = *cfg;
+    if (r->cfg.msg_bytes_max == 0)
+        r->cfg.msg_bytes_max = 1;
+    if (r->cfg.committed_bytes_max == 0)
+        r->cfg.committed_bytes_max = 1;
+    r->id = cfg->id;
+    r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dULL);
+    rl_init(&r->log, cfg->storage, cfg->storage_ctx, rs->snapshot.index, rs->snapshot.term,
+            rs->last_index);
+    r->snap = rs->snapshot;
+    r->term = rs->hs.term;
+    r->vote = rs->hs.vote;
+    uint64_t commit = rs->hs.commit > rs->snapshot.index ? rs->hs.commit : rs->snapshot.index;
+    if (commit > r->log.last)
+        commit = r->log.last;
+    r->log.commit = commit;
+    uint64_t applied = rs->applied > rs->snapshot.index ? rs->applied : rs->snapshot.index;
+    r->log.applied = applied < commit ? applied : commit;
+    conf_at(r, r->log.last, &r->conf, &r->conf_index);
+    r->role = RAFT_FOLLOWER;
+    r->booting = 1;
+    reset_randomized_timeout(r);
+    r->hs_sent = r->hs_persisted = rs->hs;
+    r->hs_sent.commit = r->hs_persisted.commit = rs->hs.commit;
+    r->snapshot_want_at = r->log.applied;
+    if (sticky(r)) {
+        int rc = r->err;
+        raft_free(r);
+        return rc;
+    }
+    *out = r;
+    return RAFT_OK;
+}
+
+void raft_free(struct raft *r)
+{
+    if (!r)
+        return;
+    struct raft_ready rd;
+    if (r->rd_out)
+        raft_advance(r, &rd);
+    rl_free(&r->log);
+    msgvec_free(&r->out_early);
+    msgvec_free(&r->out);
+    msgvec_free(&r->rd_early);
+    msgvec_free(&r->rd_msgs);
+    free(r->reads);
+    free(r->rs);
+    free(r);
+}
+
+/* ---- introspection ------------------------------------------------------------------------- */
+
+void raft_status(const struct raft *r, struct raft_status *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->id = r->id;
+    s->role = r->role;
+    s->term = r->term;
+    s->vote = r->vote;
+    s->leader = r->leader;
+    s->commit = r->log.commit;
+    s->applied = r->log.applied;
+    s->last_index = r->log.last;
+    s->stable_index = r->log.stable;
+    s->snapshot_index = r->log.snap_index;
+    s->snapshot_term = r->log.snap_term;
+    s->conf_index = r->conf_index;
+    s->transferee = r->transferee;
+    for (unsigned i = 0; i < r->n_prs; i++) {
+        const struct raft_progress *pr = &r->prs[i];
+        struct raft_peer_status *p = &s->peers[s->n_peers++];
+        p->id = pr->id;
+        p->voter = pr->voter;
+        p->match = pr->match;
+        p->next = pr->next;
+        p->state = pr->state;
+        p->inflight = pr->infl_n;
+        p->recent_active = pr->recent_active;
+    }
+}
+
+int raft_role(const struct raft *r)
+{
+    return r->role;
+}
+
+uint64_t raft_term(const struct raft *r)
+{
+    return r->term;
+}
+
+uint64_t raft_leader(const struct raft *r)
+{
+    return r->leader;
+}
+
+uint64_t raft_commit_index(const struct raft *r)
+{
+    return r->log.commit;
+}
+
+uint64_t raft_applied_index(const struct raft *r)
+{
+    return r->log.applied;
+}
+
+uint64_t raft_last_index(const struct raft *r)
+{
+    return r->log.last;
+}
+
+const struct raft_conf *raft_conf(const struct raft *r, uint64_t *index_out)
+{
+    if (index_out)
+        *index_out = r->conf_index;
+    return &r->conf;
+}
+
+int raft_entry_term(struct raft *r, uint64_t index, uint64_t *term_out)
+{
+    return rl_term(&r->log, index, term_out);
+}
