@@ -1,0 +1,508 @@
+#include "backend/apply.h"
+
+#include <ev.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "backend/entry.h"
+#include "backend/link.h"
+#include "common/log.h"
+#include "common/map.h"
+
+#define APPLY_RETRY_MS 1000
+
+enum item_kind { ITEM_CMDS, ITEM_GROUPED_SET, ITEM_VOID };
+
+struct batch_item {
+    uint64_t index;
+    uint64_t reqid;
+    uint32_t pos;  /* position of its first command among the queued commands */
+    uint32_t npos; /* how many queued commands are its own */
+    uint8_t mine;  /* a client of this node waits for the reply */
+    uint8_t kind;
+    uint8_t multi; /* reply is one array of all its commands' replies */
+};
+
+struct batch {
+    uint64_t first, last;
+    struct batch_item *items;
+    size_t nitems, cap;
+    uint32_t nqueued;  /* commands sent inside MULTI */
+    uint32_t nreplied; /* of those, how many answered +QUEUED or an error */
+    int32_t *pos_item; /* queued position -> item (-1: ours, e.g. SELECT or SET applied) */
+    size_t pos_cap;
+    int32_t qerr_item; /* first item refused at queue time, -1 none */
+    char qerr[256];
+};
+
+struct be_apply {
+    struct ev_loop *loop;
+    struct be_link *link;
+    uint64_t node_id;
+    int batch_max;
+    void *ctx;
+    struct be_apply_cbs cbs;
+    int running;
+    uint64_t applied, sent, commit;
+    struct batch *inflight; /* at most one */
+    struct rd_map voids;    /* index -> malloc'd error text of entries applied as no-ops */
+    ev_timer retry;
+    int stalled;
+    struct rd_buf scratch;
+    struct be_entry_reader rd;
+};
+
+static void apply_kick(struct be_apply *ap);
+
+int be_reply_encode(const redisReply *r, struct rd_buf *out)
+{
+    switch (r->type) {
+    case REDIS_REPLY_STATUS:
+        return rd_buf_append(out, "+", 1) || rd_buf_append(out, r->str, r->len) ||
+                       rd_buf_append(out, "\r\n", 2)
+                   ? -1
+                   : 0;
+    case REDIS_REPLY_ERROR:
+        return rd_buf_append(out, "-", 1) || rd_buf_append(out, r->str, r->len) ||
+                       rd_buf_append(out, "\r\n", 2)
+                   ? -1
+                   : 0;
+    case REDIS_REPLY_INTEGER:
+        return rd_resp_int(out, r->integer);
+    case REDIS_REPLY_NIL:
+        return rd_resp_nil(out);
+    case REDIS_REPLY_STRING:
+        return rd_resp_bulk(out, r->str, r->len);
+    case REDIS_REPLY_ARRAY:
+        if (rd_resp_array_len(out, (long long)r->elements) != 0)
+            return -1;
+        for (size_t i = 0; i < r->elements; i++)
+            if (be_reply_encode(r->element[i], out) != 0)
+                return -1;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+static void batch_free(struct batch *b)
+{
+    if (b == NULL)
+        return;
+    free(b->items);
+    free(b->pos_item);
+    free(b);
+}
+
+static int batch_item_add(struct batch *b, struct batch_item **out)
+{
+    if (b->nitems == b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 64;
+        struct batch_item *n = realloc(b->items, ncap * sizeof(*n));
+        if (n == NULL)
+            return -1;
+        b->items = n;
+        b->cap = ncap;
+    }
+    *out = &b->items[b->nitems++];
+    memset(*out, 0, sizeof(**out));
+    return 0;
+}
+
+static void queued_cb(redisAsyncContext *ac, void *reply, void *privdata);
+static void exec_cb(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* Sends one queued command (RESP in ap->scratch) that belongs to item (-1: ours). */
+static int batch_send(struct be_apply *ap, struct batch *b, int32_t item)
+{
+    if (b->nqueued == b->pos_cap) {
+        size_t ncap = b->pos_cap ? b->pos_cap * 2 : 128;
+        int32_t *n = realloc(b->pos_item, ncap * sizeof(*n));
+        if (n == NULL)
+            return -1;
+        b->pos_item = n;
+        b->pos_cap = ncap;
+    }
+    b->pos_item[b->nqueued++] = item;
+    int rc = be_link_send(ap->link, ap->scratch.data, ap->scratch.len, queued_cb, ap);
+    rd_buf_reset(&ap->scratch);
+    return rc;
+}
+
+static void fmt_argv(struct rd_buf *out, int argc, const char *const *argv, const size_t *argvlen)
+{
+    rd_resp_array_len(out, argc);
+    for (int i = 0; i < argc; i++)
+        rd_resp_bulk(out, argv[i], argvlen[i]);
+}
+
+static int is_cmd(const struct be_cmd *c, const char *name, int argc)
+{
+    size_t n = strlen(name);
+    return (argc == 0 || c->argc == argc) && c->argvlen[0] == n &&
+           strncasecmp(c->argv[0], name, n) == 0;
+}
+
+/* A run of commands that can be merged into one (MSET or DEL) while it is being collected. */
+struct run {
+    int kind; /* 0 none, 1 MSET, 2 DEL */
+    int32_t first_item;
+    uint32_t count;     /* merged commands */
+    struct rd_buf args; /* RESP bulks of the merged arguments */
+    uint32_t nargs;
+};
+
+static int run_flush(struct be_apply *ap, struct batch *b, struct run *r)
+{
+    if (r->kind == 0)
+        return 0;
+    rd_resp_array_len(&ap->scratch, r->nargs + 1);
+    if (r->kind == 1)
+        rd_resp_bulk(&ap->scratch, "MSET", 4);
+    else
+        rd_resp_bulk(&ap->scratch, "DEL", 3);
+    rd_buf_append(&ap->scratch, r->args.data, r->args.len);
+    /* The merged command answers for every item of the run: each keeps the position. */
+    for (size_t i = (size_t)r->first_item; i < b->nitems; i++)
+        b->items[i].pos = b->nqueued;
+    int rc = batch_send(ap, b, r->first_item);
+    rd_buf_reset(&r->args);
+    r->kind = 0;
+    r->count = r->nargs = 0;
+    return rc;
+}
+
+static int send_select(struct be_apply *ap, struct batch *b, uint64_t db)
+{
+    char sel[32];
+    int n = snprintf(sel, sizeof(sel), "%llu", (unsigned long long)db);
+    const char *argv[2] = {"SELECT", sel};
+    size_t argvlen[2] = {6, (size_t)n};
+    fmt_argv(&ap->scratch, 2, argv, argvlen);
+    return batch_send(ap, b, -1);
+}
+
+/* Adds one entry to the batch. Returns 0, or -1 when the link refused (batch abandoned). */
+static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run, uint64_t index,
+                           const void *data, size_t len, uint64_t *cur_db)
+{
+    struct batch_item *it;
+    if (batch_item_add(b, &it) != 0)
+        return -1;
+    it->index = index;
+    int32_t item = (int32_t)(b->nitems - 1);
+
+    struct be_entry_hdr h;
+    const char *verr = rd_map_get(&ap->voids, index);
+    if (verr == NULL && be_entry_open(&ap->rd, data, len, &h) != 0) {
+        rd_warning("log entry %llu is malformed; applied as a no-op", (unsigned long long)index);
+        verr = "ERR redraft: malformed log entry";
+        memset(&h, 0, sizeof(h));
+    }
+    if (verr != NULL) {
+        /* Entries voided earlier still report their error to their origin. */
+        if (be_entry_open(&ap->rd, data, len, &h) == 0) {
+            it->mine = h.origin == ap->node_id;
+            it->reqid = h.reqid;
+        }
+        it->kind = ITEM_VOID;
+        return 0;
+    }
+    it->mine = h.origin == ap->node_id;
+    it->reqid = h.reqid;
+    it->multi = (h.flags & BE_ENTRY_F_MULTI) != 0;
+    it->kind = ITEM_CMDS;
+
+    if (h.db != *cur_db) {
+        if (run_flush(ap, b, run) != 0 || send_select(ap, b, h.db) != 0)
+            return -1;
+        *cur_db = h.db;
+    }
+    struct be_cmd c;
+    int rc;
+    int first = 1;
+    while ((rc = be_entry_next(&ap->rd, &c)) == 1) {
+        int mergeable = h.ncmds == 1 && !it->multi;
+        int kind = 0;
+        if (mergeable && is_cmd(&c, "set", 3))
+            kind = 1;
+        else if (mergeable && !it->mine && is_cmd(&c, "del", 0) && c.argc >= 2)
+            kind = 2;
+        if (run->kind != 0 && run->kind != kind && run_flush(ap, b, run) != 0)
+            return -1;
+        if (kind != 0) {
+            if (run->kind == 0) {
+                run->kind = kind;
+                run->first_item = item;
+            }
+            for (int i = 1; i < c.argc; i++)
+                rd_resp_bulk(&run->args, c.argv[i], c.argvlen[i]);
+            run->nargs += (uint32_t)(c.argc - 1);
+            run->count++;
+            it->npos = 1;
+            if (kind == 1)
+                it->kind = ITEM_GROUPED_SET;
+            continue;
+        }
+        if (first)
+            it->pos = b->nqueued;
+        first = 0;
+        fmt_argv(&ap->scratch, c.argc, c.argv, c.argvlen);
+        it->npos++;
+        if (batch_send(ap, b, item) != 0)
+            return -1;
+    }
+    if (rc < 0) {
+        /* The entry was validated before it was proposed; a failure here is a corrupt log. */
+        rd_warning("log entry %llu is malformed; applied as a no-op", (unsigned long long)index);
+        it->kind = ITEM_VOID;
+        it->npos = 0;
+        char *msg = strdup("ERR redraft: malformed log entry");
+        if (msg != NULL && rd_map_put(&ap->voids, index, msg) != 0)
+            free(msg);
+    }
+    return 0;
+}
+
+/* Builds and sends one batch of the entries after `sent`, up to commit. */
+static void batch_build(struct be_apply *ap)
+{
+    struct batch *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return;
+    b->qerr_item = -1;
+    b->first = ap->sent + 1;
+    uint64_t last = ap->commit;
+    if (last - ap->sent > (uint64_t)ap->batch_max)
+        last = ap->sent + (uint64_t)ap->batch_max;
+
+    struct run run = {0};
+    rd_buf_init(&run.args);
+    uint64_t cur_db = UINT64_MAX;
+    int ok = be_link_send(ap->link, "*1\r\n$5\r\nMULTI\r\n", 15, NULL, NULL) == 0;
+    uint64_t idx;
+    for (idx = b->first; ok && idx <= last; idx++) {
+        void *data = NULL;
+        size_t len = 0;
+        if (ap->cbs.fetch(ap->ctx, idx, &data, &len) != 0) {
+            rd_warning("cannot read committed log entry %llu; will retry", (unsigned long long)idx);
+            break;
+        }
+        ok = batch_add_entry(ap, b, &run, idx, data, len, &cur_db) == 0;
+        free(data);
+    }
+    b->last = idx - 1;
+    if (ok)
+        ok = run_flush(ap, b, &run) == 0;
+    rd_buf_free(&run.args);
+    if (ok) {
+        char num[32];
+        int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)b->last);
+        ok = send_select(ap, b, (uint64_t)be_link_hidden_db(ap->link)) == 0;
+        const char *argv[3] = {"SET", BE_APPLIED_KEY, num};
+        size_t argvlen[3] = {3, strlen(BE_APPLIED_KEY), (size_t)n};
+        fmt_argv(&ap->scratch, 3, argv, argvlen);
+        ok = ok && batch_send(ap, b, -1) == 0;
+        ok = ok && be_link_send(ap->link, "*1\r\n$4\r\nEXEC\r\n", 14, exec_cb, ap) == 0;
+    }
+    be_link_forget_db(ap->link);
+    rd_buf_reset(&ap->scratch);
+    if (!ok || b->last < b->first) {
+        /* The link went away mid-batch; its callbacks are drained with NULL replies and
+         * be_apply_stop follows. Nothing was applied: the batch is rebuilt later. */
+        batch_free(b);
+        if (ok)
+            be_link_reset(ap->link, "could not build an apply batch");
+        return;
+    }
+    ap->inflight = b;
+    ap->sent = b->last;
+}
+
+static void apply_kick(struct be_apply *ap)
+{
+    if (!ap->running || ap->stalled || ap->inflight != NULL || ap->sent >= ap->commit)
+        return;
+    batch_build(ap);
+}
+
+static void queued_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct be_apply *ap = privdata;
+    redisReply *r = reply;
+    struct batch *b = ap->inflight;
+    if (r == NULL || b == NULL)
+        return;
+    uint32_t pos = b->nreplied++;
+    if (r->type == REDIS_REPLY_ERROR && b->qerr_item < 0 && pos < b->nqueued) {
+        b->qerr_item = b->pos_item[pos];
+        snprintf(b->qerr, sizeof(b->qerr), "%s", r->str);
+    }
+}
+
+/* Errors at queue time that say "not now" rather than "never". */
+static int qerr_transient(const char *e)
+{
+    static const char *codes[] = {"OOM",        "MISCONF",  "LOADING", "BUSY",     "MASTERDOWN",
+                                  "NOREPLICAS", "READONLY", "NOPERM",  "TRYAGAIN", "NOAUTH"};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        size_t n = strlen(codes[i]);
+        if (strncmp(e, codes[i], n) == 0 && (e[n] == ' ' || e[n] == '\0'))
+            return 1;
+    }
+    return 0;
+}
+
+static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct be_apply *ap = w->data;
+    ap->stalled = 0;
+    apply_kick(ap);
+}
+
+static void deliver(struct be_apply *ap, const struct batch_item *it, const redisReply *exec)
+{
+    struct rd_buf *out = &ap->scratch;
+    rd_buf_reset(out);
+    if (it->kind == ITEM_VOID) {
+        const char *e = rd_map_get(&ap->voids, it->index);
+        rd_resp_simple(out, '-', e ? e : "ERR redraft: entry not applied");
+    } else if (it->kind == ITEM_GROUPED_SET) {
+        const redisReply *r = exec->element[it->pos];
+        if (r->type == REDIS_REPLY_ERROR)
+            be_reply_encode(r, out);
+        else
+            rd_resp_simple(out, '+', "OK");
+    } else {
+        if (it->multi)
+            rd_resp_array_len(out, it->npos);
+        for (uint32_t i = 0; i < it->npos; i++)
+            be_reply_encode(exec->element[it->pos + i], out);
+    }
+    ap->cbs.reply(ap->ctx, it->reqid, out->data, out->len);
+    rd_buf_reset(out);
+}
+
+static void exec_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct be_apply *ap = privdata;
+    redisReply *r = reply;
+    struct batch *b = ap->inflight;
+    if (r == NULL || b == NULL)
+        return; /* link lost: be_apply_stop follows */
+    ap->inflight = NULL;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == b->nqueued) {
+        for (size_t i = 0; i < b->nitems; i++)
+            if (b->items[i].mine)
+                deliver(ap, &b->items[i], r);
+        for (uint64_t i = b->first; i <= b->last; i++)
+            free(rd_map_del(&ap->voids, i));
+        ap->applied = b->last;
+        batch_free(b);
+        if (ap->cbs.applied)
+            ap->cbs.applied(ap->ctx, ap->applied);
+        apply_kick(ap);
+        return;
+    }
+    /* Nothing of the batch was applied. */
+    ap->sent = ap->applied;
+    if (r->type == REDIS_REPLY_ERROR && b->qerr_item >= 0 && !qerr_transient(b->qerr)) {
+        const struct batch_item *it = &b->items[b->qerr_item];
+        rd_warning("local redis refused log entry %llu (%s); it is applied as a no-op with that "
+                   "error as its reply, as on every replica",
+                   (unsigned long long)it->index, b->qerr);
+        char *msg = strdup(b->qerr);
+        if (msg != NULL && rd_map_put(&ap->voids, it->index, msg) != 0)
+            free(msg);
+        batch_free(b);
+        apply_kick(ap);
+        return;
+    }
+    rd_warning("local redis refused to apply entries %llu..%llu (%s); retrying in %d ms",
+               (unsigned long long)b->first, (unsigned long long)b->last,
+               b->qerr_item >= 0 ? b->qerr : (r->type == REDIS_REPLY_ERROR ? r->str : "no reply"),
+               APPLY_RETRY_MS);
+    batch_free(b);
+    ap->stalled = 1;
+    ev_timer_set(&ap->retry, APPLY_RETRY_MS / 1000.0, 0);
+    ev_timer_start(ap->loop, &ap->retry);
+}
+
+struct be_apply *be_apply_new(struct ev_loop *loop, struct be_link *link, uint64_t node_id,
+                              int batch_max, void *ctx, const struct be_apply_cbs *cbs)
+{
+    struct be_apply *ap = calloc(1, sizeof(*ap));
+    if (ap == NULL)
+        return NULL;
+    ap->loop = loop;
+    ap->link = link;
+    ap->node_id = node_id;
+    ap->batch_max = batch_max;
+    ap->ctx = ctx;
+    ap->cbs = *cbs;
+    rd_map_init(&ap->voids);
+    rd_buf_init(&ap->scratch);
+    ev_timer_init(&ap->retry, retry_cb, 0, 0);
+    ap->retry.data = ap;
+    return ap;
+}
+
+void be_apply_free(struct be_apply *ap)
+{
+    if (ap == NULL)
+        return;
+    ev_timer_stop(ap->loop, &ap->retry);
+    batch_free(ap->inflight);
+    for (size_t i = 0; i < ap->voids.cap; i++)
+        if (ap->voids.slots[i].key != 0)
+            free(ap->voids.slots[i].val);
+    rd_map_free(&ap->voids);
+    rd_buf_free(&ap->scratch);
+    be_entry_reader_free(&ap->rd);
+    free(ap);
+}
+
+void be_apply_start(struct be_apply *ap, uint64_t applied)
+{
+    ap->running = 1;
+    ap->applied = ap->sent = applied;
+    if (ap->commit < applied)
+        ap->commit = applied;
+    apply_kick(ap);
+}
+
+void be_apply_stop(struct be_apply *ap)
+{
+    ap->running = 0;
+    batch_free(ap->inflight);
+    ap->inflight = NULL;
+    ap->sent = ap->applied;
+    ap->stalled = 0;
+    ev_timer_stop(ap->loop, &ap->retry);
+}
+
+void be_apply_commit(struct be_apply *ap, uint64_t commit)
+{
+    if (commit > ap->commit)
+        ap->commit = commit;
+    apply_kick(ap);
+}
+
+uint64_t be_apply_applied(const struct be_apply *ap)
+{
+    return ap->applied;
+}
+
+uint64_t be_apply_sent(const struct be_apply *ap)
+{
+    return ap->sent;
+}
+
+int be_apply_running(const struct be_apply *ap)
+{
+    return ap->running && !ap->stalled;
+}

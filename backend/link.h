@@ -1,0 +1,69 @@
+/* link.h: the one hiredis async connection from redraft to its local Redis (libev adapter).
+ *
+ * Reads and applied batches share this connection on purpose: Redis executes one connection's
+ * commands in the order they were written, so a read written after a batch sees that batch, with
+ * no waiting for its reply. The link reconnects with back-off when Redis goes away, authenticates
+ * with redis-password, and runs a handshake before it reports itself ready:
+ *   CONFIG GET databases, COMMAND, INFO (server and keyspace), SELECT <hidden db>, GET <applied
+ * key>. The last database of the backend is hidden from clients; it holds the applied-index key.
+ *
+ * Callbacks: every command sent gets its reply callback exactly once; when the connection is lost
+ * the pending callbacks are called with a NULL reply (hiredis drains them). privdata is an id or a
+ * long-lived object, never a pointer that may die first. on_ready/on_down tell the owner about
+ * the link's state; the redisReply of COMMAND passed to on_commands is borrowed for that call.
+ */
+#ifndef REDRAFT_LINK_H
+#define REDRAFT_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ev_loop;
+struct redisReply;
+struct redisAsyncContext;
+
+#define BE_APPLIED_KEY "__redraft_applied_index"
+
+typedef void be_reply_fn(struct redisAsyncContext *ac, void *reply, void *privdata);
+
+struct be_link_info {
+    int databases;          /* the backend's `databases` */
+    int hidden_db;          /* databases - 1 */
+    int applied_present;    /* the applied-index key exists */
+    uint64_t applied;       /* its value (0 when absent) */
+    long long visible_keys; /* keys in every database but the hidden one */
+    char run_id[41];
+    char version[32];
+};
+
+struct be_link_cbs {
+    /* COMMAND's reply during the handshake; borrowed for the call. */
+    void (*on_commands)(void *ctx, const struct redisReply *reply);
+    void (*on_ready)(void *ctx, const struct be_link_info *info);
+    void (*on_down)(void *ctx, const char *why);
+};
+
+struct be_link;
+
+/* addr is "host:port" or a path to a unix socket (contains '/'). */
+struct be_link *be_link_new(struct ev_loop *loop, const char *addr, const char *password, void *ctx,
+                            const struct be_link_cbs *cbs);
+void be_link_start(struct be_link *l);
+void be_link_free(struct be_link *l);
+int be_link_is_ready(const struct be_link *l);
+int be_link_hidden_db(const struct be_link *l);
+
+/* Sends RESP bytes as one command. fn may be NULL (reply ignored). Returns 0, or -1 when the link
+ * is not connected (nothing was sent, fn is not called). */
+int be_link_send(struct be_link *l, const char *cmd, size_t len, be_reply_fn *fn, void *privdata);
+/* Sends an argv command; same contract. */
+int be_link_send_argv(struct be_link *l, int argc, const char **argv, const size_t *argvlen,
+                      be_reply_fn *fn, void *privdata);
+/* Makes db the connection's selected database for what is sent next (sends SELECT if needed). */
+int be_link_select(struct be_link *l, int db);
+/* After sending something that may change the selected db (a MULTI batch), forget it. */
+void be_link_forget_db(struct be_link *l);
+/* Drops the connection (it will reconnect); used when the owner detects a broken state. */
+void be_link_reset(struct be_link *l, const char *why);
+
+#endif

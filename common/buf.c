@@ -1,0 +1,160 @@
+#include "common/buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void rd_buf_init(struct rd_buf *b)
+{
+    memset(b, 0, sizeof(*b));
+}
+
+void rd_buf_free(struct rd_buf *b)
+{
+    free(b->data);
+    rd_buf_init(b);
+}
+
+void rd_buf_reset(struct rd_buf *b)
+{
+    b->len = b->rpos = 0;
+}
+
+int rd_buf_reserve(struct rd_buf *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return 0;
+    if (b->rpos > 0 && b->cap - (b->len - b->rpos) >= n && b->rpos >= b->cap / 2) {
+        rd_buf_compact(b);
+        return 0;
+    }
+    size_t want = b->len + n;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < want)
+        cap = cap < (1u << 30) ? cap * 2 : cap + (1u << 30);
+    char *p = realloc(b->data, cap);
+    if (p == NULL)
+        return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int rd_buf_append(struct rd_buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (rd_buf_reserve(b, n) != 0)
+        return -1;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+int rd_buf_append_str(struct rd_buf *b, const char *s)
+{
+    return rd_buf_append(b, s, strlen(s));
+}
+
+int rd_buf_printf(struct rd_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || rd_buf_reserve(b, (size_t)n + 1) != 0)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+void rd_buf_consume(struct rd_buf *b, size_t n)
+{
+    b->rpos += n;
+    if (b->rpos >= b->len)
+        b->rpos = b->len = 0;
+}
+
+void rd_buf_compact(struct rd_buf *b)
+{
+    if (b->rpos == 0)
+        return;
+    memmove(b->data, b->data + b->rpos, b->len - b->rpos);
+    b->len -= b->rpos;
+    b->rpos = 0;
+}
+
+int rd_resp_simple(struct rd_buf *b, char type, const char *s)
+{
+    size_t n = strlen(s);
+    if (rd_buf_reserve(b, n + 3) != 0)
+        return -1;
+    b->data[b->len++] = type;
+    /* A simple string or error must not carry a line break: Redis replaces them with spaces. */
+    for (size_t i = 0; i < n; i++)
+        b->data[b->len++] = (s[i] == '\r' || s[i] == '\n') ? ' ' : s[i];
+    b->data[b->len++] = '\r';
+    b->data[b->len++] = '\n';
+    return 0;
+}
+
+static int resp_prefix_num(struct rd_buf *b, char type, long long v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof(tmp), "%c%lld\r\n", type, v);
+    return rd_buf_append(b, tmp, (size_t)n);
+}
+
+int rd_resp_int(struct rd_buf *b, long long v)
+{
+    return resp_prefix_num(b, ':', v);
+}
+
+int rd_resp_array_len(struct rd_buf *b, long long n)
+{
+    return resp_prefix_num(b, '*', n);
+}
+
+int rd_resp_nil(struct rd_buf *b)
+{
+    return rd_buf_append(b, "$-1\r\n", 5);
+}
+
+int rd_resp_bulk(struct rd_buf *b, const void *p, size_t n)
+{
+    if (resp_prefix_num(b, '$', (long long)n) != 0 || rd_buf_append(b, p, n) != 0)
+        return -1;
+    return rd_buf_append(b, "\r\n", 2);
+}
+
+int rd_put_varint(struct rd_buf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    do {
+        uint8_t byte = v & 0x7f;
+        v >>= 7;
+        tmp[n++] = byte | (v ? 0x80 : 0);
+    } while (v);
+    return rd_buf_append(b, tmp, n);
+}
+
+size_t rd_get_varint(const uint8_t *p, size_t len, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (size_t i = 0; i < len && i < 10; i++) {
+        uint64_t byte = p[i] & 0x7f;
+        if (i == 9 && p[i] > 1)
+            return 0; /* more than 64 bits */
+        r |= byte << (7 * i);
+        if ((p[i] & 0x80) == 0) {
+            *v = r;
+            return i + 1;
+        }
+    }
+    return 0;
+}

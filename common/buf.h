@@ -1,0 +1,53 @@
+/* buf.h: a growable byte buffer with a read mark, for sockets and encoders.
+ *
+ * Bytes live in data[rpos, len); appends go at len, consumers advance rpos. The buffer owns data;
+ * rd_buf_free releases it. Growth is geometric; rd_buf_compact moves unread bytes to the front
+ * when the read mark is far along, so a long-lived connection buffer does not creep.
+ * Functions that may allocate return 0 or -1 (out of memory); nothing is lost on failure.
+ */
+#ifndef REDRAFT_BUF_H
+#define REDRAFT_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct rd_buf {
+    char *data;
+    size_t len;  /* end of written bytes */
+    size_t rpos; /* start of unread bytes */
+    size_t cap;
+};
+
+void rd_buf_init(struct rd_buf *b);
+void rd_buf_free(struct rd_buf *b);
+/* Makes room for at least n more bytes after len. */
+int rd_buf_reserve(struct rd_buf *b, size_t n);
+int rd_buf_append(struct rd_buf *b, const void *p, size_t n);
+int rd_buf_append_str(struct rd_buf *b, const char *s);
+int rd_buf_printf(struct rd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline size_t rd_buf_unread(const struct rd_buf *b)
+{
+    return b->len - b->rpos;
+}
+static inline const char *rd_buf_rptr(const struct rd_buf *b)
+{
+    return b->data + b->rpos;
+}
+/* Marks n unread bytes as consumed; resets to empty when everything is read. */
+void rd_buf_consume(struct rd_buf *b, size_t n);
+void rd_buf_compact(struct rd_buf *b);
+void rd_buf_reset(struct rd_buf *b);
+
+/* RESP writers (append to the buffer). */
+int rd_resp_simple(struct rd_buf *b, char type, const char *s); /* "+OK", "-ERR ..." */
+int rd_resp_int(struct rd_buf *b, long long v);
+int rd_resp_bulk(struct rd_buf *b, const void *p, size_t n);
+int rd_resp_nil(struct rd_buf *b);
+int rd_resp_array_len(struct rd_buf *b, long long n);
+
+/* LEB128 varint helpers for binary formats. get returns bytes read, or 0 when truncated or too
+ * long. */
+int rd_put_varint(struct rd_buf *b, uint64_t v);
+size_t rd_get_varint(const uint8_t *p, size_t len, uint64_t *v);
+
+#endif

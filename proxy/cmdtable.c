@@ -1,0 +1,336 @@
+#include "proxy/cmdtable.h"
+
+#include <ctype.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct px_cmdtable {
+    struct px_cmddef *cmds; /* sorted by name */
+    size_t n;
+};
+
+/* redraft's overrides, by name or "container|sub". A route of -1 keeps the one from the flags. */
+struct px_override {
+    const char *name;
+    int route;
+    enum px_local local;
+    enum px_check check;
+    int check_arg;
+    const char *why;
+};
+
+#define LOCAL(n, l)                                                                                \
+    {                                                                                              \
+        n, PX_ROUTE_LOCAL, l, PX_CHK_NONE, 0, NULL                                                 \
+    }
+#define WRITE(n)                                                                                   \
+    {                                                                                              \
+        n, PX_ROUTE_WRITE, PX_L_NONE, PX_CHK_NONE, 0, NULL                                         \
+    }
+#define REFUSE(n, why)                                                                             \
+    {                                                                                              \
+        n, PX_ROUTE_REFUSE, PX_L_NONE, PX_CHK_NONE, 0, why                                         \
+    }
+#define CHECK(n, c, a)                                                                             \
+    {                                                                                              \
+        n, -1, PX_L_NONE, c, a, NULL                                                               \
+    }
+
+#define WHY_PUBSUB "pub/sub subscriptions are not supported by redraft yet"
+#define WHY_BLOCK  "blocking commands are not supported by redraft yet"
+#define WHY_MULTI  "transactions (MULTI/EXEC/WATCH) are not supported by redraft yet"
+#define WHY_ADMIN  "this would change the local redis behind redraft's back; not allowed"
+#define WHY_REPL   "replication of the local redis is managed by redraft; not allowed"
+
+static const struct px_override overrides[] = {
+    LOCAL("ping", PX_L_PING),
+    LOCAL("echo", PX_L_ECHO),
+    LOCAL("quit", PX_L_QUIT),
+    LOCAL("hello", PX_L_HELLO),
+    LOCAL("auth", PX_L_AUTH),
+    LOCAL("select", PX_L_SELECT),
+    LOCAL("reset", PX_L_RESET),
+    LOCAL("client|setname", PX_L_CLIENT_SETNAME),
+    LOCAL("client|getname", PX_L_CLIENT_GETNAME),
+    LOCAL("client|id", PX_L_CLIENT_ID),
+    LOCAL("client|info", PX_L_CLIENT_INFO),
+    /* Not flagged `write` by Redis, but they change what every replica must hold or see. */
+    WRITE("eval"),
+    WRITE("evalsha"),
+    WRITE("fcall"),
+    WRITE("publish"),
+    WRITE("spublish"),
+    WRITE("script|load"),
+    WRITE("script|flush"),
+    /* Database arguments must not reach redraft's hidden database. */
+    CHECK("move", PX_CHK_DB_ARG, 2),
+    CHECK("swapdb", PX_CHK_DB_ARG, 1),
+    CHECK("copy", PX_CHK_DB_ARG, -1),
+    CHECK("xread", PX_CHK_NO_BLOCK_OPT, 0),
+    CHECK("xreadgroup", PX_CHK_NO_BLOCK_OPT, 0),
+    REFUSE("monitor", "MONITOR is not supported by redraft yet"),
+    REFUSE("subscribe", WHY_PUBSUB),
+    REFUSE("psubscribe", WHY_PUBSUB),
+    REFUSE("ssubscribe", WHY_PUBSUB),
+    REFUSE("unsubscribe", WHY_PUBSUB),
+    REFUSE("punsubscribe", WHY_PUBSUB),
+    REFUSE("sunsubscribe", WHY_PUBSUB),
+    REFUSE("multi", WHY_MULTI),
+    REFUSE("exec", WHY_MULTI),
+    REFUSE("discard", WHY_MULTI),
+    REFUSE("watch", WHY_MULTI),
+    REFUSE("unwatch", WHY_MULTI),
+    REFUSE("wait", "WAIT is not supported by redraft yet"),
+    REFUSE("config|set",
+           "CONFIG SET is not supported by redraft yet (it would make replicas differ)"),
+    REFUSE("config|rewrite", WHY_ADMIN),
+    REFUSE("config|resetstat", WHY_ADMIN),
+    REFUSE("debug", "DEBUG is not supported by redraft"),
+    REFUSE("shutdown", "SHUTDOWN is not allowed through redraft; stop redraft and redis instead"),
+    REFUSE("replicaof", WHY_REPL),
+    REFUSE("slaveof", WHY_REPL),
+    REFUSE("sync", WHY_REPL),
+    REFUSE("psync", WHY_REPL),
+    REFUSE("replconf", WHY_REPL),
+    REFUSE("failover", WHY_REPL),
+    REFUSE("module", WHY_ADMIN),
+    REFUSE("cluster", "redraft is not a Redis Cluster; use RAFT.* commands"),
+    REFUSE("readonly", "redraft is not a Redis Cluster"),
+    REFUSE("readwrite", "redraft is not a Redis Cluster"),
+    REFUSE("asking", "redraft is not a Redis Cluster"),
+    REFUSE("acl|setuser", WHY_ADMIN),
+    REFUSE("acl|deluser", WHY_ADMIN),
+    REFUSE("acl|load", WHY_ADMIN),
+    REFUSE("acl|save", WHY_ADMIN),
+    REFUSE("client|kill", "CLIENT KILL is not supported by redraft yet"),
+    REFUSE("client|pause", WHY_ADMIN),
+    REFUSE("client|unpause", WHY_ADMIN),
+    REFUSE("client|no-evict", WHY_ADMIN),
+    REFUSE("client|reply", "CLIENT REPLY is not supported by redraft yet"),
+    REFUSE("client|tracking", "client-side caching is not supported by redraft yet"),
+    REFUSE("client|caching", "client-side caching is not supported by redraft yet"),
+    REFUSE("client|getredir", "client-side caching is not supported by redraft yet"),
+    REFUSE("client|trackinginfo", "client-side caching is not supported by redraft yet"),
+    REFUSE("client|unblock", WHY_BLOCK),
+    REFUSE("client|list", "CLIENT LIST is not supported by redraft yet"),
+    REFUSE("script|kill", "SCRIPT KILL is not supported by redraft yet"),
+    REFUSE("script|debug", "SCRIPT DEBUG is not supported by redraft"),
+    REFUSE("function|kill", "FUNCTION KILL is not supported by redraft yet"),
+    REFUSE("save", WHY_ADMIN),
+    REFUSE("bgsave", WHY_ADMIN),
+    REFUSE("bgrewriteaof", WHY_ADMIN),
+};
+
+static const struct {
+    const char *name;
+    uint32_t bit;
+} flag_names[] = {
+    {"write", PX_CF_WRITE},
+    {"readonly", PX_CF_READONLY},
+    {"denyoom", PX_CF_DENYOOM},
+    {"admin", PX_CF_ADMIN},
+    {"pubsub", PX_CF_PUBSUB},
+    {"noscript", PX_CF_NOSCRIPT},
+    {"blocking", PX_CF_BLOCKING},
+    {"loading", PX_CF_LOADING},
+    {"stale", PX_CF_STALE},
+    {"fast", PX_CF_FAST},
+    {"no_auth", PX_CF_NO_AUTH},
+    {"may_replicate", PX_CF_MAY_REPLICATE},
+    {"movablekeys", PX_CF_MOVABLEKEYS},
+    {"no_multi", PX_CF_NO_MULTI},
+};
+
+static int cmp_def(const void *a, const void *b)
+{
+    return strcmp(((const struct px_cmddef *)a)->name, ((const struct px_cmddef *)b)->name);
+}
+
+static void lower_copy(char *dst, size_t dstlen, const char *src, size_t n)
+{
+    if (n >= dstlen)
+        n = dstlen - 1;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (char)tolower((unsigned char)src[i]);
+    dst[n] = '\0';
+}
+
+static void apply_override(struct px_cmddef *d)
+{
+    /* Defaults from Redis's flags. */
+    if (d->flags & PX_CF_BLOCKING) {
+        d->route = PX_ROUTE_REFUSE;
+        d->why = WHY_BLOCK;
+    } else if (d->flags & (PX_CF_WRITE | PX_CF_MAY_REPLICATE)) {
+        d->route = PX_ROUTE_WRITE;
+    } else {
+        d->route = PX_ROUTE_READ;
+    }
+    for (size_t i = 0; i < sizeof(overrides) / sizeof(overrides[0]); i++) {
+        const struct px_override *o = &overrides[i];
+        if (strcmp(o->name, d->name) != 0)
+            continue;
+        if (o->route >= 0)
+            d->route = (enum px_route)o->route;
+        d->local = o->local;
+        d->check = o->check;
+        d->check_arg = o->check_arg;
+        if (o->why)
+            d->why = o->why;
+    }
+}
+
+static int fill_def(struct px_cmddef *d, const redisReply *r, const char *parent)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 6 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_INTEGER ||
+        r->element[2]->type != REDIS_REPLY_ARRAY)
+        return -1;
+    memset(d, 0, sizeof(*d));
+    lower_copy(d->name, sizeof(d->name), r->element[0]->str, r->element[0]->len);
+    snprintf(d->display, sizeof(d->display), "%s", d->name);
+    (void)parent;
+    d->arity = (int)r->element[1]->integer;
+    for (size_t i = 0; i < r->element[2]->elements; i++) {
+        const redisReply *f = r->element[2]->element[i];
+        if (f->type != REDIS_REPLY_STATUS && f->type != REDIS_REPLY_STRING)
+            continue;
+        for (size_t k = 0; k < sizeof(flag_names) / sizeof(flag_names[0]); k++)
+            if (strcmp(f->str, flag_names[k].name) == 0)
+                d->flags |= flag_names[k].bit;
+    }
+    d->first_key = (int)r->element[3]->integer;
+    d->last_key = (int)r->element[4]->integer;
+    d->key_step = (int)r->element[5]->integer;
+    /* A container (CONFIG, CLIENT, ...) lists its subcommands as the 10th element. */
+    if (r->elements >= 10 && r->element[9]->type == REDIS_REPLY_ARRAY &&
+        r->element[9]->elements > 0) {
+        const redisReply *subs = r->element[9];
+        d->subs = calloc(subs->elements, sizeof(*d->subs));
+        if (d->subs == NULL)
+            return -1;
+        for (size_t i = 0; i < subs->elements; i++) {
+            if (fill_def(&d->subs[d->nsubs], subs->element[i], d->name) == 0)
+                d->nsubs++;
+        }
+        qsort(d->subs, d->nsubs, sizeof(*d->subs), cmp_def);
+    }
+    apply_override(d);
+    return 0;
+}
+
+static void defs_free(struct px_cmddef *defs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (defs[i].subs)
+            defs_free(defs[i].subs, defs[i].nsubs);
+    free(defs);
+}
+
+int px_cmdtable_build(const redisReply *r, struct px_cmdtable **out, char *err, size_t errlen)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        snprintf(err, errlen, "COMMAND returned no command table");
+        return -1;
+    }
+    struct px_cmdtable *t = calloc(1, sizeof(*t));
+    if (t == NULL || (t->cmds = calloc(r->elements, sizeof(*t->cmds))) == NULL) {
+        free(t);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < r->elements; i++)
+        if (fill_def(&t->cmds[t->n], r->element[i], NULL) == 0)
+            t->n++;
+    qsort(t->cmds, t->n, sizeof(*t->cmds), cmp_def);
+    *out = t;
+    return 0;
+}
+
+void px_cmdtable_free(struct px_cmdtable *t)
+{
+    if (t == NULL)
+        return;
+    defs_free(t->cmds, t->n);
+    free(t);
+}
+
+size_t px_cmdtable_size(const struct px_cmdtable *t)
+{
+    return t->n;
+}
+
+static const struct px_cmddef *find(const struct px_cmddef *defs, size_t n, const char *name)
+{
+    struct px_cmddef key;
+    snprintf(key.name, sizeof(key.name), "%s", name);
+    return bsearch(&key, defs, n, sizeof(*defs), cmp_def);
+}
+
+/* Redis quotes at most 128 bytes of each argument and stops adding after 128 bytes in all. */
+static void unknown_cmd_err(char *err, size_t errlen, int argc, char *const *argv)
+{
+    int off =
+        snprintf(err, errlen, "ERR unknown command '%.128s', with args beginning with: ", argv[0]);
+    size_t args = 0;
+    for (int i = 1; i < argc && args < 128 && off > 0 && (size_t)off < errlen; i++) {
+        int n = snprintf(err + off, errlen - (size_t)off, "'%.*s' ", (int)(128 - args), argv[i]);
+        if (n < 0)
+            break;
+        args += (size_t)n;
+        off += n;
+    }
+}
+
+static int arity_ok(const struct px_cmddef *d, int argc)
+{
+    return d->arity > 0 ? argc == d->arity : argc >= -d->arity;
+}
+
+const struct px_cmddef *px_cmd_lookup(const struct px_cmdtable *t, int argc, char *const *argv,
+                                      const size_t *argvlen, char *err, size_t errlen)
+{
+    char name[48];
+    if (argvlen[0] >= sizeof(name)) {
+        unknown_cmd_err(err, errlen, argc, argv);
+        return NULL;
+    }
+    lower_copy(name, sizeof(name), argv[0], argvlen[0]);
+    const struct px_cmddef *d = find(t->cmds, t->n, name);
+    if (d == NULL) {
+        unknown_cmd_err(err, errlen, argc, argv);
+        return NULL;
+    }
+    if (d->nsubs > 0 && argc >= 2) {
+        char full[96];
+        char sub[48];
+        if (argvlen[1] < sizeof(sub)) {
+            lower_copy(sub, sizeof(sub), argv[1], argvlen[1]);
+            snprintf(full, sizeof(full), "%s|%s", name, sub);
+            const struct px_cmddef *s = find(d->subs, d->nsubs, full);
+            if (s != NULL) {
+                if (!arity_ok(s, argc)) {
+                    snprintf(err, errlen, "ERR wrong number of arguments for '%s' command",
+                             s->display);
+                    return NULL;
+                }
+                return s;
+            }
+        }
+        char upper[48];
+        size_t i;
+        for (i = 0; name[i] && i < sizeof(upper) - 1; i++)
+            upper[i] = (char)toupper((unsigned char)name[i]);
+        upper[i] = '\0';
+        snprintf(err, errlen, "ERR unknown subcommand '%.128s'. Try %s HELP.", argv[1], upper);
+        return NULL;
+    }
+    if (!arity_ok(d, argc)) {
+        snprintf(err, errlen, "ERR wrong number of arguments for '%s' command", d->display);
+        return NULL;
+    }
+    return d;
+}

@@ -1,0 +1,36 @@
+/* config.h: redraft's configuration, read like redis.conf.
+ *
+ * `redraft [file] [--name value ...]`: the file is read first, then the command-line options, each
+ * of which is a "name value" line of its own (as in redis-server). Every option is declared once in
+ * the table in config.c with its type and limits; an unknown name or a malformed value stops
+ * start-up with a message naming the line. The struct is filled once at start and read-only after.
+ */
+#ifndef REDRAFT_CONFIG_H
+#define REDRAFT_CONFIG_H
+
+#include <stddef.h>
+
+struct px_config {
+    char bind[256];
+    int port;
+    char redis[512]; /* host:port or a unix socket path */
+    char dir[1024];
+    int loglevel;
+    char logfile[1024];
+    int maxclients;
+    char requirepass[512];
+    char redis_password[512];
+    long long proto_max_bulk_len;
+    long long client_query_buffer_limit;
+    long long client_output_buffer_limit; /* bytes of unsent replies before a client is closed */
+    int apply_batch_max;                  /* entries per MULTI/EXEC batch */
+    int apply_inflight_max;               /* batches sent and not yet answered */
+    long long node_id;
+};
+
+/* Sets the defaults. */
+void px_config_init(struct px_config *c);
+/* Parses argv (argv[0] is the program). Returns 0, or -1 with a message in err. */
+int px_config_load(struct px_config *c, int argc, char **argv, char *err, size_t errlen);
+
+#endif

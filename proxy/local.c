@@ -1,0 +1,251 @@
+/* local.c: the commands the proxy answers itself, in Redis's words. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "proxy/client.h"
+
+static void reply_ok(struct px_req *r)
+{
+    rd_resp_simple(&r->reply, '+', "OK");
+}
+
+static int arg_is(const struct px_req *r, int i, const char *s)
+{
+    return i < r->cmd.argc && strcasecmp(r->cmd.argv[i], s) == 0;
+}
+
+/* Compares in constant time for equal lengths, as a password check should. */
+static int password_ok(const char *want, const char *got, size_t gotlen)
+{
+    size_t wl = strlen(want);
+    unsigned char diff = (unsigned char)(wl != gotlen);
+    for (size_t i = 0; i < gotlen; i++)
+        diff |= (unsigned char)(want[i % (wl ? wl : 1)] ^ got[i]);
+    return diff == 0 && wl == gotlen;
+}
+
+/* Checks user/password. Returns 0 when accepted; otherwise writes the error. */
+static int auth_check(struct px_client *c, struct px_req *r, const char *user, size_t userlen,
+                      const char *pass, size_t passlen)
+{
+    const char *want = c->s->cfg->requirepass;
+    if (want[0] == '\0' && user == NULL) {
+        px_reply_err(r, "ERR AUTH <password> called without any password configured for the "
+                        "default user. Are you sure your configuration is correct?");
+        return -1;
+    }
+    int user_ok = user == NULL || (userlen == 7 && strncmp(user, "default", 7) == 0);
+    int pass_ok = want[0] == '\0' ? 1 : password_ok(want, pass, passlen);
+    if (!user_ok || !pass_ok) {
+        px_reply_err(r, "WRONGPASS invalid username-password pair or user is disabled.");
+        return -1;
+    }
+    c->authed = 1;
+    return 0;
+}
+
+static int valid_client_name(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '!' || s[i] > '~')
+            return 0;
+    return 1;
+}
+
+static int set_name(struct px_client *c, struct px_req *r, const char *name, size_t len)
+{
+    if (!valid_client_name(name, len)) {
+        px_reply_err(r, "ERR Client names cannot contain spaces, newlines or special characters.");
+        return -1;
+    }
+    if (len > PX_CLIENT_NAME_MAX) {
+        px_reply_err(r, "ERR client name is too long");
+        return -1;
+    }
+    free(c->name);
+    c->name = NULL;
+    if (len > 0) {
+        c->name = malloc(len + 1);
+        if (c->name == NULL) {
+            px_reply_err(r, "ERR out of memory");
+            return -1;
+        }
+        memcpy(c->name, name, len);
+        c->name[len] = '\0';
+    }
+    return 0;
+}
+
+static void bulk_str(struct rd_buf *b, const char *s)
+{
+    rd_resp_bulk(b, s, strlen(s));
+}
+
+static void do_hello(struct px_client *c, struct px_req *r)
+{
+    int i = 1;
+    if (r->cmd.argc >= 2) {
+        char *end;
+        errno = 0;
+        long long ver = strtoll(r->cmd.argv[1], &end, 10);
+        if (errno || *end != '\0' || end == r->cmd.argv[1]) {
+            px_reply_err(r, "ERR Protocol version is not an integer or out of range");
+            return;
+        }
+        if (ver < 2 || ver > 3) {
+            px_reply_err(r, "NOPROTO unsupported protocol version");
+            return;
+        }
+        if (ver == 3) {
+            px_reply_err(r, "NOPROTO sorry, this protocol version is not supported by redraft "
+                            "(RESP2 only)");
+            return;
+        }
+        i = 2;
+    }
+    const char *setname = NULL;
+    size_t setnamelen = 0;
+    for (; i < r->cmd.argc; i++) {
+        int more = r->cmd.argc - i - 1;
+        if (arg_is(r, i, "AUTH") && more >= 2) {
+            if (auth_check(c, r, r->cmd.argv[i + 1], r->cmd.argvlen[i + 1], r->cmd.argv[i + 2],
+                           r->cmd.argvlen[i + 2]) != 0)
+                return;
+            i += 2;
+        } else if (arg_is(r, i, "SETNAME") && more >= 1) {
+            setname = r->cmd.argv[i + 1];
+            setnamelen = r->cmd.argvlen[i + 1];
+            i += 1;
+        } else {
+            px_reply_err(r, "ERR Syntax error in HELLO option '%s'", r->cmd.argv[i]);
+            return;
+        }
+    }
+    if (c->s->cfg->requirepass[0] && !c->authed) {
+        px_reply_err(r, "NOAUTH HELLO must be called with the client already authenticated, "
+                        "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                        "authenticate the client and select the RESP protocol version at the same "
+                        "time");
+        return;
+    }
+    if (setname && set_name(c, r, setname, setnamelen) != 0)
+        return;
+    struct rd_buf *b = &r->reply;
+    rd_resp_array_len(b, 14);
+    bulk_str(b, "server");
+    bulk_str(b, "redis");
+    bulk_str(b, "version");
+    bulk_str(b, c->s->backend_version[0] ? c->s->backend_version : "7.0.0");
+    bulk_str(b, "proto");
+    rd_resp_int(b, 2);
+    bulk_str(b, "id");
+    rd_resp_int(b, (long long)c->id);
+    bulk_str(b, "mode");
+    bulk_str(b, "standalone");
+    bulk_str(b, "role");
+    bulk_str(b, "master");
+    bulk_str(b, "modules");
+    rd_resp_array_len(b, 0);
+}
+
+static void do_select(struct px_client *c, struct px_req *r)
+{
+    char *end;
+    errno = 0;
+    long long db = strtoll(r->cmd.argv[1], &end, 10);
+    if (errno || *end != '\0' || end == r->cmd.argv[1] || db < INT32_MIN || db > INT32_MAX) {
+        px_reply_err(r, "ERR value is not an integer or out of range");
+        return;
+    }
+    /* The last database of the backend is redraft's own: clients see one fewer. */
+    if (db < 0 || c->s->hidden_db <= 0 || db >= c->s->hidden_db) {
+        px_reply_err(r, "ERR DB index is out of range");
+        return;
+    }
+    c->db = (int)db;
+    reply_ok(r);
+}
+
+static void do_client_info(struct px_client *c, struct px_req *r)
+{
+    char line[2048];
+    double now = ev_now(c->s->loop);
+    snprintf(line, sizeof(line),
+             "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=0 flags=N db=%d sub=0 psub=0 "
+             "ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 "
+             "oll=0 omem=%zu tot-mem=0 events=r cmd=client|info user=default redir=-1 resp=2\n",
+             (unsigned long long)c->id, c->addr, c->laddr, c->fd, c->name ? c->name : "",
+             (long long)(now - c->ctime), c->db, rd_buf_unread(&c->in), c->in.cap - c->in.len,
+             c->in.cap, rd_buf_unread(&c->out));
+    rd_resp_bulk(&r->reply, line, strlen(line));
+}
+
+void px_local_exec(struct px_client *c, struct px_req *r)
+{
+    struct rd_buf *b = &r->reply;
+    switch (r->def->local) {
+    case PX_L_PING:
+        if (r->cmd.argc > 2)
+            px_reply_err(r, "ERR wrong number of arguments for 'ping' command");
+        else if (r->cmd.argc == 2)
+            rd_resp_bulk(b, r->cmd.argv[1], r->cmd.argvlen[1]);
+        else
+            rd_resp_simple(b, '+', "PONG");
+        break;
+    case PX_L_ECHO:
+        rd_resp_bulk(b, r->cmd.argv[1], r->cmd.argvlen[1]);
+        break;
+    case PX_L_QUIT:
+        reply_ok(r);
+        c->close_after_reply = 1;
+        break;
+    case PX_L_HELLO:
+        do_hello(c, r);
+        break;
+    case PX_L_AUTH:
+        if (r->cmd.argc > 3) {
+            px_reply_err(r, "ERR syntax error");
+            break;
+        }
+        if (r->cmd.argc == 2 ? auth_check(c, r, NULL, 0, r->cmd.argv[1], r->cmd.argvlen[1]) == 0
+                             : auth_check(c, r, r->cmd.argv[1], r->cmd.argvlen[1], r->cmd.argv[2],
+                                          r->cmd.argvlen[2]) == 0)
+            reply_ok(r);
+        break;
+    case PX_L_SELECT:
+        do_select(c, r);
+        break;
+    case PX_L_RESET:
+        c->db = 0;
+        free(c->name);
+        c->name = NULL;
+        if (c->s->cfg->requirepass[0])
+            c->authed = 0;
+        rd_resp_simple(b, '+', "RESET");
+        break;
+    case PX_L_CLIENT_SETNAME:
+        if (set_name(c, r, r->cmd.argv[2], r->cmd.argvlen[2]) == 0)
+            reply_ok(r);
+        break;
+    case PX_L_CLIENT_GETNAME:
+        if (c->name)
+            rd_resp_bulk(b, c->name, strlen(c->name));
+        else
+            rd_resp_nil(b);
+        break;
+    case PX_L_CLIENT_ID:
+        rd_resp_int(b, (long long)c->id);
+        break;
+    case PX_L_CLIENT_INFO:
+        do_client_info(c, r);
+        break;
+    case PX_L_NONE:
+        px_reply_err(r, "ERR internal: no local handler");
+        rd_warning("no local handler for '%s'", r->def->name);
+        break;
+    }
+}

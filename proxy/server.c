@@ -1,0 +1,855 @@
+#include "proxy/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backend/apply.h"
+#include "backend/entry.h"
+#include "backend/link.h"
+#include "common/log.h"
+#include "proxy/client.h"
+#include "raftlog/node.h"
+
+/* Completions from hiredis carry only a request id; this finds the server for them. There is
+ * one server per process. */
+static struct px_server *the_server;
+
+static void client_dispatch(struct px_client *c);
+static void client_flush_replies(struct px_client *c);
+
+void px_reply_err(struct px_req *r, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    rd_resp_simple(&r->reply, '-', msg);
+}
+
+static void req_free(struct px_req *r)
+{
+    px_cmd_free(&r->cmd);
+    rd_buf_free(&r->reply);
+    free(r);
+}
+
+static uint64_t new_reqid(struct px_server *s)
+{
+    /* Unique across restarts of this node: the boot counter is kept in the store. */
+    return (s->boot << 40) | (++s->next_seq & ((1ULL << 40) - 1));
+}
+
+/* ---- client lifecycle ---- */
+
+static void client_free(struct px_client *c)
+{
+    struct px_server *s = c->s;
+    struct px_req *r = c->head;
+    while (r) {
+        struct px_req *next = r->next;
+        req_free(r);
+        r = next;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    rd_buf_free(&c->in);
+    rd_buf_free(&c->out);
+    free(c->name);
+    free(c);
+}
+
+/* Drops the requests not yet dispatched; dispatched ones stay until their completion. */
+static void client_drop_undispatched(struct px_client *c)
+{
+    struct px_req **pp = &c->head;
+    c->tail = NULL;
+    while (*pp) {
+        struct px_req *r = *pp;
+        if (r->state == REQ_NEW || r->state == REQ_DONE) {
+            *pp = r->next;
+            req_free(r);
+            c->nreqs--;
+        } else {
+            c->tail = r;
+            pp = &r->next;
+        }
+    }
+    c->next_dispatch = NULL;
+}
+
+static void client_maybe_free(struct px_client *c)
+{
+    if (c->closed && c->inflight == 0 && c->reads_waiting == 0 && !c->pending_write)
+        client_free(c);
+}
+
+void px_client_close(struct px_client *c, const char *why)
+{
+    if (c->closed)
+        return;
+    struct px_server *s = c->s;
+    if (why)
+        rd_verbose("client id=%llu addr=%s closed: %s", (unsigned long long)c->id, c->addr, why);
+    ev_io_stop(s->loop, &c->rio);
+    ev_io_stop(s->loop, &c->wio);
+    close(c->fd);
+    c->fd = -1;
+    c->closed = 1;
+    s->nclients--;
+    client_drop_undispatched(c);
+    client_maybe_free(c);
+}
+
+/* ---- output ---- */
+
+static void client_want_write(struct px_client *c)
+{
+    if (c->pending_write || c->closed)
+        return;
+    c->pending_write = 1;
+    c->pw_next = c->s->pw_head;
+    c->s->pw_head = c;
+}
+
+/* Writes what it can. Returns -1 when the client was closed. */
+static int client_write(struct px_client *c)
+{
+    while (rd_buf_unread(&c->out) > 0) {
+        ssize_t n = write(c->fd, rd_buf_rptr(&c->out), rd_buf_unread(&c->out));
+        if (n > 0) {
+            rd_buf_consume(&c->out, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!c->writing) {
+                ev_io_start(c->s->loop, &c->wio);
+                c->writing = 1;
+            }
+            return 0;
+        }
+        px_client_close(c, "write error");
+        return -1;
+    }
+    if (c->writing) {
+        ev_io_stop(c->s->loop, &c->wio);
+        c->writing = 0;
+    }
+    if (c->close_after_reply && c->head == NULL) {
+        px_client_close(c, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct px_client *c = w->data;
+    client_write(c);
+}
+
+/* Moves the replies of the finished requests at the head of the queue to the output. */
+static void client_flush_replies(struct px_client *c)
+{
+    int moved = 0;
+    while (c->head && c->head->state == REQ_DONE) {
+        struct px_req *r = c->head;
+        c->head = r->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        c->nreqs--;
+        if (!c->closed &&
+            rd_buf_append(&c->out, rd_buf_rptr(&r->reply), rd_buf_unread(&r->reply)) != 0)
+            px_client_close(c, "out of memory for replies");
+        req_free(r);
+        moved = 1;
+    }
+    if (!moved || c->closed)
+        return;
+    if ((long long)rd_buf_unread(&c->out) > c->s->cfg->client_output_buffer_limit) {
+        rd_warning("client id=%llu addr=%s closed for overcoming of output buffer limits",
+                   (unsigned long long)c->id, c->addr);
+        px_client_close(c, NULL);
+        return;
+    }
+    client_want_write(c);
+    if (c->reading_paused && c->nreqs < PX_PIPELINE_MAX / 2) {
+        c->reading_paused = 0;
+        ev_io_start(c->s->loop, &c->rio);
+    }
+}
+
+/* A request has its reply. */
+static void req_done(struct px_req *r)
+{
+    r->state = REQ_DONE;
+    struct px_client *c = r->c;
+    client_flush_replies(c);
+    if (!c->closed)
+        client_dispatch(c);
+    else
+        client_maybe_free(c);
+}
+
+/* ---- routing ---- */
+
+static void read_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct px_server *s = the_server;
+    struct px_req *r = rd_map_del(&s->inflight, (uint64_t)(uintptr_t)privdata);
+    if (r == NULL)
+        return;
+    r->c->inflight--;
+    if (reply == NULL)
+        px_reply_err(r, "TRYAGAIN local redis unavailable");
+    else if (be_reply_encode(reply, &r->reply) != 0)
+        px_reply_err(r, "ERR out of memory");
+    req_done(r);
+}
+
+static void fmt_cmd(struct rd_buf *b, const struct px_cmd *cmd)
+{
+    rd_resp_array_len(b, cmd->argc);
+    for (int i = 0; i < cmd->argc; i++)
+        rd_resp_bulk(b, cmd->argv[i], cmd->argvlen[i]);
+}
+
+/* Sends a read to the local Redis. The request completes now (error) or in read_reply_cb. */
+static void read_send(struct px_server *s, struct px_req *r)
+{
+    if (r->c->closed) {
+        r->state = REQ_DONE;
+        return;
+    }
+    if (!s->backend_ready) {
+        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        req_done(r);
+        return;
+    }
+    rd_buf_reset(&s->scratch);
+    fmt_cmd(&s->scratch, &r->cmd);
+    if (be_link_select(s->link, r->db) != 0 || rd_map_put(&s->inflight, r->id, r) != 0) {
+        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        req_done(r);
+        return;
+    }
+    if (be_link_send(s->link, s->scratch.data, s->scratch.len, read_reply_cb,
+                     (void *)(uintptr_t)r->id) != 0) {
+        rd_map_del(&s->inflight, r->id);
+        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        req_done(r);
+        return;
+    }
+    r->state = REQ_INFLIGHT;
+    r->c->inflight++;
+    s->total_reads++;
+}
+
+/* Sends every waiting read whose index the local Redis has been sent. */
+static void process_waiting_reads(struct px_server *s)
+{
+    while (s->wait_head) {
+        struct px_req *r = s->wait_head;
+        if (s->backend_ready && be_apply_sent(s->apply) < r->need_index)
+            break;
+        s->wait_head = r->wnext;
+        if (s->wait_head == NULL)
+            s->wait_tail = NULL;
+        struct px_client *c = r->c;
+        c->reads_waiting--;
+        if (c->closed) {
+            r->state = REQ_DONE;
+            client_maybe_free(c);
+            continue;
+        }
+        read_send(s, r);
+        client_dispatch(c); /* writes behind this read may go now */
+    }
+}
+
+static void route_read(struct px_server *s, struct px_req *r)
+{
+    r->need_index = rn_read_index(s->node);
+    if (!s->backend_ready) {
+        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        r->state = REQ_DONE;
+        return;
+    }
+    if (s->wait_head == NULL && be_apply_sent(s->apply) >= r->need_index) {
+        read_send(s, r);
+        return;
+    }
+    r->state = REQ_WAIT_INDEX;
+    r->wnext = NULL;
+    if (s->wait_tail)
+        s->wait_tail->wnext = r;
+    else
+        s->wait_head = r;
+    s->wait_tail = r;
+    r->c->reads_waiting++;
+}
+
+static void route_write(struct px_server *s, struct px_req *r)
+{
+    struct be_entry_hdr h = {
+        .flags = 0,
+        .origin = (uint64_t)s->cfg->node_id,
+        .reqid = r->id,
+        .db = (uint64_t)r->db,
+        .time_ms = (uint64_t)(ev_now(s->loop) * 1000.0),
+        .ncmds = 1,
+    };
+    rd_buf_reset(&s->scratch);
+    if (be_entry_put_hdr(&s->scratch, &h) != 0 ||
+        be_entry_put_cmd(&s->scratch, r->cmd.argc, (const char *const *)r->cmd.argv,
+                         r->cmd.argvlen) != 0) {
+        px_reply_err(r, "ERR out of memory");
+        r->state = REQ_DONE;
+        return;
+    }
+    if (rd_map_put(&s->inflight, r->id, r) != 0) {
+        px_reply_err(r, "ERR out of memory");
+        r->state = REQ_DONE;
+        return;
+    }
+    uint64_t index;
+    int rc = rn_propose(s->node, s->scratch.data, s->scratch.len, &index);
+    if (rc != RN_OK) {
+        rd_map_del(&s->inflight, r->id);
+        if (rc == RN_ETOOBIG)
+            px_reply_err(r, "ERR command too large for the log");
+        else
+            px_reply_err(r, "ERR redraft cannot write its log; writes are refused");
+        r->state = REQ_DONE;
+        return;
+    }
+    r->state = REQ_INFLIGHT;
+    r->c->inflight++;
+    r->c->writes_pending++;
+    s->total_writes++;
+}
+
+static int parse_db_index(const struct px_server *s, const char *arg, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (errno || end == arg || *end != '\0')
+        return -1; /* not an integer: let Redis give its own error */
+    *out = v;
+    return 0;
+}
+
+/* Checks made before routing. Returns 0, or -1 with the error in r->reply. */
+static int route_check(struct px_server *s, struct px_req *r)
+{
+    const struct px_cmddef *d = r->def;
+    if (d->check == PX_CHK_DB_ARG) {
+        for (int i = 1; i < r->cmd.argc; i++) {
+            int is_db = d->check_arg > 0 ? (i == d->check_arg ||
+                                            (i == d->check_arg + 1 && !strcmp(d->name, "swapdb")))
+                                         : (i > 1 && !strcasecmp(r->cmd.argv[i - 1], "db"));
+            long long db;
+            if (is_db && parse_db_index(s, r->cmd.argv[i], &db) == 0 && db >= s->hidden_db) {
+                px_reply_err(r, "ERR DB index is out of range");
+                return -1;
+            }
+        }
+    } else if (d->check == PX_CHK_NO_BLOCK_OPT) {
+        for (int i = 1; i < r->cmd.argc; i++) {
+            if (!strcasecmp(r->cmd.argv[i], "streams"))
+                break;
+            if (!strcasecmp(r->cmd.argv[i], "block")) {
+                px_reply_err(r, "ERR blocking commands are not supported by redraft yet");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Decides what to do with the next request. Returns 0 when it was dispatched (or finished), 1
+ * when it must wait for earlier requests of the same client. */
+static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req *r)
+{
+    char err[512];
+    if (s->table == NULL) {
+        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        r->state = REQ_DONE;
+        return 0;
+    }
+    if (r->def == NULL) {
+        r->def =
+            px_cmd_lookup(s->table, r->cmd.argc, r->cmd.argv, r->cmd.argvlen, err, sizeof(err));
+        if (r->def == NULL) {
+            rd_resp_simple(&r->reply, '-', err);
+            r->state = REQ_DONE;
+            return 0;
+        }
+    }
+    const struct px_cmddef *d = r->def;
+    if (s->cfg->requirepass[0] && !c->authed && !(d->flags & PX_CF_NO_AUTH)) {
+        px_reply_err(r, "NOAUTH Authentication required.");
+        r->state = REQ_DONE;
+        return 0;
+    }
+    switch (d->route) {
+    case PX_ROUTE_LOCAL:
+        px_local_exec(c, r);
+        r->state = REQ_DONE;
+        return 0;
+    case PX_ROUTE_REFUSE:
+        px_reply_err(r, "ERR %s", d->why ? d->why : "command not supported by redraft");
+        r->state = REQ_DONE;
+        return 0;
+    case PX_ROUTE_READ:
+    case PX_ROUTE_WRITE:
+        break;
+    }
+    if (s->backend_err[0]) {
+        px_reply_err(r, "ERR %s", s->backend_err);
+        r->state = REQ_DONE;
+        return 0;
+    }
+    if (route_check(s, r) != 0) {
+        r->state = REQ_DONE;
+        return 0;
+    }
+    r->db = c->db;
+    s->total_commands++;
+    if (d->route == PX_ROUTE_WRITE) {
+        if (c->reads_waiting > 0)
+            return 1;
+        route_write(s, r);
+    } else {
+        if (c->writes_pending > 0)
+            return 1;
+        route_read(s, r);
+    }
+    return 0;
+}
+
+static void client_dispatch(struct px_client *c)
+{
+    struct px_server *s = c->s;
+    while (!c->closed && c->next_dispatch != NULL) {
+        struct px_req *r = c->next_dispatch;
+        if (r->state == REQ_NEW && dispatch_one(s, c, r) != 0)
+            break;
+        c->next_dispatch = r->next;
+        if (c->close_after_reply && r->def != NULL && r->def->local == PX_L_QUIT) {
+            /* QUIT: nothing after it runs. */
+            struct px_req *rest = r->next;
+            r->next = NULL;
+            c->tail = r;
+            while (rest) {
+                struct px_req *n = rest->next;
+                req_free(rest);
+                c->nreqs--;
+                rest = n;
+            }
+            c->next_dispatch = NULL;
+        }
+    }
+    if (!c->closed)
+        client_flush_replies(c);
+}
+
+/* ---- input ---- */
+
+static int client_take_command(struct px_client *c, struct px_cmd *cmd)
+{
+    struct px_req *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        px_cmd_free(cmd);
+        return -1;
+    }
+    r->id = new_reqid(c->s);
+    r->c = c;
+    r->cmd = *cmd;
+    r->state = REQ_NEW;
+    rd_buf_init(&r->reply);
+    if (c->tail)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    if (c->next_dispatch == NULL)
+        c->next_dispatch = r;
+    c->nreqs++;
+    return 0;
+}
+
+static void client_parse(struct px_client *c)
+{
+    struct px_server *s = c->s;
+    while (!c->closed && !c->close_after_reply) {
+        if (c->nreqs >= PX_PIPELINE_MAX) {
+            if (!c->reading_paused) {
+                c->reading_paused = 1;
+                ev_io_stop(s->loop, &c->rio);
+            }
+            return;
+        }
+        c->parser.unauth = s->cfg->requirepass[0] && !c->authed;
+        struct px_cmd cmd;
+        int rc = px_parse(&c->parser, &c->in, &cmd);
+        if (rc == PX_PARSE_AGAIN)
+            return;
+        if (rc == PX_PARSE_ERR) {
+            rd_verbose("protocol error from client id=%llu addr=%s: %s", (unsigned long long)c->id,
+                       c->addr, c->parser.err);
+            /* Replies to earlier commands go first, then the error, then the connection ends. */
+            struct px_cmd none = {0};
+            if (client_take_command(c, &none) == 0) {
+                struct px_req *r = c->tail;
+                px_reply_err(r, "ERR %s", c->parser.err);
+                r->state = REQ_DONE;
+            }
+            /* Requests before the error still dispatch; nothing after it is read. */
+            c->close_after_reply = 1;
+            ev_io_stop(s->loop, &c->rio);
+            client_flush_replies(c);
+            return;
+        }
+        if (client_take_command(c, &cmd) != 0) {
+            px_client_close(c, "out of memory");
+            return;
+        }
+        client_dispatch(c);
+    }
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct px_client *c = w->data;
+    struct px_server *s = c->s;
+    if (rd_buf_reserve(&c->in, PX_READ_CHUNK) != 0) {
+        px_client_close(c, "out of memory");
+        return;
+    }
+    ssize_t n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
+    if (n == 0) {
+        px_client_close(c, "client closed connection");
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            px_client_close(c, strerror(errno));
+        return;
+    }
+    c->in.len += (size_t)n;
+    if ((long long)rd_buf_unread(&c->in) > s->cfg->client_query_buffer_limit) {
+        rd_warning("client id=%llu addr=%s closed for overcoming of input buffer limits",
+                   (unsigned long long)c->id, c->addr);
+        px_client_close(c, NULL);
+        return;
+    }
+    client_parse(c);
+}
+
+/* ---- listener ---- */
+
+static void addr_str(const struct sockaddr_storage *sa, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+    } else if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(out, outlen, "%s:%d", host, port);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct px_server *s = w->data;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage sa;
+        socklen_t salen = sizeof(sa);
+        int fd =
+            accept4(s->listen_fd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                rd_warning("accept: %s", strerror(errno));
+            return;
+        }
+        if (s->nclients >= (size_t)s->cfg->maxclients) {
+            static const char msg[] = "-ERR max number of clients reached\r\n";
+            ssize_t ignored = write(fd, msg, sizeof(msg) - 1);
+            (void)ignored;
+            close(fd);
+            s->rejected_conns++;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        struct px_client *c = calloc(1, sizeof(*c));
+        if (c == NULL) {
+            close(fd);
+            continue;
+        }
+        c->id = ++s->next_client_id;
+        c->fd = fd;
+        c->s = s;
+        c->ctime = ev_now(loop);
+        rd_buf_init(&c->in);
+        rd_buf_init(&c->out);
+        px_parser_init(&c->parser, s->cfg->proto_max_bulk_len);
+        addr_str(&sa, c->addr, sizeof(c->addr));
+        struct sockaddr_storage la;
+        socklen_t lalen = sizeof(la);
+        if (getsockname(fd, (struct sockaddr *)&la, &lalen) == 0)
+            addr_str(&la, c->laddr, sizeof(c->laddr));
+        ev_io_init(&c->rio, read_cb, fd, EV_READ);
+        c->rio.data = c;
+        ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
+        c->wio.data = c;
+        ev_io_start(loop, &c->rio);
+        c->next = s->clients;
+        if (s->clients)
+            s->clients->prev = c;
+        s->clients = c;
+        s->nclients++;
+        s->total_conns++;
+    }
+}
+
+int px_server_listen(struct px_server *s, char *err, size_t errlen)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", s->cfg->port);
+    int rc = getaddrinfo(s->cfg->bind, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "bind address '%s': %s", s->cfg->bind, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 511) != 0) {
+        snprintf(err, errlen, "could not listen on %s:%d: %s", s->cfg->bind, s->cfg->port,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    s->listen_fd = fd;
+    ev_io_init(&s->lio, accept_cb, fd, EV_READ);
+    s->lio.data = s;
+    ev_io_start(s->loop, &s->lio);
+    return 0;
+}
+
+/* ---- server ---- */
+
+struct px_server *px_server_new(struct ev_loop *loop, const struct px_config *cfg,
+                                struct rn_node *node, uint64_t boot)
+{
+    struct px_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->loop = loop;
+    s->cfg = cfg;
+    s->node = node;
+    s->boot = boot;
+    s->listen_fd = -1;
+    rd_map_init(&s->inflight);
+    rd_buf_init(&s->scratch);
+    the_server = s;
+    return s;
+}
+
+void px_server_set_backend(struct px_server *s, struct be_link *link, struct be_apply *apply)
+{
+    s->link = link;
+    s->apply = apply;
+}
+
+void px_server_free(struct px_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->listen_fd >= 0) {
+        ev_io_stop(s->loop, &s->lio);
+        close(s->listen_fd);
+    }
+    while (s->clients) {
+        struct px_client *c = s->clients;
+        if (!c->closed) {
+            ev_io_stop(s->loop, &c->rio);
+            ev_io_stop(s->loop, &c->wio);
+            close(c->fd);
+        }
+        client_free(c);
+    }
+    rd_map_free(&s->inflight);
+    rd_buf_free(&s->scratch);
+    px_cmdtable_free(s->table);
+    if (the_server == s)
+        the_server = NULL;
+    free(s);
+}
+
+void px_server_before_sleep(struct px_server *s)
+{
+    struct px_client *c = s->pw_head;
+    s->pw_head = NULL;
+    while (c) {
+        struct px_client *next = c->pw_next;
+        c->pending_write = 0;
+        if (!c->closed)
+            client_write(c);
+        else
+            client_maybe_free(c);
+        c = next;
+    }
+}
+
+size_t px_server_clients(const struct px_server *s)
+{
+    return s->nclients;
+}
+
+/* ---- backend events ---- */
+
+void px_server_on_commands(struct px_server *s, const struct redisReply *reply)
+{
+    struct px_cmdtable *t;
+    char err[256];
+    if (px_cmdtable_build(reply, &t, err, sizeof(err)) != 0) {
+        rd_warning("cannot build the command table: %s", err);
+        return;
+    }
+    /* Requests already looked up point into the old table: only replace it when none is
+     * pending (a new redis version behind the proxy is picked up on a quiet reconnect). */
+    if (s->table != NULL && s->inflight.count > 0) {
+        px_cmdtable_free(t);
+        return;
+    }
+    px_cmdtable_free(s->table);
+    s->table = t;
+    rd_verbose("command table: %zu commands from the local redis", px_cmdtable_size(t));
+}
+
+void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *info)
+{
+    uint64_t last = rn_last_index(s->node);
+    uint64_t first = rn_first_index(s->node);
+    uint64_t applied = info->applied;
+    s->hidden_db = info->hidden_db;
+    snprintf(s->backend_version, sizeof(s->backend_version), "%s", info->version);
+    s->backend_err[0] = '\0';
+
+    if (!info->applied_present && info->visible_keys > 0 && last > 0) {
+        snprintf(s->backend_err, sizeof(s->backend_err),
+                 "local redis holds %lld keys that redraft did not write (no applied index), "
+                 "while redraft's log has %llu entries; refusing to serve until this is resolved",
+                 info->visible_keys, (unsigned long long)last);
+    } else if (applied > last) {
+        snprintf(s->backend_err, sizeof(s->backend_err),
+                 "local redis has applied index %llu, beyond redraft's log (last index %llu): "
+                 "wrong redis or lost log; refusing to serve",
+                 (unsigned long long)applied, (unsigned long long)last);
+    } else if (applied + 1 < first) {
+        snprintf(s->backend_err, sizeof(s->backend_err),
+                 "local redis is at index %llu but the log starts at %llu; it needs a snapshot",
+                 (unsigned long long)applied, (unsigned long long)first);
+    }
+    if (s->backend_err[0]) {
+        rd_warning("%s", s->backend_err);
+        return;
+    }
+    if (!info->applied_present && info->visible_keys > 0)
+        rd_notice("local redis holds %lld keys and redraft's log is empty: adopting the existing "
+                  "dataset as the starting state",
+                  info->visible_keys);
+    if (applied < s->last_applied)
+        rd_warning("local redis came back at applied index %llu, behind the %llu it had "
+                   "confirmed (it lost data: restarted without persistence?); replaying the log "
+                   "from %llu",
+                   (unsigned long long)applied, (unsigned long long)s->last_applied,
+                   (unsigned long long)applied + 1);
+    else if (s->run_id[0] && strcmp(s->run_id, info->run_id) != 0)
+        rd_notice("local redis restarted (run id %s, was %s) with its data at index %llu",
+                  info->run_id, s->run_id, (unsigned long long)applied);
+    if (applied < last)
+        rd_notice("applying log entries %llu..%llu to the local redis",
+                  (unsigned long long)applied + 1, (unsigned long long)last);
+    snprintf(s->run_id, sizeof(s->run_id), "%s", info->run_id);
+    s->last_applied = applied;
+    s->backend_ready = 1;
+    be_apply_start(s->apply, applied);
+    be_apply_commit(s->apply, rn_commit_index(s->node));
+    process_waiting_reads(s);
+}
+
+void px_server_on_backend_down(struct px_server *s, const char *why)
+{
+    s->backend_ready = 0;
+    be_apply_stop(s->apply);
+    /* Reads waiting for an index cannot be served now. */
+    while (s->wait_head) {
+        struct px_req *r = s->wait_head;
+        s->wait_head = r->wnext;
+        r->c->reads_waiting--;
+        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        req_done(r);
+    }
+    s->wait_tail = NULL;
+}
+
+void px_server_on_write_reply(struct px_server *s, uint64_t reqid, const char *resp, size_t len)
+{
+    struct px_req *r = rd_map_del(&s->inflight, reqid);
+    if (r == NULL)
+        return; /* its client is gone, or it came in before this node restarted */
+    r->c->inflight--;
+    r->c->writes_pending--;
+    if (rd_buf_append(&r->reply, resp, len) != 0)
+        px_reply_err(r, "ERR out of memory");
+    req_done(r);
+}
+
+void px_server_on_applied(struct px_server *s, uint64_t index)
+{
+    if (index > s->last_applied)
+        s->last_applied = index;
+    process_waiting_reads(s);
+}
+
+void px_server_on_committed(struct px_server *s, uint64_t commit)
+{
+    be_apply_commit(s->apply, commit);
+    process_waiting_reads(s);
+}

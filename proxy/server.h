@@ -1,0 +1,55 @@
+/* server.h: the client side of redraft: listener, client sessions, request queue, routing.
+ *
+ * Each client has a queue of its requests in arrival order; replies are written strictly in that
+ * order (pipelined clients included) because a reply is only moved to the client's output once
+ * every request before it has its reply. Requests are dispatched in order too:
+ *   - a WRITE is proposed to the log at once (writes of one client pipeline), unless an earlier
+ *     read of the same client still waits to be sent;
+ *   - a READ waits until the client's earlier writes are applied, then until the local Redis has
+ *     been sent every entry committed when it arrived (the read index), then goes to Redis on the
+ *     same connection the applies use, which orders it after them;
+ *   - LOCAL commands are answered by the proxy when their turn comes.
+ * A closed client's requests that are in flight are detached, not freed: their completions find
+ * them by request id, see the client is gone and drop the reply.
+ *
+ * One px_server per process. It is created by main, which wires it to the node (the log) and
+ * the backend link/apply, and calls px_server_before_sleep once per loop turn after the log
+ * flush (replies are written there, so one turn's replies go out in as few writes as possible).
+ */
+#ifndef REDRAFT_SERVER_H
+#define REDRAFT_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ev_loop;
+struct px_config;
+struct rn_node;
+struct be_link;
+struct be_apply;
+struct px_cmdtable;
+struct be_link_info;
+struct redisReply;
+
+struct px_server;
+
+struct px_server *px_server_new(struct ev_loop *loop, const struct px_config *cfg,
+                                struct rn_node *node, uint64_t boot);
+/* The backend pieces are made after the server (their callbacks point at it). */
+void px_server_set_backend(struct px_server *s, struct be_link *link, struct be_apply *apply);
+int px_server_listen(struct px_server *s, char *err, size_t errlen);
+void px_server_free(struct px_server *s);
+
+void px_server_before_sleep(struct px_server *s);
+
+/* Backend events (wired by main). */
+void px_server_on_commands(struct px_server *s, const struct redisReply *reply);
+void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *info);
+void px_server_on_backend_down(struct px_server *s, const char *why);
+void px_server_on_write_reply(struct px_server *s, uint64_t reqid, const char *resp, size_t len);
+void px_server_on_applied(struct px_server *s, uint64_t index);
+void px_server_on_committed(struct px_server *s, uint64_t commit);
+
+size_t px_server_clients(const struct px_server *s);
+
+#endif
