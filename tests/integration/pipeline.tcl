@@ -59,7 +59,7 @@ start_pair {} {
                 if {[llength $bad] > 5} break
             }
         }
-        assert_equal {} $bad "replies that did not see the write just before them"
+        assert_equal $bad {} "replies that did not see the write just before them"
         r get ryw
     } {499}
 
