@@ -432,7 +432,7 @@ proc ::rd::probe {port {cmd PING}} {
 }
 
 # Wait until pid answers on port (PONG, or NOAUTH when a password is set).
-proc ::rd::wait_ready {what pid port log {cmd PING}} {
+proc ::rd::wait_ready {what pid port log {cmd PING} {any 0}} {
     set deadline [expr {[clock milliseconds] + $::rd::start_timeout_ms}]
     while {1} {
         if {![alive $pid]} {
@@ -440,8 +440,8 @@ proc ::rd::wait_ready {what pid port log {cmd PING}} {
             error "$what (pid $pid) exited during start; last lines of $log:\n  | $tail"
         }
         set reply [probe $port $cmd]
-        if {$reply ne {} && ![string match {-LOADING*} $reply] &&
-            ![string match {-TRYAGAIN*} $reply]} {
+        if {$reply ne {} && ($any || (![string match {-LOADING*} $reply] &&
+                                      ![string match {-TRYAGAIN*} $reply]))} {
             if {$::rd::verbose} {puts "# $what on port $port: $reply"}
             return
         }
@@ -467,7 +467,10 @@ proc start_redis {} {
 # redis-server instead: run with {direct {--appendonly yes --appendfsync
 # always}} it is a durable server too, which lets the durability tests be
 # checked against plain Redis.
-proc start_redraft {} {
+# wait: "connected" waits until DBSIZE answers without TRYAGAIN (redraft is
+# connected to its redis); "listening" until PING gets any answer at all
+# (for a redraft whose redis is down).
+proc start_redraft {{wait connected}} {
     if {$::rd::direct} {
         if {[::rd::alive [srv redis_pid]]} return
         return [start_redis]
@@ -481,8 +484,11 @@ proc start_redraft {} {
     ::rd::set_pair redraft_pid $pid
     set log [dict get $p redraft_log]
     if {![file exists $log]} {set log $out}
-    # DBSIZE goes to the backend: once it answers, redraft is connected.
-    ::rd::wait_ready redraft $pid [dict get $p redraft_port] $log DBSIZE
+    if {$wait eq "listening"} {
+        ::rd::wait_ready redraft $pid [dict get $p redraft_port] $log PING 1
+    } else {
+        ::rd::wait_ready redraft $pid [dict get $p redraft_port] $log DBSIZE
+    }
     return $pid
 }
 

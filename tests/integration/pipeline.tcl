@@ -155,4 +155,46 @@ start_pair {} {
         assert_equal [lrepeat 20 :100000] $lens
         string range [r get big:19] 0 4
     } {TTTTT}
+
+    test {20 clients pipelining INCRs at once: the total is exact} {
+        r del concurrent
+        set fds {}
+        for {set i 0} {$i < 20} {incr i} {lappend fds [raw_connect]}
+        # Everyone sends before anyone reads.
+        foreach fd $fds {raw_send $fd [string repeat [resp_cmd INCR concurrent] 200]}
+        set bad {}
+        foreach fd $fds {
+            set prev 0
+            for {set j 0} {$j < 200} {incr j} {
+                set rep [raw_read_reply $fd]
+                if {![regexp {^:(\d+)$} $rep -> n] || $n <= $prev} {
+                    lappend bad "client $fd reply $j: '$rep' after $prev"
+                    break
+                }
+                set prev $n
+            }
+        }
+        assert_equal $bad {} "each client's INCR replies increase"
+        r get concurrent
+    } {4000}
+
+    test {A client that closes with writes in flight does not disturb the others} {
+        r del abandoned
+        for {set i 0} {$i < 5} {incr i} {
+            set fd [raw_connect]
+            raw_send $fd [string repeat [resp_cmd INCR abandoned] 2000]
+            close $fd
+        }
+        # The counter settles somewhere in range; redraft stays up.
+        set last -1
+        wait_for_condition 100 100 {
+            [set now [r get abandoned]] eq $last || [set last $now] eq "never"
+        } {
+            fail "the counter never settled"
+        }
+        assert_range [r get abandoned] 0 10000
+        assert_equal PONG [r ping]
+        if {![is_direct]} {assert [::rd::alive [srv redraft_pid]] "redraft is alive"}
+        r incr abandoned-after
+    } {1}
 }

@@ -36,17 +36,24 @@ proc read_key {c key} {
 # "error: ..." when a read failed; fails the test on a read that succeeded
 # with the wrong value.
 proc check_reads {c expected} {
+    set stale {}
+    set error {}
     foreach {key want} $expected {
         if {[catch {read_key $c $key} got]} {
             if {[string match "I/O timeout*" $got]} {
                 fail "a read of $key hung: $got"
             }
-            return "error: $got"
+            set error "error: $got"
+            continue
         }
         if {$got ne $want} {
-            fail "stale read of $key returned as success: got '[::rd::clip $got]', wrote '$want'"
+            lappend stale "$key: got '[::rd::clip $got]', wrote '[::rd::clip $want]'"
         }
     }
+    if {[llength $stale]} {
+        fail "stale reads returned as success:\n  [join $stale "\n  "]"
+    }
+    if {$error ne {}} {return $error}
     return back
 }
 
@@ -157,9 +164,16 @@ start_pair {direct {--appendonly yes --appendfsync always}} {
     test {Expiries replayed from the log keep their absolute deadline} {
         set expected [fill_data ttl]
         r set ttl:ex v EX 100
+        r set ttl:px v PX 100000
         r set ttl:plain v
         r expire ttl:plain 100
+        r set ttl:pexpire v
+        r pexpire ttl:pexpire 100000
         r setex ttl:setex 100 v
+        r psetex ttl:psetex 100000 v
+        r set ttl:getex v
+        r getex ttl:getex EX 100
+        r restore ttl:restore 100000 [r dump ttl:ex] REPLACE
         after 2000
         # Both gone: the data can only come back from redraft's log.
         kill_redraft
@@ -171,10 +185,60 @@ start_pair {direct {--appendonly yes --appendfsync always}} {
         writes_work_again [srv client] $expected 15000
         # A relative expiry replayed now would start its 100 s afresh.
         set bad {}
-        foreach key {ttl:ex ttl:plain ttl:setex} {
+        foreach key {ttl:ex ttl:px ttl:plain ttl:pexpire ttl:setex ttl:psetex
+                     ttl:getex ttl:restore} {
             set pttl [r pttl $key]
             if {!($pttl >= 1 && $pttl <= 98500)} {lappend bad "$key: $pttl"}
         }
         assert_equal $bad {} "PTTLs over 98500 ms, 2 s after a 100 s expiry"
+    }
+
+    test {Commands with random or time-dependent effects replay to the same data} {
+        # Each is either refused or made deterministic before it is logged:
+        # a replay into an empty Redis must produce what the client saw.
+        r del nd:set nd:spop1 nd:time nd:rand
+        r sadd nd:set {*}[lrange {a b c d e f g h i j k l m n o p q r s t} 0 end]
+        set expected {}
+        set refused {}
+        if {[catch {r spop nd:set} popped]} {lappend refused "SPOP: $popped"}
+        if {[catch {r spop nd:set 3} popped]} {lappend refused "SPOP count: $popped"}
+        if {[catch {r eval {redis.call('set', KEYS[1], table.concat(redis.call('time'), '.'))
+                            return 1} 1 nd:time} err]} {
+            lappend refused "EVAL with TIME: $err"
+        } else {
+            lappend expected nd:time [r get nd:time]
+        }
+        if {[catch {r eval {redis.call('set', KEYS[1], tostring(math.random())) return 1} \
+                1 nd:rand} err]} {
+            lappend refused "EVAL with math.random: $err"
+        } else {
+            lappend expected nd:rand [r get nd:rand]
+        }
+        lappend expected nd:set [lsort [r smembers nd:set]]
+        if {$::rd::verbose} {puts "# refused: $refused"}
+        after 10
+        restart_redis
+        poll_reads [srv client] $expected 15000
+        writes_work_again [srv client] $expected 15000
+    }
+
+    test {redraft started while redis-server is down waits for it} {
+        needs_redraft {plain Redis is simply gone}
+        set expected [fill_data late]
+        kill_redraft
+        kill_redis
+        start_redraft listening
+        reconnect_clients
+        assert_error {TRYAGAIN*} {r get late:str}
+        # A write may be refused, or logged and applied once redis is back.
+        if {[catch {r set late:str overwritten} reply]} {
+            assert_match {TRYAGAIN*} $reply
+        } else {
+            assert_equal OK $reply
+            dict set expected late:str overwritten
+        }
+        start_redis
+        poll_reads [srv client] $expected 15000
+        writes_work_again [srv client] $expected 15000
     }
 }
