@@ -858,8 +858,10 @@ static void handle_heartbeat_resp(struct raft *r, struct raft_progress *pr,
     /* Appends may have been lost: let one more through so the follower can say what it lacks. */
     if (pr->state == RAFT_PROGRESS_REPLICATE && pr->infl_n >= r->cfg.inflight_msgs_max)
         infl_free_first(pr);
+    /* Even with nothing new to send, an empty append at next-1 makes a follower that lost
+     * appends say so (it rejects), which turns a stalled pipeline back into a probe. */
     if (pr->match < r->log.last)
-        send_append(r, pr, 0);
+        send_append(r, pr, 1);
     release_reads(r);
 }
 
