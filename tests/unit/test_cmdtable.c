@@ -1,0 +1,726 @@
+/* Unit tests for proxy/cmdtable.c: the command table built from Redis's COMMAND reply.
+ *
+ * tests/unit/data/command-7.0.15.resp is the raw RESP reply of `COMMAND` from redis-server 7.0.15
+ * (the version the project runs against), captured by sending "*1\r\n$7\r\nCOMMAND\r\n" over a
+ * socket. It is parsed here with hiredis's redisReader, as the proxy gets it from hiredis.
+ * Expected error texts are what redis-server 7.0.15 answers for the same commands.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <hiredis/hiredis.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/cmdtable.h"
+
+#define DATA_FILE "command-7.0.15.resp"
+
+/* Tests of known bugs are skipped (each says which in a BUG comment); REDRAFT_UNSKIP_BUGS=1 in
+ * the environment runs them, to check a fix. Remove the SKIP_BUG() line once fixed. */
+#define SKIP_BUG()                                                                                 \
+    do {                                                                                           \
+        if (getenv("REDRAFT_UNSKIP_BUGS") == NULL)                                                 \
+            skip();                                                                                \
+    } while (0)
+
+static char data_dir[1024] = "tests/unit/data";
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return NULL;
+    size_t cap = 1 << 17, n = 0, k;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    while ((k = fread(buf + n, 1, cap - n, fp)) > 0) {
+        n += k;
+        if (n == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    fclose(fp);
+    *len = n;
+    return buf;
+}
+
+/* Parses RESP bytes into one reply with hiredis; NULL if incomplete or malformed. */
+static redisReply *parse_reply(const char *bytes, size_t len)
+{
+    redisReader *rd = redisReaderCreate();
+    assert_non_null(rd);
+    void *reply = NULL;
+    if (redisReaderFeed(rd, bytes, len) != REDIS_OK ||
+        redisReaderGetReply(rd, &reply) != REDIS_OK) {
+        redisReaderFree(rd);
+        return NULL;
+    }
+    redisReaderFree(rd);
+    return reply;
+}
+#define PARSE(lit) parse_reply((lit), sizeof(lit) - 1)
+
+struct fixture {
+    redisReply *reply;
+    struct px_cmdtable *t;
+};
+
+static int setup(void **state)
+{
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/%s", data_dir, DATA_FILE);
+    size_t len = 0;
+    char *bytes = read_all(path, &len);
+    if (bytes == NULL) {
+        fprintf(stderr, "cannot read %s (run from the repository root)\n", path);
+        return -1;
+    }
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    /* the whole file is exactly one reply */
+    redisReader *rd = redisReaderCreate();
+    assert_non_null(rd);
+    assert_int_equal(redisReaderFeed(rd, bytes, len), REDIS_OK);
+    void *reply = NULL;
+    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
+    assert_non_null(reply);
+    void *more = NULL;
+    assert_int_equal(redisReaderGetReply(rd, &more), REDIS_OK);
+    assert_null(more);
+    redisReaderFree(rd);
+    free(bytes);
+    f->reply = reply;
+    char err[256] = "";
+    if (px_cmdtable_build(f->reply, &f->t, err, sizeof(err)) != 0) {
+        fprintf(stderr, "px_cmdtable_build: %s\n", err);
+        freeReplyObject(f->reply);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    px_cmdtable_free(f->t);
+    freeReplyObject(f->reply);
+    free(f);
+    return 0;
+}
+
+/* Looks up a command given as words (each NUL-terminated, lengths from strlen). */
+static const struct px_cmddef *lookup_v(const struct px_cmdtable *t, char *err, size_t errlen,
+                                        int argc, const char *const *words)
+{
+    char *argv[64];
+    size_t lens[64];
+    assert_true(argc <= 64);
+    for (int i = 0; i < argc; i++) {
+        argv[i] = (char *)words[i];
+        lens[i] = strlen(words[i]);
+    }
+    err[0] = '\0';
+    return px_cmd_lookup(t, argc, argv, lens, err, errlen);
+}
+#define LOOKUP(t, err, ...)                                                                        \
+    lookup_v((t), (err), sizeof(err), sizeof((const char *[]){__VA_ARGS__}) / sizeof(char *),      \
+             (const char *[]){__VA_ARGS__})
+
+static const struct px_cmddef *must_find(const struct px_cmdtable *t, int argc,
+                                         const char *const *words)
+{
+    char err[512];
+    const struct px_cmddef *d = lookup_v(t, err, sizeof(err), argc, words);
+    if (d == NULL)
+        fail_msg("lookup of '%s' failed: %s", words[0], err);
+    return d;
+}
+#define FIND(t, ...)                                                                               \
+    must_find((t), sizeof((const char *[]){__VA_ARGS__}) / sizeof(char *),                         \
+              (const char *[]){__VA_ARGS__})
+
+/* ---- the table from a real COMMAND reply --------------------------------------------------- */
+
+static void test_build_size(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(f->reply->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(f->reply->elements, 240); /* Redis 7.0.15's command count */
+    assert_int_equal(px_cmdtable_size(f->t), 240);
+}
+
+static void test_lookup_case_and_fields(void **state)
+{
+    struct fixture *f = *state;
+    const struct px_cmddef *get = FIND(f->t, "get", "k");
+    assert_string_equal(get->name, "get");
+    assert_string_equal(get->display, "get");
+    assert_int_equal(get->arity, 2);
+    assert_true(get->flags & PX_CF_READONLY);
+    assert_true(get->flags & PX_CF_FAST);
+    assert_false(get->flags & PX_CF_WRITE);
+    assert_int_equal(get->first_key, 1);
+    assert_int_equal(get->last_key, 1);
+    assert_int_equal(get->key_step, 1);
+    assert_ptr_equal(FIND(f->t, "GET", "k"), get);
+    assert_ptr_equal(FIND(f->t, "gEt", "k"), get);
+
+    const struct px_cmddef *set = FIND(f->t, "SET", "k", "v");
+    assert_string_equal(set->name, "set");
+    assert_int_equal(set->arity, -3);
+    assert_true(set->flags & PX_CF_WRITE);
+    assert_true(set->flags & PX_CF_DENYOOM);
+
+    const struct px_cmddef *mset = FIND(f->t, "mset", "a", "1", "b", "2");
+    assert_int_equal(mset->first_key, 1);
+    assert_int_equal(mset->last_key, -1);
+    assert_int_equal(mset->key_step, 2);
+
+    const struct px_cmddef *cg = FIND(f->t, "CONFIG", "GET", "maxmemory");
+    assert_string_equal(cg->name, "config|get");
+    assert_string_equal(cg->display, "config|get");
+    assert_int_equal(cg->arity, -3);
+    assert_true(cg->flags & PX_CF_ADMIN);
+
+    assert_string_equal(FIND(f->t, "config", "HELP")->name, "config|help");
+
+    assert_true(FIND(f->t, "auth", "pw")->flags & PX_CF_NO_AUTH);
+    assert_true(FIND(f->t, "blpop", "l", "0")->flags & PX_CF_BLOCKING);
+    assert_true(FIND(f->t, "subscribe", "c")->flags & PX_CF_PUBSUB);
+    assert_true(FIND(f->t, "eval", "return 1", "0")->flags & PX_CF_MOVABLEKEYS);
+    assert_true(FIND(f->t, "flushall")->flags & PX_CF_WRITE);
+}
+
+static void test_routes(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(FIND(f->t, "get", "k")->route, PX_ROUTE_READ);
+    assert_int_equal(FIND(f->t, "set", "k", "v")->route, PX_ROUTE_WRITE);
+    assert_int_equal(FIND(f->t, "eval", "return 1", "0")->route, PX_ROUTE_WRITE);
+    assert_int_equal(FIND(f->t, "evalsha", "abc", "0")->route, PX_ROUTE_WRITE);
+    assert_int_equal(FIND(f->t, "fcall", "f", "0")->route, PX_ROUTE_WRITE);
+    assert_int_equal(FIND(f->t, "publish", "c", "m")->route, PX_ROUTE_WRITE);
+    assert_int_equal(FIND(f->t, "script", "load", "return 1")->route, PX_ROUTE_WRITE);
+    assert_int_equal(FIND(f->t, "del", "a", "b")->route, PX_ROUTE_WRITE);
+    assert_int_equal(FIND(f->t, "incr", "a")->route, PX_ROUTE_WRITE);
+    assert_int_equal(FIND(f->t, "mget", "a", "b")->route, PX_ROUTE_READ);
+    assert_int_equal(FIND(f->t, "exists", "a")->route, PX_ROUTE_READ);
+    assert_int_equal(FIND(f->t, "info")->route, PX_ROUTE_READ);
+
+    const struct px_cmddef *ping = FIND(f->t, "ping");
+    assert_int_equal(ping->route, PX_ROUTE_LOCAL);
+    assert_int_equal(ping->local, PX_L_PING);
+    assert_int_equal(FIND(f->t, "echo", "x")->local, PX_L_ECHO);
+    assert_int_equal(FIND(f->t, "select", "1")->local, PX_L_SELECT);
+    assert_int_equal(FIND(f->t, "auth", "pw")->local, PX_L_AUTH);
+    assert_int_equal(FIND(f->t, "hello")->local, PX_L_HELLO);
+    assert_int_equal(FIND(f->t, "quit")->local, PX_L_QUIT);
+    const struct px_cmddef *sn = FIND(f->t, "client", "setname", "x");
+    assert_int_equal(sn->route, PX_ROUTE_LOCAL);
+    assert_int_equal(sn->local, PX_L_CLIENT_SETNAME);
+    assert_int_equal(FIND(f->t, "CLIENT", "GETNAME")->local, PX_L_CLIENT_GETNAME);
+    assert_int_equal(FIND(f->t, "client", "id")->local, PX_L_CLIENT_ID);
+
+    const struct px_cmddef *sub = FIND(f->t, "subscribe", "c");
+    assert_int_equal(sub->route, PX_ROUTE_REFUSE);
+    assert_non_null(sub->why);
+    const struct px_cmddef *blpop = FIND(f->t, "blpop", "l", "0");
+    assert_int_equal(blpop->route, PX_ROUTE_REFUSE);
+    assert_non_null(strstr(blpop->why, "blocking"));
+    assert_int_equal(FIND(f->t, "brpop", "l", "0")->route, PX_ROUTE_REFUSE);
+    assert_int_equal(FIND(f->t, "bzpopmin", "z", "0")->route, PX_ROUTE_REFUSE);
+    assert_int_equal(FIND(f->t, "multi")->route, PX_ROUTE_REFUSE);
+    assert_int_equal(FIND(f->t, "wait", "1", "0")->route, PX_ROUTE_REFUSE);
+    assert_int_equal(FIND(f->t, "monitor")->route, PX_ROUTE_REFUSE);
+    assert_int_equal(FIND(f->t, "replicaof", "no", "one")->route, PX_ROUTE_REFUSE);
+
+    assert_int_equal(FIND(f->t, "config", "get", "x")->route, PX_ROUTE_READ);
+    const struct px_cmddef *cs = FIND(f->t, "config", "set", "x", "y");
+    assert_int_equal(cs->route, PX_ROUTE_REFUSE);
+    assert_non_null(cs->why);
+    assert_int_equal(FIND(f->t, "client", "kill", "id", "1")->route, PX_ROUTE_REFUSE);
+
+    /* checks made before routing */
+    const struct px_cmddef *move = FIND(f->t, "move", "k", "1");
+    assert_int_equal(move->route, PX_ROUTE_WRITE);
+    assert_int_equal(move->check, PX_CHK_DB_ARG);
+    assert_int_equal(move->check_arg, 2);
+    const struct px_cmddef *copy = FIND(f->t, "copy", "a", "b", "db", "1");
+    assert_int_equal(copy->check, PX_CHK_DB_ARG);
+    assert_int_equal(copy->check_arg, -1);
+    assert_int_equal(FIND(f->t, "swapdb", "0", "1")->check, PX_CHK_DB_ARG);
+}
+
+/* XREAD and XREADGROUP are flagged `blocking` by Redis 7.0.15 although only their BLOCK option
+ * blocks; cmdtable.c gives them PX_CHK_NO_BLOCK_OPT so that the non-blocking forms run. */
+static void test_routes_xread(void **state)
+{
+    /* BUG: proxy/cmdtable.c apply_override: the `blocking` flag sets route REFUSE and the
+     * CHECK("xread"/"xreadgroup", PX_CHK_NO_BLOCK_OPT) overrides keep the route (-1), so XREAD
+     * without BLOCK is refused ("blocking commands are not supported by redraft yet") and the
+     * check in server.c route_check is never reached. Expected: xread READ, xreadgroup WRITE,
+     * both with check PX_CHK_NO_BLOCK_OPT. Skipped until fixed. */
+    SKIP_BUG();
+    struct fixture *f = *state;
+    const struct px_cmddef *x = FIND(f->t, "xread", "streams", "s", "0");
+    assert_int_equal(x->check, PX_CHK_NO_BLOCK_OPT);
+    assert_int_equal(x->route, PX_ROUTE_READ);
+    const struct px_cmddef *xg = FIND(f->t, "xreadgroup", "group", "g", "c", "streams", "s", ">");
+    assert_int_equal(xg->check, PX_CHK_NO_BLOCK_OPT);
+    assert_int_equal(xg->route, PX_ROUTE_WRITE);
+}
+
+static void check_def(const struct px_cmddef *d, const char *name, long long arity)
+{
+    assert_string_equal(d->name, name);
+    assert_string_equal(d->display, name);
+    assert_int_equal(d->arity, arity);
+    assert_true(d->route <= PX_ROUTE_REFUSE);
+    if (d->route == PX_ROUTE_REFUSE)
+        assert_non_null(d->why);
+    if (d->route == PX_ROUTE_LOCAL)
+        assert_true(d->local != PX_L_NONE);
+    else
+        assert_int_equal(d->local, PX_L_NONE);
+    if (d->flags & PX_CF_WRITE)
+        assert_true(d->route != PX_ROUTE_READ); /* a write never skips the log */
+}
+
+/* Looks up a command by `words` padded with "x" up to its arity; checks what comes back. */
+static void check_entry(const struct px_cmdtable *t, const redisReply *e, int nwords,
+                        const char *const *words)
+{
+    const char *name = e->element[0]->str;
+    long long arity = e->element[1]->integer;
+    int argc = (int)(arity > 0 ? arity : -arity);
+    if (argc < nwords)
+        argc = nwords;
+    char *argv[32];
+    size_t lens[32];
+    assert_true(argc <= 32);
+    for (int k = 0; k < argc; k++) {
+        argv[k] = (char *)(k < nwords ? words[k] : "x");
+        lens[k] = strlen(argv[k]);
+    }
+    char err[512];
+    const struct px_cmddef *d = px_cmd_lookup(t, argc, argv, lens, err, sizeof(err));
+    if (d == NULL)
+        fail_msg("%s: %s", name, err);
+    check_def(d, name, arity);
+    /* one argument too few is an arity error naming the command as Redis does */
+    if (argc - 1 >= nwords && argc > 1) {
+        assert_null(px_cmd_lookup(t, argc - 1, argv, lens, err, sizeof(err)));
+        char want[256];
+        snprintf(want, sizeof(want), "ERR wrong number of arguments for '%s' command", name);
+        assert_string_equal(err, want);
+    }
+}
+
+/* Every command and subcommand of the real reply is found with its own arity, routes somewhere
+ * sensible, and has Redis's arity error. */
+static void test_every_command_consistent(void **state)
+{
+    struct fixture *f = *state;
+    const redisReply *r = f->reply;
+    size_t nsubs = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        const char *name = e->element[0]->str;
+        int container = e->elements >= 10 && e->element[9]->type == REDIS_REPLY_ARRAY &&
+                        e->element[9]->elements > 0;
+        if (!container) {
+            const char *w[] = {name};
+            check_entry(f->t, e, 1, w);
+            continue;
+        }
+        for (size_t s = 0; s < e->element[9]->elements; s++) {
+            const redisReply *se = e->element[9]->element[s];
+            const char *bar = strchr(se->element[0]->str, '|');
+            assert_non_null(bar);
+            assert_memory_equal(se->element[0]->str, name, strlen(name));
+            const char *w[] = {name, bar + 1};
+            check_entry(f->t, se, 2, w);
+            nsubs++;
+        }
+    }
+    assert_true(nsubs > 100); /* Redis 7.0.15 has about 130 subcommands */
+}
+
+/* ---- errors in Redis's words --------------------------------------------------------------- */
+
+static void test_arity_errors(void **state)
+{
+    struct fixture *f = *state;
+    char err[512];
+    assert_null(LOOKUP(f->t, err, "get"));
+    assert_string_equal(err, "ERR wrong number of arguments for 'get' command");
+    assert_null(LOOKUP(f->t, err, "GET", "a", "b"));
+    assert_string_equal(err, "ERR wrong number of arguments for 'get' command");
+    assert_null(LOOKUP(f->t, err, "set", "k"));
+    assert_string_equal(err, "ERR wrong number of arguments for 'set' command");
+    assert_non_null(LOOKUP(f->t, err, "set", "k", "v", "EX", "10", "NX"));
+    assert_null(LOOKUP(f->t, err, "config", "get"));
+    assert_string_equal(err, "ERR wrong number of arguments for 'config|get' command");
+    assert_null(LOOKUP(f->t, err, "CONFIG", "GET"));
+    assert_string_equal(err, "ERR wrong number of arguments for 'config|get' command");
+    assert_null(LOOKUP(f->t, err, "client", "setname"));
+    assert_string_equal(err, "ERR wrong number of arguments for 'client|setname' command");
+    assert_null(LOOKUP(f->t, err, "client", "setname", "a", "b"));
+    assert_string_equal(err, "ERR wrong number of arguments for 'client|setname' command");
+    /* a container alone: its own arity */
+    assert_null(LOOKUP(f->t, err, "config"));
+    assert_string_equal(err, "ERR wrong number of arguments for 'config' command");
+    assert_null(LOOKUP(f->t, err, "CLIENT"));
+    assert_string_equal(err, "ERR wrong number of arguments for 'client' command");
+}
+
+static void test_unknown_command(void **state)
+{
+    struct fixture *f = *state;
+    char err[512];
+    assert_null(LOOKUP(f->t, err, "foo", "a", "b"));
+    assert_string_equal(err, "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
+    assert_null(LOOKUP(f->t, err, "foo"));
+    assert_string_equal(err, "ERR unknown command 'foo', with args beginning with: ");
+    assert_null(LOOKUP(f->t, err, "FoO", "x y"));
+    assert_string_equal(err, "ERR unknown command 'FoO', with args beginning with: 'x y' ");
+    /* a prefix or a near name is not a command */
+    assert_null(LOOKUP(f->t, err, "ge", "k"));
+    assert_null(LOOKUP(f->t, err, "gett", "k"));
+    assert_null(LOOKUP(f->t, err, "", "k"));
+    assert_string_equal(err, "ERR unknown command '', with args beginning with: 'k' ");
+    /* a subcommand's full name is not a command of its own */
+    assert_null(LOOKUP(f->t, err, "config|get", "x"));
+    assert_string_equal(err, "ERR unknown command 'config|get', with args beginning with: 'x' ");
+}
+
+/* Args are quoted up to 128 bytes in all (as redis-server 7.0.15 prints them). */
+static void test_unknown_command_long_args(void **state)
+{
+    struct fixture *f = *state;
+    char err[1024];
+    char x200[201], x100[101], y100[101];
+    memset(x200, 'x', 200);
+    x200[200] = '\0';
+    memset(x100, 'x', 100);
+    x100[100] = '\0';
+    memset(y100, 'y', 100);
+    y100[100] = '\0';
+    char want[1024];
+
+    assert_null(LOOKUP(f->t, err, "foo", x200, "y"));
+    snprintf(want, sizeof(want), "ERR unknown command 'foo', with args beginning with: '%.128s' ",
+             x200);
+    assert_string_equal(err, want);
+
+    /* 'x*100' takes 103 bytes; 25 more of the second argument fit, and the third is dropped */
+    assert_null(LOOKUP(f->t, err, "foo", x100, y100, "z"));
+    snprintf(want, sizeof(want),
+             "ERR unknown command 'foo', with args beginning with: '%s' '%.25s' ", x100, y100);
+    assert_string_equal(err, want);
+
+    /* many short arguments: stops once 128 bytes are written */
+    const char *many[60];
+    many[0] = "foo";
+    for (int i = 1; i < 60; i++)
+        many[i] = "ab";
+    assert_null(lookup_v(f->t, err, sizeof(err), 60, many));
+    size_t prefix = strlen("ERR unknown command 'foo', with args beginning with: ");
+    assert_int_equal(strlen(err) - prefix, 26 * 5); /* 26 x "'ab' " reach 130 >= 128 */
+}
+
+static void test_very_long_command_names(void **state)
+{
+    struct fixture *f = *state;
+    size_t sizes[] = {47, 48, 49, 128, 129, 1000, 100000};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        size_t n = sizes[i];
+        char *name = malloc(n + 1);
+        assert_non_null(name);
+        memset(name, 'g', n);
+        name[n] = '\0';
+        char err[512];
+        assert_null(LOOKUP(f->t, err, name, "a"));
+        char want[512];
+        snprintf(want, sizeof(want), "ERR unknown command '%.128s', with args beginning with: 'a' ",
+                 name);
+        assert_string_equal(err, want);
+        /* a real command name followed by a long tail is not that command */
+        memcpy(name, "get", 3);
+        assert_null(LOOKUP(f->t, err, name, "a"));
+        free(name);
+    }
+}
+
+static void test_unknown_subcommand(void **state)
+{
+    struct fixture *f = *state;
+    char err[512];
+    assert_null(LOOKUP(f->t, err, "config", "xyz"));
+    assert_string_equal(err, "ERR unknown subcommand 'xyz'. Try CONFIG HELP.");
+    assert_null(LOOKUP(f->t, err, "Config", "Xyz", "1", "2"));
+    assert_string_equal(err, "ERR unknown subcommand 'Xyz'. Try CONFIG HELP.");
+    assert_null(LOOKUP(f->t, err, "client", ""));
+    assert_string_equal(err, "ERR unknown subcommand ''. Try CLIENT HELP.");
+    /* a long subcommand name: quoted up to 128 bytes */
+    char sub[301];
+    memset(sub, 's', 300);
+    sub[300] = '\0';
+    assert_null(LOOKUP(f->t, err, "object", sub));
+    char want[512];
+    snprintf(want, sizeof(want), "ERR unknown subcommand '%.128s'. Try OBJECT HELP.", sub);
+    assert_string_equal(err, want);
+    /* "get" + a long tail must not resolve to config|get */
+    memcpy(sub, "get", 3);
+    assert_null(LOOKUP(f->t, err, "config", sub, "x"));
+    /* a subcommand of another container is unknown here */
+    assert_null(LOOKUP(f->t, err, "config", "setname", "x"));
+    assert_string_equal(err, "ERR unknown subcommand 'setname'. Try CONFIG HELP.");
+}
+
+/* Redis compares a command name by all its bytes: "get\0xx" is not GET (7.0.15 answers
+ * "ERR unknown command 'get', with args beginning with: 'k' "). */
+static void test_name_with_nul(void **state)
+{
+    /* BUG: proxy/cmdtable.c px_cmd_lookup copies argvlen[0] bytes into a C string and
+     * bsearches with strcmp, so an argv[0] of "get\0xx" (6 bytes) resolves to GET (and
+     * "set\0x" to SET, routed as a write into the log); the same for a subcommand
+     * ("config" "get\0x"). Expected: NULL with the unknown command (subcommand) error, as
+     * redis-server 7.0.15 answers. Skipped until fixed. */
+    SKIP_BUG();
+    struct fixture *f = *state;
+    char err[512];
+    char *argv[] = {"get\0xx", "k"};
+    size_t lens[] = {6, 1};
+    assert_null(px_cmd_lookup(f->t, 2, argv, lens, err, sizeof(err)));
+    assert_string_equal(err, "ERR unknown command 'get', with args beginning with: 'k' ");
+    char *argv2[] = {"config", "get\0x", "maxmemory"};
+    size_t lens2[] = {6, 5, 9};
+    assert_null(px_cmd_lookup(f->t, 3, argv2, lens2, err, sizeof(err)));
+    assert_string_equal(err, "ERR unknown subcommand 'get'. Try CONFIG HELP.");
+}
+
+/* A small error buffer gets a truncated, terminated message, never an overflow. */
+static void test_small_err_buffer(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t errlen = 1; errlen < 80; errlen++) {
+        char *err = malloc(errlen); /* exact size, for ASan */
+        assert_non_null(err);
+        char *argv[] = {"nosuchcommand", "aaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbb", "c"};
+        size_t lens[] = {13, 20, 24, 1};
+        assert_null(px_cmd_lookup(f->t, 4, argv, lens, err, errlen));
+        assert_true(strlen(err) < errlen);
+        char *argv2[] = {"config", "nosuchsub"};
+        size_t lens2[] = {6, 9};
+        assert_null(px_cmd_lookup(f->t, 2, argv2, lens2, err, errlen));
+        assert_true(strlen(err) < errlen);
+        char *argv3[] = {"config", "get"};
+        size_t lens3[] = {6, 3};
+        assert_null(px_cmd_lookup(f->t, 2, argv3, lens3, err, errlen));
+        assert_true(strlen(err) < errlen);
+        free(err);
+    }
+}
+
+/* ---- malformed COMMAND replies -------------------------------------------------------------- */
+
+static void test_build_rejects_non_tables(void **state)
+{
+    (void)state;
+    char err[256];
+    struct px_cmdtable *t = NULL;
+    assert_int_equal(px_cmdtable_build(NULL, &t, err, sizeof(err)), -1);
+    assert_true(err[0] != '\0');
+    const char *bad[] = {"+OK\r\n", "-ERR unknown command 'COMMAND'\r\n",
+                         ":1\r\n",  "$3\r\nabc\r\n",
+                         "$-1\r\n", "*0\r\n",
+                         "*-1\r\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        redisReply *r = parse_reply(bad[i], strlen(bad[i]));
+        assert_non_null(r);
+        err[0] = '\0';
+        t = NULL;
+        assert_int_equal(px_cmdtable_build(r, &t, err, sizeof(err)), -1);
+        assert_true(err[0] != '\0');
+        freeReplyObject(r);
+    }
+}
+
+/* Builds a table from RESP text; returns it (the reply is freed: the table must not keep
+ * pointers into it). */
+static struct px_cmdtable *build_from(const char *resp)
+{
+    redisReply *r = parse_reply(resp, strlen(resp));
+    assert_non_null(r);
+    char err[256] = "";
+    struct px_cmdtable *t = NULL;
+    int rc = px_cmdtable_build(r, &t, err, sizeof(err));
+    freeReplyObject(r);
+    if (rc != 0)
+        return NULL;
+    assert_non_null(t);
+    return t;
+}
+
+#define GET_ENTRY                                                                                  \
+    "*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*0\r\n"   \
+    "*0\r\n"
+
+static void test_build_skips_bad_entries(void **state)
+{
+    (void)state;
+    /* good GET entry plus bad ones: an integer, too few elements, wrong element types */
+    struct px_cmdtable *t = build_from("*6\r\n" GET_ENTRY ":5\r\n"
+                                       "*2\r\n$3\r\nfoo\r\n:1\r\n"
+                                       "*6\r\n:1\r\n:1\r\n*0\r\n:0\r\n:0\r\n:0\r\n"
+                                       "*6\r\n$3\r\nbar\r\n$1\r\n1\r\n*0\r\n:0\r\n:0\r\n:0\r\n"
+                                       "*6\r\n$3\r\nbaz\r\n:1\r\n+x\r\n:0\r\n:0\r\n:0\r\n");
+    /* either a clean failure or a table holding only the good entry */
+    if (t != NULL) {
+        assert_int_equal(px_cmdtable_size(t), 1);
+        char err[256];
+        assert_non_null(LOOKUP(t, err, "get", "k"));
+        assert_null(LOOKUP(t, err, "foo"));
+        assert_null(LOOKUP(t, err, "bar"));
+        assert_null(LOOKUP(t, err, "baz"));
+        px_cmdtable_free(t);
+    }
+}
+
+static void test_build_odd_fields(void **state)
+{
+    (void)state;
+    /* key positions that are not integers, flags that are not strings, a nil flag, a name in
+     * upper case, no subcommand array: no crash, the command is usable */
+    struct px_cmdtable *t =
+        build_from("*2\r\n"
+                   "*6\r\n$3\r\nGET\r\n:2\r\n*4\r\n:7\r\n$-1\r\n*0\r\n+readonly\r\n$1\r\nx\r\n"
+                   "$-1\r\n*0\r\n"
+                   "*10\r\n$4\r\nLong\r\n:-1\r\n*0\r\n:0\r\n:0\r\n:0\r\n*0\r\n*0\r\n*0\r\n:5\r\n");
+    assert_non_null(t);
+    char err[256];
+    const struct px_cmddef *d = LOOKUP(t, err, "get", "k");
+    assert_non_null(d);
+    assert_true(d->flags & PX_CF_READONLY);
+    assert_int_equal(d->route, PX_ROUTE_READ);
+    assert_non_null(LOOKUP(t, err, "long", "a", "b")); /* a non-array 10th element: no subs */
+    px_cmdtable_free(t);
+}
+
+static void test_build_bad_subcommands(void **state)
+{
+    (void)state;
+    /* a container whose subcommand list holds good and bad entries */
+    struct px_cmdtable *t = build_from(
+        "*1\r\n"
+        "*10\r\n$6\r\nconfig\r\n:-2\r\n*0\r\n:0\r\n:0\r\n:0\r\n*0\r\n*0\r\n*0\r\n"
+        "*4\r\n"
+        "*10\r\n$10\r\nconfig|get\r\n:-3\r\n*1\r\n+admin\r\n:0\r\n:0\r\n:0\r\n*0\r\n*0\r\n*"
+        "0\r\n*0\r\n"
+        ":1\r\n"
+        "*1\r\n$10\r\nconfig|set\r\n"
+        "$3\r\nxyz\r\n");
+    assert_non_null(t);
+    char err[256];
+    const struct px_cmddef *d = LOOKUP(t, err, "config", "get", "x");
+    assert_non_null(d);
+    assert_string_equal(d->name, "config|get");
+    assert_null(LOOKUP(t, err, "config", "set", "a", "b"));
+    assert_string_equal(err, "ERR unknown subcommand 'set'. Try CONFIG HELP.");
+    px_cmdtable_free(t);
+
+    /* a container whose subcommands are all bad: still a usable command */
+    t = build_from("*1\r\n"
+                   "*10\r\n$6\r\nconfig\r\n:-2\r\n*0\r\n:0\r\n:0\r\n:0\r\n*0\r\n*0\r\n*0\r\n"
+                   "*2\r\n:1\r\n$-1\r\n");
+    assert_non_null(t);
+    assert_non_null(LOOKUP(t, err, "config", "get"));
+    px_cmdtable_free(t);
+    px_cmdtable_free(NULL);
+}
+
+/* Each entry of the real reply makes a table of one command on its own. */
+static void test_build_every_entry_alone(void **state)
+{
+    struct fixture *f = *state;
+    /* a table of one command, for each command of the real reply */
+    for (size_t i = 0; i < f->reply->elements; i++) {
+        redisReply one = *f->reply;
+        one.elements = 1;
+        one.element = &f->reply->element[i];
+        char err[256];
+        struct px_cmdtable *t = NULL;
+        assert_int_equal(px_cmdtable_build(&one, &t, err, sizeof(err)), 0);
+        assert_int_equal(px_cmdtable_size(t), 1);
+        px_cmdtable_free(t);
+    }
+}
+
+static int parse_args(int argc, char **argv)
+{
+    /* the data directory: $REDRAFT_TEST_DATA, else tests/unit/data from the repository root,
+     * else next to the binary's source tree (build/tests/.. /../tests/unit/data) */
+    const char *env = getenv("REDRAFT_TEST_DATA");
+    if (env != NULL) {
+        snprintf(data_dir, sizeof(data_dir), "%s", env);
+        return 0;
+    }
+    char probe[1200];
+    snprintf(probe, sizeof(probe), "%s/%s", data_dir, DATA_FILE);
+    FILE *fp = fopen(probe, "rb");
+    if (fp != NULL) {
+        fclose(fp);
+        return 0;
+    }
+    if (argc > 0) {
+        char self[1024];
+        snprintf(self, sizeof(self), "%s", argv[0]);
+        snprintf(data_dir, sizeof(data_dir), "%s/../../tests/unit/data", dirname(self));
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_build_size),
+        cmocka_unit_test(test_lookup_case_and_fields),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_routes_xread),
+        cmocka_unit_test(test_every_command_consistent),
+        cmocka_unit_test(test_arity_errors),
+        cmocka_unit_test(test_unknown_command),
+        cmocka_unit_test(test_unknown_command_long_args),
+        cmocka_unit_test(test_very_long_command_names),
+        cmocka_unit_test(test_unknown_subcommand),
+        cmocka_unit_test(test_name_with_nul),
+        cmocka_unit_test(test_small_err_buffer),
+        cmocka_unit_test(test_build_every_entry_alone),
+    };
+    const struct CMUnitTest standalone[] = {
+        cmocka_unit_test(test_build_rejects_non_tables),
+        cmocka_unit_test(test_build_skips_bad_entries),
+        cmocka_unit_test(test_build_odd_fields),
+        cmocka_unit_test(test_build_bad_subcommands),
+    };
+    int failed =
+        cmocka_run_group_tests_name("cmdtable from COMMAND (redis 7.0.15)", tests, setup, teardown);
+    failed +=
+        cmocka_run_group_tests_name("cmdtable from malformed replies", standalone, NULL, NULL);
+    return failed != 0;
+}
