@@ -836,7 +836,7 @@ static void handle_append_resp(struct raft *r, struct raft_progress *pr, const s
         if (r->role == RAFT_LEADER)
             bcast_append(r);
     } else if (was_paused) {
-        send_append(r, pr, 0);
+        send_append(r, pr, 1); /* it may not know the commit index yet */
     }
     if (r->role != RAFT_LEADER)
         return;
@@ -962,9 +962,12 @@ static int valid_entries(const struct raft_msg *m)
     return 1;
 }
 
+/* A follower that heard from a leader less than an election timeout ago. With lease reads, a
+ * node that just started counts as such too: it may have acknowledged a leader's heartbeat
+ * before it crashed, and that leader may be serving reads on the strength of it. */
 static int in_lease(const struct raft *r)
 {
-    return r->cfg.check_quorum && (r->leader != 0 || r->booting) &&
+    return r->cfg.check_quorum && (r->leader != 0 || (r->booting && r->cfg.lease_read)) &&
            r->election_elapsed < r->cfg.election_ticks;
 }
 
