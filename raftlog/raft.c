@@ -348,6 +348,7 @@ static void become_leader(struct raft *r)
     }
     r->uncommitted_bytes = 0;
     r->n_reads = 0;
+    r->acked_seq = r->hb_seq; /* rounds of an earlier term confirm nothing now */
     /* §5.4.2 / §8: an entry of the new term lets the leader commit (and learn) what came before. */
     struct raft_entry e = {.index = r->log.last + 1, .term = r->term, .type = RAFT_ENTRY_NOOP};
     if (rl_append(&r->log, &e) != RAFT_OK)
@@ -1372,16 +1373,62 @@ static int collect_committed(struct raft *r)
     return RAFT_OK;
 }
 
+/* Copies the unstable entries for the caller to persist (they are always in memory). */
+static int collect_unstable(struct raft *r)
+{
+    size_t n = r->log.last > r->log.stable ? (size_t)(r->log.last - r->log.stable) : 0;
+    if (n == 0)
+        return RAFT_OK;
+    r->rd_entries = calloc(n, sizeof(*r->rd_entries));
+    if (!r->rd_entries)
+        return RAFT_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct raft_entry e;
+        int owned;
+        int rc = rl_entry(&r->log, r->log.stable + 1 + i, &e, &owned);
+        assert(rc == RAFT_OK && !owned);
+        (void)rc;
+        if (raft_entry_copy(&r->rd_entries[i], &e) != RAFT_OK)
+            return RAFT_ENOMEM;
+        r->rd_n_entries = i + 1;
+    }
+    return RAFT_OK;
+}
+
+static void free_ready_entries(struct raft *r)
+{
+    for (size_t i = 0; i < r->rd_n_entries; i++)
+        free(r->rd_entries[i].data);
+    free(r->rd_entries);
+    r->rd_entries = NULL;
+    r->rd_n_entries = 0;
+    for (size_t i = 0; i < r->rd_n_committed; i++)
+        free(r->rd_committed[i].data);
+    free(r->rd_committed);
+    r->rd_committed = NULL;
+    r->rd_n_committed = 0;
+}
+
 int raft_ready(struct raft *r, struct raft_ready *rd)
 {
     if (sticky(r))
         return r->err;
     if (r->rd_out)
         return RAFT_EBUSY;
+    memset(rd, 0, sizeof(*rd));
+    /* The copies that can fail come first, so a failure changes nothing. */
+    int rc = collect_unstable(r);
+    if (rc == RAFT_OK)
+        rc = collect_committed(r);
+    if (rc != RAFT_OK) {
+        free_ready_entries(r);
+        if (sticky(r))
+            return r->err;
+        return rc;
+    }
     if (r->read_round_needed && r->role == RAFT_LEADER)
         bcast_heartbeat(r); /* every read asked since the last ready shares this round */
     r->read_round_needed = 0;
-    memset(rd, 0, sizeof(*rd));
     rd->role = r->soft_role = r->role;
     rd->leader = r->soft_leader = r->leader;
     rd->term = r->soft_term = r->term;
@@ -1397,29 +1444,10 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
         rd->snapshot_discard_log = r->installed_discard;
         r->installed_pending = 0;
     }
-
-    size_t n = r->log.last > r->log.stable ? (size_t)(r->log.last - r->log.stable) : 0;
-    if (n) {
-        r->rd_entries = calloc(n, sizeof(*r->rd_entries));
-        if (!r->rd_entries)
-            return RAFT_ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-            struct raft_entry e;
-            int owned;
-            int rc = rl_entry(&r->log, r->log.stable + 1 + i, &e, &owned);
-            assert(rc == RAFT_OK && !owned); /* unstable entries are always in memory */
-            if (raft_entry_copy(&r->rd_entries[i], &e) != RAFT_OK) {
-                for (size_t j = 0; j < i; j++)
-                    free(r->rd_entries[j].data);
-                free(r->rd_entries);
-                r->rd_entries = NULL;
-                return RAFT_ENOMEM;
-            }
-        }
-        r->rd_n_entries = n;
-    }
     rd->entries = r->rd_entries;
     rd->n_entries = r->rd_n_entries;
+    rd->committed = r->rd_committed;
+    rd->n_committed = r->rd_n_committed;
 
     struct raft_msg_vec t = r->rd_early;
     r->rd_early = r->out_early;
@@ -1431,14 +1459,6 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     rd->n_msgs_early = r->rd_early.n;
     rd->msgs = r->rd_msgs.v;
     rd->n_msgs = r->rd_msgs.n;
-
-    int rc = collect_committed(r);
-    if (rc != RAFT_OK) {
-        r->err = rc == RAFT_ENOMEM ? 0 : rc;
-        return rc;
-    }
-    rd->committed = r->rd_committed;
-    rd->n_committed = r->rd_n_committed;
 
     r->rd_reads = r->rs;
     r->rd_n_reads = r->n_rs;
@@ -1478,16 +1498,7 @@ int raft_advance(struct raft *r, struct raft_ready *rd)
         if (last > r->log.applied)
             r->log.applied = last;
     }
-    for (size_t i = 0; i < r->rd_n_entries; i++)
-        free(r->rd_entries[i].data);
-    free(r->rd_entries);
-    r->rd_entries = NULL;
-    r->rd_n_entries = 0;
-    for (size_t i = 0; i < r->rd_n_committed; i++)
-        free(r->rd_committed[i].data);
-    free(r->rd_committed);
-    r->rd_committed = NULL;
-    r->rd_n_committed = 0;
+    free_ready_entries(r);
     free(r->rd_reads);
     r->rd_reads = NULL;
     r->rd_n_reads = 0;

@@ -31,6 +31,7 @@
 #define CLIENT_TIMEOUT_MS 1000
 #define LIN_STEPS_MAX     2000000
 #define HISTORY_MAX       20000
+#define CONVERGE_MS_MAX   10000 /* after the planned end, for the cluster to converge */
 
 /* ---- deterministic randomness -------------------------------------------------------------- */
 
@@ -148,7 +149,8 @@ struct lm_slot {
 
 struct params {
     unsigned n_init, n_clients, n_keys;
-    unsigned delay_min, delay_max, disk_max;
+    unsigned delay_min, delay_max, disk_min, disk_max;
+    unsigned fault_min_ms, fault_max_ms;
     unsigned drop_pm, dup_pm; /* per mille, during chaos */
     int torn, membership, transfers;
     uint64_t chaos_ms, heal_ms;
@@ -188,16 +190,37 @@ struct sim {
 
 static struct sim S;
 
+/* Tracing: TRACE_ALL prints every line; TRACE_TAIL keeps the last TAIL_LINES in a ring, to
+ * print after a failure (a failing seed is re-run that way: replays are exact). */
+enum { TRACE_OFF = 0, TRACE_ALL = 1, TRACE_TAIL = 2 };
+#define TAIL_LINES 80
+static char tail[TAIL_LINES][240];
+static unsigned tail_next, tail_n;
+
 static void tr(const char *fmt, ...)
 {
     if (!S.trace)
         return;
+    char line[240];
+    int n = snprintf(line, sizeof(line), "[%6" PRIu64 "ms] ", S.now);
     va_list ap;
     va_start(ap, fmt);
-    printf("[%6" PRIu64 "ms] ", S.now);
-    vprintf(fmt, ap);
-    printf("\n");
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
+    if (S.trace == TRACE_ALL) {
+        printf("%s\n", line);
+        return;
+    }
+    memcpy(tail[tail_next], line, sizeof(line));
+    tail_next = (tail_next + 1) % TAIL_LINES;
+    if (tail_n < TAIL_LINES)
+        tail_n++;
+}
+
+static void print_tail(void)
+{
+    for (unsigned i = 0; i < tail_n; i++)
+        printf("  %s\n", tail[(tail_next + TAIL_LINES - tail_n + i) % TAIL_LINES]);
 }
 
 static void fail(const char *fmt, ...)
@@ -210,7 +233,7 @@ static void fail(const char *fmt, ...)
     int n = snprintf(S.why, sizeof(S.why), "t=%" PRIu64 "ms: ", S.now);
     vsnprintf(S.why + n, sizeof(S.why) - (size_t)n, fmt, ap);
     va_end(ap);
-    if (S.trace)
+    if (S.trace == TRACE_ALL)
         printf("FAILURE %s\n", S.why);
 }
 
@@ -844,7 +867,7 @@ static void node_pump(struct node *n)
         if (S.p.disk_max == 0) {
             persist_and_advance(n);
         } else {
-            schedule(rnd_range(1, S.p.disk_max), EV_PERSIST, slot_of(n->id), n->inc);
+            schedule(rnd_range(S.p.disk_min, S.p.disk_max), EV_PERSIST, slot_of(n->id), n->inc);
             break;
         }
     }
@@ -1091,7 +1114,7 @@ static void on_fault(void)
             node_pump(l);
         }
     }
-    schedule(rnd_range(100, 700), EV_FAULT, 0, 0);
+    schedule(rnd_range(S.p.fault_min_ms, S.p.fault_max_ms), EV_FAULT, 0, 0);
 }
 
 static void on_flap(struct ev *e)
@@ -1170,7 +1193,6 @@ static void on_heal(void)
     for (unsigned i = 0; i < S.n_nodes; i++)
         node_restart(&S.nodes[i]);
     tr("HEAL: network healed, every node restarted");
-
 }
 
 /* ---- one seed ------------------------------------------------------------------------------ */
@@ -1185,7 +1207,18 @@ static void pick_params(void)
     p->n_keys = (unsigned)rnd_range(2, 5);
     p->delay_min = (unsigned)rnd_range(1, 3);
     p->delay_max = p->delay_min + (unsigned)(chance(200) ? rnd_range(10, 40) : rnd_range(1, 8));
-    p->disk_max = chance(400) ? 0 : (unsigned)rnd_range(1, 6);
+    p->disk_min = 1;
+    p->disk_max = chance(300) ? 0 : (unsigned)rnd_range(1, 6);
+    if (chance(300)) { /* an fsync slower than the network: leaders run ahead of their disk */
+        p->disk_min = (unsigned)rnd_range(3, 10);
+        p->disk_max = p->disk_min + (unsigned)rnd_range(0, 20);
+    }
+    p->fault_min_ms = 100;
+    p->fault_max_ms = 700;
+    if (chance(300)) { /* storms: much more churn */
+        p->fault_min_ms = 20;
+        p->fault_max_ms = 200;
+    }
     p->drop_pm = chance(300) ? 0 : (unsigned)rnd_range(10, 200);
     p->dup_pm = chance(400) ? 0 : (unsigned)rnd_range(10, 100);
     p->torn = chance(300);
@@ -1254,6 +1287,22 @@ static void free_all(void)
     free(S.leader_of_term);
     free(S.applied);
     free(S.lm);
+}
+
+/* Every member of the leader's configuration runs and has applied all the leader committed. */
+static int converged(void)
+{
+    struct node *l = find_leader();
+    if (!l)
+        return 0;
+    uint64_t ci;
+    const struct raft_conf *c = raft_conf(l->r, &ci);
+    for (unsigned i = 0; i < c->n; i++) {
+        int s = slot_of(c->members[i].id);
+        if (s < 0 || !S.nodes[s].up || S.nodes[s].applied != raft_commit_index(l->r))
+            return 0;
+    }
+    return 1;
 }
 
 static void check_liveness(void)
@@ -1340,15 +1389,20 @@ static int run_seed(uint64_t seed, int trace, uint64_t *ops_out, uint64_t *ms_ou
     if (S.p.membership)
         schedule(rnd_range(500, 1500), EV_ADMIN, 0, 0);
     schedule(S.heal_at, EV_HEAL, 0, 0);
+    uint64_t deadline = S.end_at;
     while (S.heap_n && !S.failed) {
         if (++S.n_events > EVENTS_MAX) {
             fail("event limit reached");
             break;
         }
         struct ev e = pop();
-        if (e.t > S.end_at) {
-            free(e.buf);
-            break;
+        if (e.t > deadline) {
+            /* Clients stopped long ago: give a slow configuration time to converge. */
+            if (converged() || deadline >= S.end_at + CONVERGE_MS_MAX) {
+                free(e.buf);
+                break;
+            }
+            deadline += 250;
         }
         S.now = e.t;
         struct node *n = e.type == EV_TICK || e.type == EV_PERSIST || e.type == EV_DELIVER ||
@@ -1413,10 +1467,11 @@ static int run_seed(uint64_t seed, int trace, uint64_t *ops_out, uint64_t *ms_ou
     *ops_out = S.ops_done + S.ops_timeout + S.ops_failed;
     *ms_out = S.now;
     int failed = S.failed;
-    if (failed && !trace)
-        printf("seed %" PRIu64 ": FAIL: %s\n  replay: build/raft-sim --seed %" PRIu64 " --trace\n",
-               seed, S.why, seed);
-    else if (trace)
+    if (failed && trace == TRACE_OFF)
+        printf("seed %" PRIu64 ": FAIL: %s\n", seed, S.why);
+    else if (failed && trace == TRACE_TAIL)
+        print_tail();
+    else if (trace == TRACE_ALL)
         printf("seed %" PRIu64 ": %s (%" PRIu64 " ops done, %" PRIu64 " timed out, %" PRIu64
                " refused, %" PRIu64 " events)\n",
                seed, failed ? "FAIL" : "ok", S.ops_done, S.ops_timeout, S.ops_failed, S.n_events);
@@ -1458,14 +1513,24 @@ int main(int argc, char **argv)
     uint64_t passed = 0, failed = 0, ops = 0, ms = 0;
     for (uint64_t s = start; s < start + count; s++) {
         uint64_t o, t;
-        if (run_seed(s, trace, &o, &t))
+        if (run_seed(s, trace, &o, &t)) {
             failed++;
-        else
+            if (!trace && failed <= 3) { /* replay it to show how it ended */
+                uint64_t o2, t2;
+                tail_next = tail_n = 0;
+                printf("  last %d trace lines of seed %" PRIu64 ":\n", TAIL_LINES, s);
+                run_seed(s, TRACE_TAIL, &o2, &t2);
+                printf("  replay: build/raft-sim --seed %" PRIu64 " --trace\n", s);
+            }
+        } else
             passed++;
         ops += o;
         ms += t;
-        if (!trace && count >= 100 && (s - start + 1) % (count / 10) == 0)
-            fprintf(stderr, "raft-sim: %" PRIu64 "/%" PRIu64 " seeds\n", s - start + 1, count);
+        if (!trace && count >= 100 && (s - start + 1) % (count / 10) == 0) {
+            printf("raft-sim: %" PRIu64 "/%" PRIu64 " seeds, %" PRIu64 " failed\n", s - start + 1,
+                   count, failed);
+            fflush(stdout);
+        }
     }
     printf("%" PRIu64 " seeds, %" PRIu64 " simulated client ops, %.1f simulated seconds\n",
            passed + failed, ops, (double)ms / 1000.0);
