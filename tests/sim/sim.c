@@ -190,6 +190,12 @@ struct sim {
 
 static struct sim S;
 
+/* Totals over every seed of a run, to show what the faults exercised. */
+static struct {
+    uint64_t elections, crashes, torn, snapshots_taken, snapshots_installed, conf_changes,
+        transfers, reads_leader, reads_follower, lin_ops;
+} T;
+
 /* Tracing: TRACE_ALL prints every line; TRACE_TAIL keeps the last TAIL_LINES in a ring, to
  * print after a failure (a failing seed is re-run that way: replays are exact). */
 enum { TRACE_OFF = 0, TRACE_ALL = 1, TRACE_TAIL = 2 };
@@ -380,6 +386,7 @@ static void check_leader(struct node *n)
     }
     if (S.leader_of_term[term] == 0) {
         S.leader_of_term[term] = n->id;
+        T.elections++;
         tr("n%" PRIu64 " is leader of term %" PRIu64, n->id, term);
         /* Leader completeness (§5.4): the new leader holds every entry applied anywhere. */
         struct raft_status st;
@@ -450,6 +457,8 @@ static void check_applied(struct node *n, const struct raft_entry *e)
     struct applied_rec *a = &S.applied[e->index];
     if (!a->set) {
         a->set = 1;
+        if (e->type == RAFT_ENTRY_CONF && e->index > 1)
+            T.conf_changes++;
         a->term = e->term;
         a->hash = h;
         if (e->index > S.max_applied)
@@ -635,9 +644,13 @@ static void serve_reads(struct node *n)
     size_t w = 0;
     for (size_t i = 0; i < n->n_pend; i++) {
         struct pend *p = &n->pend[i];
-        if (p->is_read && p->read_index && p->read_index <= n->applied)
+        if (p->is_read && p->read_index && p->read_index <= n->applied) {
             respond(p->client, p->req, 1, n->kv[p->key], 0);
-        else
+            if (raft_role(n->r) == RAFT_LEADER)
+                T.reads_leader++;
+            else
+                T.reads_follower++;
+        } else
             n->pend[w++] = *p;
     }
     n->n_pend = w;
@@ -769,6 +782,7 @@ static void take_snapshot(struct node *n)
         return;
     }
     dlog_drop_through(n, idx);
+    T.snapshots_taken++;
     n->snap = meta;
     memcpy(n->snap_kv, n->kv, sizeof(n->kv));
     tr("n%" PRIu64 " snapshot at %" PRIu64 " term %" PRIu64, n->id, meta.index, meta.term);
@@ -907,6 +921,7 @@ static void node_crash(struct node *n)
     if (n->rd_pending && S.p.torn && n->rd.n_entries && !n->rd.snapshot && chance(500)) {
         size_t k = (size_t)rnd_range(0, n->rd.n_entries - 1);
         persist_entries(n, n->rd.entries, k);
+        T.torn++;
         tr("n%" PRIu64 " torn write: %zu of %zu entries reached disk", n->id, k, n->rd.n_entries);
     }
     raft_free(n->r);
@@ -915,6 +930,7 @@ static void node_crash(struct node *n)
     n->inc++;
     n->n_pend = 0;
     n->rd_pending = 0;
+    T.crashes++;
     tr("n%" PRIu64 " CRASHED", n->id);
 }
 
@@ -1042,6 +1058,7 @@ static void on_fetch(struct ev *e)
             return;
         }
         n->applied = meta.index;
+        T.snapshots_installed++;
         tr("n%" PRIu64 " installed snapshot %" PRIu64 "/%" PRIu64 " from n%" PRIu64, n->id,
            meta.index, meta.term, e->b);
         serve_reads(n);
@@ -1110,6 +1127,7 @@ static void on_fault(void)
         struct node *l = find_leader();
         if (l) {
             int rc = raft_transfer_leadership(l->r, 0);
+            T.transfers += rc == 0;
             tr("n%" PRIu64 " transfers leadership: %s", l->id, raft_errstr(rc));
             node_pump(l);
         }
@@ -1351,6 +1369,7 @@ static void check_linearizable(void)
             if (S.hist[i].key == (int)k)
                 ops[n++] = S.hist[i].op;
         char why[200];
+        T.lin_ops += n;
         int rc = lin_check(ops, n, LIN_STEPS_MAX, why, sizeof(why));
         if (rc == LIN_VIOLATION)
             fail("linearizability: key %u: %s", k, why);
@@ -1421,6 +1440,12 @@ static int run_seed(uint64_t seed, int trace, uint64_t *ops_out, uint64_t *ms_ou
         case EV_PERSIST:
             if (!n->up || n->inc != e.inc || !n->rd_pending)
                 break;
+            if (S.p.torn && !S.healed && chance(15)) {
+                /* Power lost in the middle of the write (a leader may have sent early). */
+                node_crash(n);
+                schedule(rnd_range(20, 800), EV_RESTART, e.node, 0);
+                break;
+            }
             persist_and_advance(n);
             node_pump(n);
             break;
@@ -1534,6 +1559,12 @@ int main(int argc, char **argv)
     }
     printf("%" PRIu64 " seeds, %" PRIu64 " simulated client ops, %.1f simulated seconds\n",
            passed + failed, ops, (double)ms / 1000.0);
+    printf("exercised: %" PRIu64 " elections, %" PRIu64 " crashes (%" PRIu64
+           " torn writes), %" PRIu64 " snapshots taken, %" PRIu64 " installed, %" PRIu64
+           " membership changes, %" PRIu64 " transfers, %" PRIu64 " leader reads, %" PRIu64
+           " follower reads, %" PRIu64 " ops checked for linearizability\n",
+           T.elections, T.crashes, T.torn, T.snapshots_taken, T.snapshots_installed, T.conf_changes,
+           T.transfers, T.reads_leader, T.reads_follower, T.lin_ops);
     printf("%" PRIu64 " passed, %" PRIu64 " failed\n", passed, failed);
     return failed ? 1 : 0;
 }
