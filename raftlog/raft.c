@@ -326,10 +326,10 @@ static void become_follower(struct raft *r, uint64_t term, uint64_t leader)
 {
     int was_leader = r->role == RAFT_LEADER;
     r->role = RAFT_FOLLOWER;
+    if (was_leader)
+        fail_reads(r); /* answered in the term they were asked in */
     reset(r, term);
     r->leader = leader;
-    if (was_leader)
-        fail_reads(r);
     r->n_prs = 0;
 }
 

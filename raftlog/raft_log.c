@@ -211,6 +211,8 @@ void rl_compact(struct raft_log *l, uint64_t index, uint64_t term, int discard)
         }
         if (l->mem_first <= index)
             l->mem_first = index + 1;
+        if (l->stable < index)
+            l->stable = index; /* the snapshot stands for entries not yet written */
         l->snap_index = index;
         l->snap_term = term;
     }

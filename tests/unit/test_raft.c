@@ -1022,6 +1022,50 @@ static void test_snapshot_transfer_failure(void **state)
     cluster_free(c);
 }
 
+static void test_snapshot_over_unstable_entries(void **state)
+{
+    /* A snapshot may cover entries the follower holds but has not persisted yet: they are
+     * superseded, and only the entries after it are left to write. */
+    struct tc *c = cluster(2);
+    campaign(c, 1);
+    stabilize(c);
+    for (int i = 0; i < 4; i++)
+        propose(c, 1, "v"); /* indexes 3..6 */
+    stabilize(c);
+    take_snapshot(c, 1);
+    struct tnode *f = &c->nodes[2];
+    crash(c, 2);
+    while (dlast(f) > 2)
+        free(f->log[--f->log_n].data); /* as if 3..6 never reached its disk */
+    f->hs.commit = 2;
+    restart(c, 2);
+    struct raft_entry ents[4];
+    for (int i = 0; i < 4; i++)
+        ents[i] = (struct raft_entry){.index = 3 + (uint64_t)i, .term = 2, .data = "v", .len = 1};
+    struct raft_msg m = {.type = RAFT_MSG_APPEND,
+                         .from = 1,
+                         .to = 2,
+                         .term = 2,
+                         .index = 2,
+                         .log_term = 2,
+                         .commit = 2,
+                         .entries = ents,
+                         .n_entries = 4};
+    assert_int_equal(raft_step(f->r, &m), 0);
+    struct raft_snapshot_meta meta = c->nodes[1].snap;
+    meta.index = 5;
+    meta.term = 2;
+    assert_int_equal(raft_snapshot_installed(f->r, &meta), 0);
+    struct raft_ready rd;
+    assert_int_equal(raft_ready(f->r, &rd), 0);
+    assert_non_null(rd.snapshot);
+    assert_int_equal(rd.snapshot_discard_log, 0);
+    assert_int_equal(rd.n_entries, 1);
+    assert_int_equal(rd.entries[0].index, 6);
+    assert_int_equal(raft_advance(f->r, &rd), 0);
+    cluster_free(c);
+}
+
 /* ---- restarts and persistence --------------------------------------------------------------- */
 
 static void test_restart_keeps_term_vote_and_log(void **state)
@@ -1095,6 +1139,7 @@ int main(void)
         cmocka_unit_test(test_remove_leader_steps_down),
         cmocka_unit_test(test_snapshot_to_lagging_follower),
         cmocka_unit_test(test_snapshot_transfer_failure),
+        cmocka_unit_test(test_snapshot_over_unstable_entries),
         cmocka_unit_test(test_restart_keeps_term_vote_and_log),
         cmocka_unit_test(test_propose_limits),
     };
