@@ -940,6 +940,17 @@ static void node_restart(struct node *n)
         return;
     if (n->hs.commit > dlast(n))
         fail("n%" PRIu64 " restarts with commit %" PRIu64 " beyond its log", n->id, n->hs.commit);
+    /* Committed entries are never lost or changed across a crash: what the disk holds up to
+     * its commit index is what was applied anywhere. */
+    for (uint64_t i = n->snap.index + 1; i <= n->hs.commit && i <= dlast(n); i++) {
+        uint64_t t = n->log[i - n->snap.index - 1].term;
+        if (i < S.cap_applied && S.applied[i].set && S.applied[i].term != t) {
+            fail("n%" PRIu64 " restarts with entry %" PRIu64 " of term %" PRIu64
+                 " but term %" PRIu64 " was committed there",
+                 n->id, i, t, S.applied[i].term);
+            return;
+        }
+    }
     node_start(n);
     tr("n%" PRIu64 " RESTARTED (term %" PRIu64 ", log (%" PRIu64 ", %" PRIu64 "])", n->id,
        n->hs.term, n->snap.index, dlast(n));
@@ -1091,7 +1102,8 @@ static void on_fault(void)
         return;
     unsigned r = (unsigned)rnd_range(0, 99);
     if (r < 22) {
-        struct node *n = random_up_node();
+        /* Leaders are the interesting victims (figure 8 starts with one crashing). */
+        struct node *n = chance(500) && find_leader() ? find_leader() : random_up_node();
         if (n) {
             node_crash(n);
             schedule(rnd_range(20, 1500), EV_RESTART, slot_of(n->id), 0);
@@ -1099,6 +1111,12 @@ static void on_fault(void)
     } else if (r < 36) {
         heal_network();
         unsigned mask = (unsigned)rnd();
+        struct node *l = find_leader();
+        if (l && chance(500)) { /* the leader and at most one other node on one side */
+            mask = 1u << slot_of(l->id);
+            if (chance(600))
+                mask |= 1u << rnd_range(0, S.n_nodes - 1);
+        }
         for (unsigned i = 0; i < S.n_nodes; i++)
             for (unsigned j = 0; j < S.n_nodes; j++)
                 if (((mask >> i) & 1) != ((mask >> j) & 1))
