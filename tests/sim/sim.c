@@ -1270,7 +1270,7 @@ static void pick_params(void)
     c->check_quorum = chance(800);
     c->lease_read = c->check_quorum && chance(250);
     c->inflight_msgs_max = (unsigned)(chance(200) ? 1 : rnd_range(2, 64));
-    c->msg_bytes_max = chance(300) ? 40 : (size_t)rnd_range(64, 4096);
+    c->msg_bytes_max = chance(400) ? 1 : (size_t)rnd_range(64, 4096); /* 1: one entry each */
     c->uncommitted_bytes_max = chance(200) ? 400 : 1 << 20;
     c->committed_bytes_max = chance(300) ? 40 : 1 << 20;
     c->snapshot_entries = chance(300) ? 0 : rnd_range(10, 200);
