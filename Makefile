@@ -80,18 +80,20 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libredraft.a $(FLAGS_STAMP)
 deps:
 	@scripts/deps.sh
 
+RUN_TESTS = BUILD=$(BUILD) SIM_TEST_COUNT=$(SIM_TEST_COUNT) scripts/run-tests.sh
+
 test: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/raft-sim $(UNIT_BIN)
-	@scripts/run-tests.sh
+	@$(RUN_TESTS)
 
 test-unit: $(UNIT_BIN)
-	@scripts/run-tests.sh unit
+	@$(RUN_TESTS) unit
 
 test-sim: $(BUILD)/raft-sim
-	@scripts/run-tests.sh sim
+	@$(RUN_TESTS) sim
 
 test-integration: all
-	@scripts/run-tests.sh integration
+	@$(RUN_TESTS) integration
 
 sim: $(BUILD)/raft-sim
 	$(BUILD)/raft-sim --start 1 --count $(SEEDS)

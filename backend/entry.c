@@ -35,9 +35,11 @@ static int get_u64(struct be_entry_reader *r, uint64_t *v)
 
 int be_entry_open(struct be_entry_reader *r, const void *data, size_t len, struct be_entry_hdr *h)
 {
-    memset(r, 0, sizeof(*r));
+    /* The scratch arrays (argv, argvlen) survive: a reader is reused from entry to entry. */
     r->p = data;
     r->len = len;
+    r->off = 0;
+    r->left = 0;
     if (len < 1 || r->p[0] != BE_ENTRY_VERSION)
         return -1;
     r->off = 1;
@@ -103,7 +105,7 @@ void be_entry_reader_free(struct be_entry_reader *r)
 
 int be_entry_validate(const void *data, size_t len)
 {
-    struct be_entry_reader r;
+    struct be_entry_reader r = {0};
     struct be_entry_hdr h;
     struct be_cmd c;
     int rc = be_entry_open(&r, data, len, &h);

@@ -58,7 +58,9 @@ struct be_entry_reader {
     size_t argcap;
 };
 
-/* Returns 0 or -1 (malformed). On success h is filled and r is positioned at the first command. */
+/* Returns 0 or -1 (malformed). On success h is filled and r is positioned at the first command.
+ * The reader must be zeroed before its first use ({0}); it may then be reopened on entry after
+ * entry, reusing its scratch, and is released once with be_entry_reader_free. */
 int be_entry_open(struct be_entry_reader *r, const void *data, size_t len, struct be_entry_hdr *h);
 /* Returns 1 with *cmd set, 0 at the end (all commands read, no trailing bytes), -1 malformed. */
 int be_entry_next(struct be_entry_reader *r, struct be_cmd *cmd);

@@ -69,8 +69,11 @@ static const struct px_override overrides[] = {
     CHECK("move", PX_CHK_DB_ARG, 2),
     CHECK("swapdb", PX_CHK_DB_ARG, 1),
     CHECK("copy", PX_CHK_DB_ARG, -1),
-    CHECK("xread", PX_CHK_NO_BLOCK_OPT, 0),
-    CHECK("xreadgroup", PX_CHK_NO_BLOCK_OPT, 0),
+    /* Flagged `blocking` by Redis, but only block with a BLOCK option, which is refused. */
+    {"xread", PX_ROUTE_READ, PX_L_NONE, PX_CHK_NO_BLOCK_OPT, 0, NULL},
+    {"xreadgroup", PX_ROUTE_WRITE, PX_L_NONE, PX_CHK_NO_BLOCK_OPT, 0, NULL},
+    /* PFCOUNT may rewrite the cardinality cached inside the value: every replica must. */
+    WRITE("pfcount"),
     REFUSE("monitor", "MONITOR is not supported by redraft yet"),
     REFUSE("subscribe", WHY_PUBSUB),
     REFUSE("psubscribe", WHY_PUBSUB),
@@ -294,7 +297,8 @@ const struct px_cmddef *px_cmd_lookup(const struct px_cmdtable *t, int argc, cha
                                       const size_t *argvlen, char *err, size_t errlen)
 {
     char name[48];
-    if (argvlen[0] >= sizeof(name)) {
+    /* A NUL inside a name would make the C-string compare below match a real command. */
+    if (argvlen[0] >= sizeof(name) || memchr(argv[0], '\0', argvlen[0]) != NULL) {
         unknown_cmd_err(err, errlen, argc, argv);
         return NULL;
     }
@@ -307,7 +311,7 @@ const struct px_cmddef *px_cmd_lookup(const struct px_cmdtable *t, int argc, cha
     if (d->nsubs > 0 && argc >= 2) {
         char full[96];
         char sub[48];
-        if (argvlen[1] < sizeof(sub)) {
+        if (argvlen[1] < sizeof(sub) && memchr(argv[1], '\0', argvlen[1]) == NULL) {
             lower_copy(sub, sizeof(sub), argv[1], argvlen[1]);
             snprintf(full, sizeof(full), "%s|%s", name, sub);
             const struct px_cmddef *s = find(d->subs, d->nsubs, full);

@@ -221,11 +221,16 @@ static int load_file(struct px_config *c, const char *path, char *err, size_t er
             rc = -1;
             break;
         }
+    int read_err = ferror(fp) ? errno : 0;
     fclose(fp);
-    if (rc == 0 && rd_buf_append(&b, "", 1) == 0)
+    if (read_err != 0)
+        snprintf(err, errlen, "cannot read config file '%s': %s", path, strerror(read_err));
+    else if (rc == 0 && rd_buf_append(&b, "", 1) == 0)
         rc = load_text(c, b.data, path, err, errlen);
     else
         snprintf(err, errlen, "out of memory reading '%s'", path);
+    if (read_err != 0)
+        rc = -1;
     rd_buf_free(&b);
     return rc;
 }
@@ -255,9 +260,15 @@ int px_config_load(struct px_config *c, int argc, char **argv, char *err, size_t
         for (; i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0; i++) {
             rd_buf_append_str(&b, " \"");
             for (const char *s = argv[i + 1]; *s; s++) {
-                if (*s == '"' || *s == '\\')
+                if (*s == '"' || *s == '\\') {
                     rd_buf_append(&b, "\\", 1);
-                rd_buf_append(&b, s, 1);
+                    rd_buf_append(&b, s, 1);
+                } else if ((unsigned char)*s < ' ') {
+                    /* control bytes (a newline above all) travel as \xHH escapes */
+                    rd_buf_printf(&b, "\\x%02x", (unsigned char)*s);
+                } else {
+                    rd_buf_append(&b, s, 1);
+                }
             }
             rd_buf_append(&b, "\"", 1);
         }

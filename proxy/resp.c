@@ -71,8 +71,8 @@ static int parse_ll(const char *s, size_t n, long long *out)
         if (n == 1)
             return -1;
     }
-    if (s[i] == '0' && n > i + 1)
-        return -1;
+    if (s[i] == '0' && (n > i + 1 || neg))
+        return -1; /* leading zeros and "-0" are not canonical: Redis rejects them */
     unsigned long long v = 0;
     for (; i < n; i++) {
         if (s[i] < '0' || s[i] > '9')
@@ -277,8 +277,8 @@ static int split_pass(const char *line, size_t len, struct px_cmd *out, int *arg
     for (;;) {
         while (i < len && isspace((unsigned char)line[i]))
             i++;
-        if (i >= len)
-            break;
+        if (i >= len || line[i] == '\0')
+            break; /* Redis splits a C string: a NUL ends the line */
         int inq = 0, insq = 0;
         char *start = d;
         size_t alen = 0;
@@ -338,7 +338,9 @@ static int split_pass(const char *line, size_t len, struct px_cmd *out, int *arg
                     ch = line[i++];
                 }
             } else {
-                if (i >= len || isspace((unsigned char)line[i]))
+                /* An unquoted argument ends only at these, as in Redis (not at \v or \f). */
+                if (i >= len || line[i] == ' ' || line[i] == '\n' || line[i] == '\r' ||
+                    line[i] == '\t' || line[i] == '\0')
                     break;
                 if (line[i] == '"') {
                     inq = 1;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs redraft's test groups and prints one closing line "N passed, M failed" for the whole run.
-# Usage: scripts/run-tests.sh [unit|sim|integration ...]   (no argument: all groups, in that order)
+# Runs redraft's test groups and ends with one line "N passed, M failed" that adds up every
+# test of every group (cmocka tests, simulator seeds, integration tests).
+# Usage: scripts/run-tests.sh [unit|sim|integration ...]   (no argument: all groups, in order)
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -9,47 +10,53 @@ groups=("$@")
 
 passed=0
 failed=0
-failed_names=()
+failures=()
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 
-record() { # name status
-    if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else
-        failed=$((failed + 1)); failed_names+=("$1")
+# Adds the counts a group printed; a group that failed without printing counts counts as one.
+tally() { # name status
+    local p f
+    p=$(grep -aoE '^\[  PASSED  \] [0-9]+' "$out" | awk '{s+=$4} END {print s+0}')
+    f=$(grep -aoE '^\[  FAILED  \] [0-9]+' "$out" | awk '{s+=$4} END {print s+0}')
+    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+        local line
+        line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+        if [ -n "$line" ]; then
+            p=$(echo "$line" | awk '{print $1}')
+            f=$(echo "$line" | awk '{print $3}')
+        fi
     fi
+    if [ "$2" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+    [ "$2" -ne 0 ] && failures+=("$1")
 }
 
-run_unit() {
-    local t
-    for t in "$BUILD"/tests/test_*; do
-        [ -x "$t" ] || continue
-        echo "=== unit: $(basename "$t")"
-        "$t"
-        record "unit:$(basename "$t")" $?
-    done
-}
-
-run_sim() {
-    echo "=== sim: ${SIM_TEST_COUNT:-300} seeds"
-    "$BUILD"/raft-sim --start 1 --count "${SIM_TEST_COUNT:-300}"
-    record "sim" $?
-}
-
-run_integration() {
-    echo "=== integration (tcl)"
-    tclsh tests/integration/run.tcl --build "$BUILD"
-    record "integration" $?
+run() { # name command...
+    local name=$1
+    shift
+    echo "=== $name"
+    "$@" 2>&1 | tee "$out"
+    tally "$name" "${PIPESTATUS[0]}"
 }
 
 start=$(date +%s)
 for g in "${groups[@]}"; do
     case "$g" in
-        unit) run_unit ;;
-        sim) run_sim ;;
-        integration) run_integration ;;
+        unit)
+            for t in "$BUILD"/tests/test_*; do
+                [ -x "$t" ] && run "unit:$(basename "$t")" "$t"
+            done ;;
+        sim)
+            run "sim" "$BUILD"/raft-sim --start 1 --count "${SIM_TEST_COUNT:-300}" ;;
+        integration)
+            run "integration" tclsh tests/integration/run.tcl --build "$BUILD" ;;
         *) echo "unknown test group: $g" >&2; exit 2 ;;
     esac
 done
 echo
-echo "test groups took $(( $(date +%s) - start ))s"
-[ $failed -gt 0 ] && printf 'failed: %s\n' "${failed_names[@]}"
+echo "tests took $(( $(date +%s) - start ))s"
+[ ${#failures[@]} -gt 0 ] && printf 'failed group: %s\n' "${failures[@]}"
 echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+[ ${#failures[@]} -eq 0 ] && [ "$failed" -eq 0 ]

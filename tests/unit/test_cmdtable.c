@@ -22,14 +22,6 @@
 
 #define DATA_FILE "command-7.0.15.resp"
 
-/* Tests of known bugs are skipped (each says which in a BUG comment); REDRAFT_UNSKIP_BUGS=1 in
- * the environment runs them, to check a fix. Remove the SKIP_BUG() line once fixed. */
-#define SKIP_BUG()                                                                                 \
-    do {                                                                                           \
-        if (getenv("REDRAFT_UNSKIP_BUGS") == NULL)                                                 \
-            skip();                                                                                \
-    } while (0)
-
 static char data_dir[1024] = "tests/unit/data";
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -268,12 +260,11 @@ static void test_routes(void **state)
  * blocks; cmdtable.c gives them PX_CHK_NO_BLOCK_OPT so that the non-blocking forms run. */
 static void test_routes_xread(void **state)
 {
-    /* BUG: proxy/cmdtable.c apply_override: the `blocking` flag sets route REFUSE and the
+    /* Regression: proxy/cmdtable.c apply_override: the `blocking` flag sets route REFUSE and the
      * CHECK("xread"/"xreadgroup", PX_CHK_NO_BLOCK_OPT) overrides keep the route (-1), so XREAD
      * without BLOCK is refused ("blocking commands are not supported by redraft yet") and the
      * check in server.c route_check is never reached. Expected: xread READ, xreadgroup WRITE,
-     * both with check PX_CHK_NO_BLOCK_OPT. Skipped until fixed. */
-    SKIP_BUG();
+     * both with check PX_CHK_NO_BLOCK_OPT. */
     struct fixture *f = *state;
     const struct px_cmddef *x = FIND(f->t, "xread", "streams", "s", "0");
     assert_int_equal(x->check, PX_CHK_NO_BLOCK_OPT);
@@ -495,12 +486,11 @@ static void test_unknown_subcommand(void **state)
  * "ERR unknown command 'get', with args beginning with: 'k' "). */
 static void test_name_with_nul(void **state)
 {
-    /* BUG: proxy/cmdtable.c px_cmd_lookup copies argvlen[0] bytes into a C string and
+    /* Regression: proxy/cmdtable.c px_cmd_lookup copies argvlen[0] bytes into a C string and
      * bsearches with strcmp, so an argv[0] of "get\0xx" (6 bytes) resolves to GET (and
      * "set\0x" to SET, routed as a write into the log); the same for a subcommand
      * ("config" "get\0x"). Expected: NULL with the unknown command (subcommand) error, as
-     * redis-server 7.0.15 answers. Skipped until fixed. */
-    SKIP_BUG();
+     * redis-server 7.0.15 answers. */
     struct fixture *f = *state;
     char err[512];
     char *argv[] = {"get\0xx", "k"};

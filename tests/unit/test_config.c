@@ -173,12 +173,11 @@ static void test_command_line_errors(void **state)
 static void test_command_line_newline_value(void **state)
 {
     (void)state;
-    /* BUG: proxy/config.c px_config_load quotes a command-line value by escaping only '"' and
+    /* Regression: proxy/config.c px_config_load quotes a command-line value by escaping only '"'
+     * and
      * '\\', then load_text splits the text at '\n': the value "a\nb" becomes the line
      * `requirepass "a` and fails with "unbalanced quotes". Expected: requirepass = "a\nb".
-     * Skipped until fixed. */
-    if (getenv("REDRAFT_UNSKIP_BUGS") == NULL)
-        skip();
+     * */
     struct px_config c;
     px_config_init(&c);
     char err[512];
@@ -423,12 +422,10 @@ static void test_missing_file(void **state)
 static void test_unreadable_file(void **state)
 {
     (void)state;
-    /* BUG: proxy/config.c load_file does not check ferror() after the fread loop: fopen("/tmp")
-     * succeeds on Linux, fread fails with EISDIR, and the directory loads as an empty config
-     * (px_config_load returns 0). Expected: -1 with a message naming the path. Skipped until
-     * fixed. */
-    if (getenv("REDRAFT_UNSKIP_BUGS") == NULL)
-        skip();
+    /* Regression: proxy/config.c load_file does not check ferror() after the fread loop:
+     * fopen("/tmp") succeeds on Linux, fread fails with EISDIR, and the directory loads as an empty
+     * config (px_config_load returns 0). Expected: -1 with a message naming the path.
+     */
     struct px_config c;
     px_config_init(&c);
     char err[512] = "";

@@ -81,7 +81,7 @@ static void test_roundtrip_one(void **state)
     build_simple(&b, &h);
     assert_int_equal(validate_exact(rd_buf_rptr(&b), rd_buf_unread(&b)), 0);
 
-    struct be_entry_reader r;
+    struct be_entry_reader r = {0};
     struct be_entry_hdr g;
     memset(&g, 0xa5, sizeof(g));
     assert_int_equal(be_entry_open(&r, rd_buf_rptr(&b), rd_buf_unread(&b), &g), 0);
@@ -113,7 +113,7 @@ static void test_args_point_into_entry(void **state)
     struct rd_buf b;
     rd_buf_init(&b);
     build_simple(&b, &h);
-    struct be_entry_reader r;
+    struct be_entry_reader r = {0};
     struct be_entry_hdr g;
     assert_int_equal(be_entry_open(&r, rd_buf_rptr(&b), rd_buf_unread(&b), &g), 0);
     struct be_cmd c;
@@ -139,7 +139,7 @@ static void test_roundtrip_max_varints(void **state)
     rd_buf_init(&b);
     build_simple(&b, &h);
     assert_int_equal(validate_exact(rd_buf_rptr(&b), rd_buf_unread(&b)), 0);
-    struct be_entry_reader r;
+    struct be_entry_reader r = {0};
     struct be_entry_hdr g;
     assert_int_equal(be_entry_open(&r, rd_buf_rptr(&b), rd_buf_unread(&b), &g), 0);
     assert_true(g.flags == UINT32_MAX);
@@ -192,7 +192,7 @@ static void test_roundtrip_many(void **state)
     }
     assert_int_equal(validate_exact(rd_buf_rptr(&b), rd_buf_unread(&b)), 0);
 
-    struct be_entry_reader r;
+    struct be_entry_reader r = {0};
     struct be_entry_hdr g;
     assert_int_equal(be_entry_open(&r, rd_buf_rptr(&b), rd_buf_unread(&b), &g), 0);
     assert_int_equal(g.flags, BE_ENTRY_F_MULTI);
@@ -226,7 +226,7 @@ static void test_roundtrip_big_arg(void **state)
     const char *argv[] = {"SET", "", big};
     const size_t lens[] = {3, 0, BIG};
     assert_int_equal(be_entry_put_cmd(&b, 3, argv, lens), 0);
-    struct be_entry_reader r;
+    struct be_entry_reader r = {0};
     struct be_entry_hdr g;
     assert_int_equal(be_entry_open(&r, rd_buf_rptr(&b), rd_buf_unread(&b), &g), 0);
     expect_cmd(&r, 3, argv, lens);
@@ -263,7 +263,7 @@ static void test_scratch_reuse(void **state)
     assert_int_equal(be_entry_put_cmd(&b, 100, big, big_len), 0);
     assert_int_equal(be_entry_put_cmd(&b, 2, small, small_len), 0);
 
-    struct be_entry_reader r;
+    struct be_entry_reader r = {0};
     struct be_entry_hdr g;
     assert_int_equal(be_entry_open(&r, rd_buf_rptr(&b), rd_buf_unread(&b), &g), 0);
     struct be_cmd c1, c2;
@@ -326,7 +326,7 @@ static void test_truncated_every_length(void **state)
             fail_msg("a truncation to %zu of %zu bytes validated", len, full);
         /* open + next agree: somewhere along the way, -1 */
         uint8_t *c = exact_copy(rd_buf_rptr(&b), len);
-        struct be_entry_reader r;
+        struct be_entry_reader r = {0};
         struct be_entry_hdr g;
         int rc = be_entry_open(&r, c, len, &g);
         if (rc == 0) {
@@ -354,7 +354,7 @@ static void test_wrong_version(void **state)
     for (size_t i = 0; i < sizeof(bad); i++) {
         c[0] = bad[i];
         assert_int_equal(be_entry_validate(c, rd_buf_unread(&b)), -1);
-        struct be_entry_reader r;
+        struct be_entry_reader r = {0};
         struct be_entry_hdr g;
         assert_int_equal(be_entry_open(&r, c, rd_buf_unread(&b), &g), -1);
         be_entry_reader_free(&r);
@@ -382,7 +382,7 @@ static void test_trailing_garbage(void **state)
         assert_int_equal(rd_buf_append(&t, tails[i], tlen[i]), 0);
         assert_int_equal(validate_exact(rd_buf_rptr(&t), rd_buf_unread(&t)), -1);
         /* the commands themselves still read; the end is where the garbage shows */
-        struct be_entry_reader r;
+        struct be_entry_reader r = {0};
         struct be_entry_hdr g;
         struct be_cmd c;
         assert_int_equal(be_entry_open(&r, rd_buf_rptr(&t), rd_buf_unread(&t), &g), 0);
@@ -490,7 +490,7 @@ static void test_ncmds_and_flags_huge(void **state)
         assert_int_equal(rd_put_varint(&b, 1), 0);
         assert_int_equal(rd_put_varint(&b, 1), 0);
         assert_int_equal(rd_buf_append(&b, "x", 1), 0);
-        struct be_entry_reader r;
+        struct be_entry_reader r = {0};
         struct be_entry_hdr g;
         assert_int_equal(be_entry_open(&r, rd_buf_rptr(&b), rd_buf_unread(&b), &g), -1);
         be_entry_reader_free(&r);
@@ -583,7 +583,7 @@ static void test_mutation_fuzz(void **state)
         }
         uint8_t *c = exact_copy(m.data, m.len);
         int v = be_entry_validate(c, m.len);
-        struct be_entry_reader r;
+        struct be_entry_reader r = {0};
         struct be_entry_hdr g;
         int rc = be_entry_open(&r, c, m.len, &g);
         if (rc == 0) {

@@ -21,14 +21,6 @@
 
 #define MAX_BULK (512LL * 1024 * 1024)
 
-/* Tests of known bugs are skipped (each says which in a BUG comment); REDRAFT_UNSKIP_BUGS=1 in
- * the environment runs them, to check a fix. Remove the SKIP_BUG() line once fixed. */
-#define SKIP_BUG()                                                                                 \
-    do {                                                                                           \
-        if (getenv("REDRAFT_UNSKIP_BUGS") == NULL)                                                 \
-            skip();                                                                                \
-    } while (0)
-
 /* What a parse produced: every command serialized as "argc|len:bytes|len:bytes...;", then the
  * final status ("AGAIN" or "ERR:<text>"). */
 struct transcript {
@@ -468,10 +460,9 @@ static void test_split_inline(void **state)
 static void test_split_inline_vt_ff(void **state)
 {
     (void)state;
-    /* BUG: proxy/resp.c split_pass ends an unquoted argument at any isspace() byte, so
+    /* Regression: proxy/resp.c split_pass ends an unquoted argument at any isspace() byte, so
      * "echo a\vb" splits into 3 arguments (echo, a, b); redis-server 7.0.15 gives 2 (echo,
-     * "a\vb"). Skipped until fixed. */
-    SKIP_BUG();
+     * "a\vb"). */
     CHECK("echo a\vb\r\n", "2|4:echo|3:a\vb;AGAIN");
     CHECK("echo a\fb\r\n", "2|4:echo|3:a\fb;AGAIN");
 }
@@ -498,11 +489,10 @@ static void test_err_multibulk_length(void **state)
 static void test_err_minus_zero(void **state)
 {
     (void)state;
-    /* BUG: proxy/resp.c parse_ll accepts "-0" (Redis's string2ll does not). "*-0\r\nPING\r\n"
-     * is skipped as an empty multibulk (then PING runs) where redis-server 7.0.15 answers
-     * "Protocol error: invalid multibulk length"; "*1\r\n$-0\r\n\r\n" is a command with one
+    /* Regression: proxy/resp.c parse_ll accepts "-0" (Redis's string2ll does not).
+     * "*-0\r\nPING\r\n" is skipped as an empty multibulk (then PING runs) where redis-server 7.0.15
+     * answers "Protocol error: invalid multibulk length"; "*1\r\n$-0\r\n\r\n" is a command with one
      * empty argument where Redis answers "Protocol error: invalid bulk length". */
-    SKIP_BUG();
     CHECK("*-0\r\nPING\r\n", "ERR:Protocol error: invalid multibulk length");
     CHECK("*1\r\n$-0\r\n\r\n", "ERR:Protocol error: invalid bulk length");
 }

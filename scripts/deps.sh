@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the Debian packages redraft needs to build and test, when run as root; otherwise
+# prints the exact apt-get line and fails. Installing redis-server must not leave the packaged
+# service running: only the servers the tests and the demo start should be up.
+set -eu
+
+PKGS=(build-essential pkg-config libev-dev libhiredis-dev librocksdb-dev libcmocka-dev
+      redis-server redis-tools tcl dpkg-dev)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "redraft needs these Debian packages: ${missing[*]}" >&2
+    echo "install them with:  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "installing: ${missing[*]}"
+redis_was_installed=1
+dpkg-query -W -f='${Status}' redis-server 2>/dev/null | grep -q "install ok installed" || redis_was_installed=0
+
+# Keep package scripts from starting services while we install (policy-rc.d exit 101 = deny).
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    made_policy=1
+fi
+cleanup() { [ "$made_policy" -eq 1 ] && rm -f "$policy"; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+# Refresh the package lists once when they are missing or older than a day.
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+    apt-get update -q
+fi
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+if [ "$redis_was_installed" -eq 0 ] && command -v systemctl >/dev/null 2>&1 &&
+   systemctl is-system-running >/dev/null 2>&1; then
+    # We brought the package in: its service is not ours to run.
+    systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi
