@@ -1,6 +1,8 @@
-/* raft.c: roles, elections, replication, commitment, ReadIndex, leadership transfer, membership
- * and snapshots. See raft.h for the contract; the log itself lives in raft_log.c and the wire
- * format in raft_msg.c. Section numbers cite the Raft paper (§5.x) and Ongaro's thesis.
+/* raft.c: roles, elections, replication, commitment, leadership transfer, ticks and the
+ * ready/advance contract. See raft.h for the contract. The rest of the core, one concern a file:
+ * raft_log.c (the log in memory and storage), raft_read.c (ReadIndex), raft_conf.c (membership),
+ * raft_snap.c (snapshots), raft_msg.c (the wire format). Section numbers cite the Raft paper
+ * (§5.x) and Ongaro's thesis.
  */
 #include "raftlog/raft_int.h"
 
@@ -9,9 +11,6 @@
 #include <string.h>
 
 static void become_follower(struct raft *r, uint64_t term, uint64_t leader);
-static int send_append(struct raft *r, struct raft_progress *pr, int send_if_empty);
-static void bcast_append(struct raft *r);
-static void release_reads(struct raft *r);
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
@@ -29,7 +28,7 @@ static void reset_randomized_timeout(struct raft *r)
     r->randomized_timeout = r->cfg.election_ticks + (unsigned)(rng_next(r) % r->cfg.election_ticks);
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
+int raft_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return RAFT_OK;
@@ -70,39 +69,39 @@ static void msgvec_free(struct raft_msg_vec *v)
 /* Queues m (ownership of its entries and conf bytes passes to the core). A leader's messages go
  * to msgs_early only once its term is persisted: a term not yet on disk may be reused after a
  * crash, so nothing carrying it may leave before it is durable. */
-static void send(struct raft *r, struct raft_msg *m)
+void raft_send(struct raft *r, struct raft_msg *m)
 {
     m->from = r->id;
     int early = r->role == RAFT_LEADER && r->hs_persisted.term == r->term;
     struct raft_msg_vec *v = early ? &r->out_early : &r->out;
-    if (m->to == 0 || grow((void **)&v->v, &v->cap, v->n + 1, sizeof(*v->v)) != RAFT_OK) {
+    if (m->to == 0 || raft_grow((void **)&v->v, &v->cap, v->n + 1, sizeof(*v->v)) != RAFT_OK) {
         msg_free(m);
         return; /* a message that cannot be queued is a lost message: Raft tolerates it */
     }
     v->v[v->n++] = *m;
 }
 
-static void push_read_state(struct raft *r, uint64_t ctx, uint64_t index)
+void raft_push_read_state(struct raft *r, uint64_t ctx, uint64_t index)
 {
-    if (grow((void **)&r->rs, &r->cap_rs, r->n_rs + 1, sizeof(*r->rs)) != RAFT_OK)
+    if (raft_grow((void **)&r->rs, &r->cap_rs, r->n_rs + 1, sizeof(*r->rs)) != RAFT_OK)
         return; /* the caller's timeout covers it */
     r->rs[r->n_rs].ctx = ctx;
     r->rs[r->n_rs].index = index;
     r->n_rs++;
 }
 
-static int is_voter(const struct raft *r, uint64_t id)
+int raft_is_voter(const struct raft *r, uint64_t id)
 {
     const struct raft_member *m = raft_conf_find(&r->conf, id);
     return m && m->voter;
 }
 
-static unsigned quorum(const struct raft *r)
+unsigned raft_quorum(const struct raft *r)
 {
     return raft_conf_voters(&r->conf) / 2 + 1;
 }
 
-static struct raft_progress *progress(struct raft *r, uint64_t id)
+struct raft_progress *raft_progress_find(struct raft *r, uint64_t id)
 {
     for (unsigned i = 0; i < r->n_prs; i++)
         if (r->prs[i].id == id)
@@ -110,20 +109,20 @@ static struct raft_progress *progress(struct raft *r, uint64_t id)
     return NULL;
 }
 
-static uint64_t term_at(struct raft *r, uint64_t index)
+uint64_t raft_term_at(struct raft *r, uint64_t index)
 {
     uint64_t t = 0;
-    if (rl_term(&r->log, index, &t) != RAFT_OK)
+    if (raft_log_term(&r->log, index, &t) != RAFT_OK)
         return 0;
     return t;
 }
 
-static int committed_in_term(struct raft *r)
+int raft_committed_in_term(struct raft *r)
 {
-    return term_at(r, r->log.commit) == r->term;
+    return raft_term_at(r, r->log.commit) == r->term;
 }
 
-static int sticky(struct raft *r)
+int raft_sticky(struct raft *r)
 {
     if (r->log.err)
         r->err = r->log.err;
@@ -131,7 +130,7 @@ static int sticky(struct raft *r)
 }
 
 /* Sorts descending and returns the k-th largest (1-based). */
-static uint64_t kth_largest(uint64_t *v, unsigned n, unsigned k)
+uint64_t raft_kth_largest(uint64_t *v, unsigned n, unsigned k)
 {
     for (unsigned i = 1; i < n; i++)
         for (unsigned j = i; j > 0 && v[j - 1] < v[j]; j--) {
@@ -144,92 +143,9 @@ static uint64_t kth_largest(uint64_t *v, unsigned n, unsigned k)
 
 /* ---- configuration ------------------------------------------------------------------------- */
 
-/* The configuration in effect at `index`: the latest CONF entry at or before it, else the
- * snapshot's. Scans back through the log (bounded by its length since the snapshot). */
-static void conf_at(struct raft *r, uint64_t index, struct raft_conf *out, uint64_t *index_out)
-{
-    if (index > r->log.last)
-        index = r->log.last;
-    for (uint64_t i = index; i > r->log.snap_index; i--) {
-        struct raft_entry e;
-        int owned;
-        if (rl_entry(&r->log, i, &e, &owned) != RAFT_OK)
-            break;
-        int found = e.type == RAFT_ENTRY_CONF &&
-                    raft_conf_entry_decode(e.data, e.len, NULL, NULL, out) == RAFT_OK;
-        if (owned)
-            free(e.data);
-        if (found) {
-            *index_out = i;
-            return;
-        }
-    }
-    *out = r->snap.conf;
-    *index_out = r->snap.index;
-}
-
-/* Leader: keep one progress per member other than this node. New members start probing from the
- * end of the log and count as recently active, so adding one never trips check-quorum. */
-static void sync_progress(struct raft *r)
-{
-    struct raft_progress old[RAFT_MEMBERS_MAX];
-    unsigned n_old = r->n_prs;
-    memcpy(old, r->prs, sizeof(old));
-    r->n_prs = 0;
-    for (unsigned i = 0; i < r->conf.n; i++) {
-        const struct raft_member *m = &r->conf.members[i];
-        if (m->id == r->id)
-            continue;
-        struct raft_progress *pr = &r->prs[r->n_prs++];
-        int found = 0;
-        for (unsigned j = 0; j < n_old; j++)
-            if (old[j].id == m->id) {
-                *pr = old[j];
-                found = 1;
-            }
-        if (!found) {
-            memset(pr, 0, sizeof(*pr));
-            pr->id = m->id;
-            pr->next = r->log.last + 1;
-            pr->state = RAFT_PROGRESS_PROBE;
-            pr->recent_active = 1;
-        }
-        pr->voter = m->voter;
-    }
-    if (r->transferee && !progress(r, r->transferee))
-        r->transferee = 0;
-}
-
-static void set_conf(struct raft *r, const struct raft_conf *c, uint64_t index)
-{
-    r->conf = *c;
-    r->conf_index = index;
-    if (r->role == RAFT_LEADER)
-        sync_progress(r);
-}
-
-/* A configuration takes effect as soon as it is in the log (thesis §4.1). */
-static void on_appended(struct raft *r, const struct raft_entry *e)
-{
-    struct raft_conf c;
-    if (e->type == RAFT_ENTRY_CONF && raft_conf_entry_decode(e->data, e->len, NULL, NULL, &c) == 0)
-        set_conf(r, &c, e->index);
-}
-
-/* After a truncation, a configuration whose entry is gone no longer applies (thesis §4.1). */
-static void on_truncated(struct raft *r)
-{
-    if (r->conf_index > r->log.last) {
-        struct raft_conf c;
-        uint64_t ci;
-        conf_at(r, r->log.last, &c, &ci);
-        set_conf(r, &c, ci);
-    }
-}
-
 /* ---- progress (per follower flow control) -------------------------------------------------- */
 
-static void pr_become_probe(struct raft_progress *pr)
+void raft_pr_become_probe(struct raft_progress *pr)
 {
     uint64_t next = pr->match + 1;
     if (pr->state == RAFT_PROGRESS_SNAPSHOT && pr->pending_snapshot + 1 > next)
@@ -288,25 +204,6 @@ static void infl_free_first(struct raft_progress *pr)
 
 /* ---- role changes -------------------------------------------------------------------------- */
 
-static void fail_reads(struct raft *r)
-{
-    for (size_t i = 0; i < r->n_reads; i++) {
-        struct raft_read_req *q = &r->reads[i];
-        if (q->from == r->id) {
-            push_read_state(r, q->ctx, 0);
-        } else {
-            struct raft_msg m = {.type = RAFT_MSG_READ_INDEX_RESP,
-                                 .to = q->from,
-                                 .term = r->term,
-                                 .reject = 1,
-                                 .ctx = q->ctx};
-            send(r, &m);
-        }
-    }
-    r->n_reads = 0;
-    r->read_round_needed = 0;
-}
-
 static void reset(struct raft *r, uint64_t term)
 {
     if (r->term != term) {
@@ -327,7 +224,7 @@ static void become_follower(struct raft *r, uint64_t term, uint64_t leader)
     int was_leader = r->role == RAFT_LEADER;
     r->role = RAFT_FOLLOWER;
     if (was_leader)
-        fail_reads(r); /* answered in the term they were asked in */
+        raft_reads_fail(r); /* answered in the term they were asked in */
     reset(r, term);
     r->leader = leader;
     r->n_prs = 0;
@@ -339,7 +236,7 @@ static void become_leader(struct raft *r)
     reset(r, r->term);
     r->leader = r->id;
     r->n_prs = 0;
-    sync_progress(r);
+    raft_conf_sync_progress(r);
     for (unsigned i = 0; i < r->n_prs; i++) {
         r->prs[i].match = 0;
         r->prs[i].next = r->log.last + 1;
@@ -351,9 +248,9 @@ static void become_leader(struct raft *r)
     r->acked_seq = r->hb_seq; /* rounds of an earlier term confirm nothing now */
     /* §5.4.2 / §8: an entry of the new term lets the leader commit (and learn) what came before. */
     struct raft_entry e = {.index = r->log.last + 1, .term = r->term, .type = RAFT_ENTRY_NOOP};
-    if (rl_append(&r->log, &e) != RAFT_OK)
+    if (raft_log_append(&r->log, &e) != RAFT_OK)
         r->err = RAFT_ENOMEM;
-    bcast_append(r);
+    raft_bcast_append(r);
 }
 
 static int poll_votes(struct raft *r, uint64_t id, int granted, unsigned *yes, unsigned *no)
@@ -362,7 +259,7 @@ static int poll_votes(struct raft *r, uint64_t id, int granted, unsigned *yes, u
     for (unsigned i = 0; i < r->n_votes; i++)
         if (r->vote_ids[i] == id)
             seen = 1;
-    if (!seen && r->n_votes < RAFT_MEMBERS_MAX && is_voter(r, id)) {
+    if (!seen && r->n_votes < RAFT_MEMBERS_MAX && raft_is_voter(r, id)) {
         r->vote_ids[r->n_votes] = id;
         r->vote_granted[r->n_votes] = granted;
         r->n_votes++;
@@ -381,7 +278,7 @@ static int poll_votes(struct raft *r, uint64_t id, int granted, unsigned *yes, u
  * touching anyone's term. `force` marks a transfer (thesis §3.10), which bypasses leases. */
 static void campaign(struct raft *r, int pre, int force)
 {
-    if (!is_voter(r, r->id))
+    if (!raft_is_voter(r, r->id))
         return;
     int type;
     uint64_t vote_term;
@@ -399,19 +296,19 @@ static void campaign(struct raft *r, int pre, int force)
         vote_term = r->term;
     }
     if (was_leader)
-        fail_reads(r);
+        raft_reads_fail(r);
     r->n_prs = 0;
     r->booting = 0;
     unsigned yes, no;
     poll_votes(r, r->id, 1, &yes, &no);
-    if (yes >= quorum(r)) {
+    if (yes >= raft_quorum(r)) {
         if (pre)
             campaign(r, 0, force);
         else
             become_leader(r);
         return;
     }
-    uint64_t last = r->log.last, last_term = rl_last_term(&r->log);
+    uint64_t last = r->log.last, last_term = raft_log_last_term(&r->log);
     for (unsigned i = 0; i < r->conf.n; i++) {
         const struct raft_member *mb = &r->conf.members[i];
         if (mb->id == r->id || !mb->voter)
@@ -422,7 +319,7 @@ static void campaign(struct raft *r, int pre, int force)
                              .index = last,
                              .log_term = last_term,
                              .force = (uint8_t)force};
-        send(r, &m);
+        raft_send(r, &m);
     }
 }
 
@@ -454,17 +351,17 @@ static void send_snapshot(struct raft *r, struct raft_progress *pr)
     pr->pending_snapshot = r->snap.index;
     pr->snapshot_ticks = 0;
     pr->infl_start = pr->infl_n = 0;
-    send(r, &m);
+    raft_send(r, &m);
 }
 
 /* Sends the entries from pr->next on (§5.3), at most msg_bytes_max of them (at least one).
  * Returns 1 when a message went out. */
-static int send_append(struct raft *r, struct raft_progress *pr, int send_if_empty)
+int raft_send_append(struct raft *r, struct raft_progress *pr, int send_if_empty)
 {
     if (pr_paused(r, pr))
         return 0;
     uint64_t prev = pr->next - 1, prev_term;
-    int rc = rl_term(&r->log, prev, &prev_term);
+    int rc = raft_log_term(&r->log, prev, &prev_term);
     if (rc == RAFT_ENOTFOUND && prev < r->log.snap_index) {
         send_snapshot(r, pr);
         return 1;
@@ -476,7 +373,7 @@ static int send_append(struct raft *r, struct raft_progress *pr, int send_if_emp
     for (uint64_t i = pr->next; i <= r->log.last; i++) {
         struct raft_entry e;
         int owned;
-        rc = rl_entry(&r->log, i, &e, &owned);
+        rc = raft_log_entry(&r->log, i, &e, &owned);
         if (rc != RAFT_OK)
             break;
         if (n > 0 && bytes + e.len > r->cfg.msg_bytes_max) {
@@ -484,7 +381,7 @@ static int send_append(struct raft *r, struct raft_progress *pr, int send_if_emp
                 free(e.data);
             break;
         }
-        if (grow((void **)&ents, &cap, n + 1, sizeof(*ents)) != RAFT_OK) {
+        if (raft_grow((void **)&ents, &cap, n + 1, sizeof(*ents)) != RAFT_OK) {
             if (owned)
                 free(e.data);
             break;
@@ -522,14 +419,14 @@ static int send_append(struct raft *r, struct raft_progress *pr, int send_if_emp
     } else if (pr->state == RAFT_PROGRESS_PROBE) {
         pr->probe_sent = 1;
     }
-    send(r, &m);
+    raft_send(r, &m);
     return 1;
 }
 
-static void bcast_append(struct raft *r)
+void raft_bcast_append(struct raft *r)
 {
     for (unsigned i = 0; i < r->n_prs; i++)
-        send_append(r, &r->prs[i], 1);
+        raft_send_append(r, &r->prs[i], 1);
 }
 
 static void bcast_heartbeat(struct raft *r)
@@ -545,9 +442,9 @@ static void bcast_heartbeat(struct raft *r)
                              .term = r->term,
                              .commit = c,
                              .ctx = r->hb_seq};
-        send(r, &m);
+        raft_send(r, &m);
     }
-    release_reads(r);
+    raft_reads_release(r);
 }
 
 static void on_commit_advanced(struct raft *r, uint64_t old_commit)
@@ -556,23 +453,17 @@ static void on_commit_advanced(struct raft *r, uint64_t old_commit)
     for (uint64_t i = old_commit + 1; i <= r->log.commit && i >= r->log.mem_first; i++) {
         struct raft_entry e;
         int owned;
-        if (rl_entry(&r->log, i, &e, &owned) != RAFT_OK)
+        if (raft_log_entry(&r->log, i, &e, &owned) != RAFT_OK)
             break;
         if (e.term == r->term)
             r->uncommitted_bytes -= e.len < r->uncommitted_bytes ? e.len : r->uncommitted_bytes;
         if (owned)
             free(e.data);
     }
-    /* Reads that waited for the first commit of this term get their index now (thesis §6.4). */
-    for (size_t i = 0; i < r->n_reads; i++)
-        if (r->reads[i].index == 0) {
-            r->reads[i].index = r->log.commit;
-            r->reads[i].seq = r->hb_seq + 1;
-            r->read_round_needed = 1;
-        }
+    raft_reads_on_commit(r);
     /* A leader that removed itself steps down once that configuration is committed
      * (thesis §4.2.2); until then it managed the cluster without counting itself. */
-    if (!is_voter(r, r->id) && r->conf_index <= r->log.commit)
+    if (!raft_is_voter(r, r->id) && r->conf_index <= r->log.commit)
         become_follower(r, r->term, 0);
 }
 
@@ -582,15 +473,15 @@ static int maybe_commit(struct raft *r)
 {
     uint64_t v[RAFT_MEMBERS_MAX + 1];
     unsigned n = 0;
-    if (is_voter(r, r->id))
+    if (raft_is_voter(r, r->id))
         v[n++] = r->log.stable;
     for (unsigned i = 0; i < r->n_prs; i++)
         if (r->prs[i].voter)
             v[n++] = r->prs[i].match;
     if (n == 0)
         return 0;
-    uint64_t idx = kth_largest(v, n, quorum(r));
-    if (idx <= r->log.commit || term_at(r, idx) != r->term)
+    uint64_t idx = raft_kth_largest(v, n, raft_quorum(r));
+    if (idx <= r->log.commit || raft_term_at(r, idx) != r->term)
         return 0;
     uint64_t old = r->log.commit;
     r->log.commit = idx;
@@ -599,74 +490,6 @@ static int maybe_commit(struct raft *r)
 }
 
 /* ---- ReadIndex (thesis §6.4) ----------------------------------------------------------------- */
-
-static uint64_t quorum_acked_seq(struct raft *r)
-{
-    uint64_t v[RAFT_MEMBERS_MAX + 1];
-    unsigned n = 0;
-    if (is_voter(r, r->id))
-        v[n++] = r->hb_seq;
-    for (unsigned i = 0; i < r->n_prs; i++)
-        if (r->prs[i].voter)
-            v[n++] = r->prs[i].ack_seq;
-    return n ? kth_largest(v, n, quorum(r)) : 0;
-}
-
-static void answer_read(struct raft *r, const struct raft_read_req *q, uint64_t index)
-{
-    if (q->from == r->id) {
-        push_read_state(r, q->ctx, index);
-    } else {
-        struct raft_msg m = {.type = RAFT_MSG_READ_INDEX_RESP,
-                             .to = q->from,
-                             .term = r->term,
-                             .index = index,
-                             .ctx = q->ctx};
-        send(r, &m);
-    }
-}
-
-static void release_reads(struct raft *r)
-{
-    if (r->role != RAFT_LEADER)
-        return;
-    uint64_t acked = quorum_acked_seq(r);
-    if (acked > r->acked_seq) {
-        r->acked_seq = acked;
-        /* The lease: voters that acknowledged round `acked` will not vote for anyone else for
-         * election_ticks of their own time from receiving it; keep a margin for drift. */
-        if (r->hb_seq - acked < RAFT_HB_RING && r->cfg.election_ticks > 2)
-            r->lease_until = r->hb_tick[acked % RAFT_HB_RING] + r->cfg.election_ticks - 2;
-    }
-    size_t w = 0;
-    for (size_t i = 0; i < r->n_reads; i++) {
-        struct raft_read_req *q = &r->reads[i];
-        if (q->index != 0 && q->seq <= r->acked_seq)
-            answer_read(r, q, q->index);
-        else
-            r->reads[w++] = *q;
-    }
-    r->n_reads = w;
-}
-
-static int leader_read(struct raft *r, uint64_t ctx, uint64_t from)
-{
-    struct raft_read_req q = {.ctx = ctx, .from = from};
-    if (committed_in_term(r)) {
-        if (r->cfg.lease_read && r->cfg.check_quorum && !r->transferee &&
-            r->tick_now < r->lease_until) {
-            answer_read(r, &q, r->log.commit);
-            return RAFT_OK;
-        }
-        q.index = r->log.commit;
-        q.seq = r->hb_seq + 1; /* the next round, which the next ready sends */
-        r->read_round_needed = 1;
-    }
-    if (grow((void **)&r->reads, &r->cap_reads, r->n_reads + 1, sizeof(*r->reads)) != RAFT_OK)
-        return RAFT_ENOMEM;
-    r->reads[r->n_reads++] = q;
-    return RAFT_OK;
-}
 
 /* ---- message handling ---------------------------------------------------------------------- */
 
@@ -686,7 +509,7 @@ static void reply(struct raft *r, const struct raft_msg *in, int type, uint64_t 
                          .index = index,
                          .reject = (uint8_t)reject,
                          .ctx = in->ctx};
-    send(r, &m);
+    raft_send(r, &m);
 }
 
 /* AppendEntries receiver (§5.3): consistency check, conflict truncation, append, commit. */
@@ -696,23 +519,23 @@ static int handle_append(struct raft *r, const struct raft_msg *m)
         reply(r, m, RAFT_MSG_APPEND_RESP, r->log.commit, 0);
         return RAFT_OK;
     }
-    if (!rl_match_term(&r->log, m->index, m->log_term)) {
+    if (!raft_log_match_term(&r->log, m->index, m->log_term)) {
         uint64_t hint = m->index < r->log.last ? m->index : r->log.last;
-        hint = rl_find_conflict_by_term(&r->log, hint, m->log_term);
+        hint = raft_log_find_conflict_by_term(&r->log, hint, m->log_term);
         struct raft_msg resp = {.type = RAFT_MSG_APPEND_RESP,
                                 .to = m->from,
                                 .term = r->term,
                                 .index = m->index,
                                 .reject = 1,
                                 .hint_index = hint,
-                                .hint_term = term_at(r, hint)};
-        send(r, &resp);
+                                .hint_term = raft_term_at(r, hint)};
+        raft_send(r, &resp);
         return RAFT_OK;
     }
     size_t i = 0;
     for (; i < m->n_entries; i++) {
         const struct raft_entry *e = &m->entries[i];
-        if (e->index > r->log.last || !rl_match_term(&r->log, e->index, e->term))
+        if (e->index > r->log.last || !raft_log_match_term(&r->log, e->index, e->term))
             break;
     }
     if (i < m->n_entries) {
@@ -721,14 +544,14 @@ static int handle_append(struct raft *r, const struct raft_msg *m)
             return RAFT_EMALFORMED; /* would rewrite a committed entry: never from a correct leader
                                      */
         if (first <= r->log.last) {
-            rl_truncate_after(&r->log, first - 1);
-            on_truncated(r);
+            raft_log_truncate_after(&r->log, first - 1);
+            raft_conf_on_truncated(r);
         }
         for (; i < m->n_entries; i++) {
-            int rc = rl_append(&r->log, &m->entries[i]);
+            int rc = raft_log_append(&r->log, &m->entries[i]);
             if (rc != RAFT_OK)
                 return rc;
-            on_appended(r, &m->entries[i]);
+            raft_conf_on_appended(r, &m->entries[i]);
         }
     }
     uint64_t last_new = m->index + m->n_entries;
@@ -750,7 +573,7 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
         reply(r, m, RAFT_MSG_APPEND_RESP, r->log.commit, 0);
         return;
     }
-    if (rl_match_term(&r->log, m->index, m->log_term)) {
+    if (raft_log_match_term(&r->log, m->index, m->log_term)) {
         /* We already hold the entries it stands for: just learn the commit. */
         commit_to(r, m->index);
         reply(r, m, RAFT_MSG_APPEND_RESP, m->index, 0);
@@ -770,17 +593,17 @@ static void handle_vote(struct raft *r, const struct raft_msg *m)
     int can_vote =
         r->vote == m->from || (r->vote == 0 && r->leader == 0) || (pre && m->term > r->term);
     int type = pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP;
-    if (can_vote && rl_is_up_to_date(&r->log, m->index, m->log_term)) {
+    if (can_vote && raft_log_is_up_to_date(&r->log, m->index, m->log_term)) {
         /* A pre-vote is answered in the term it asks about, so the candidate can count it. */
         struct raft_msg resp = {.type = (uint8_t)type, .to = m->from, .term = m->term};
-        send(r, &resp);
+        raft_send(r, &resp);
         if (!pre) {
             r->election_elapsed = 0;
             r->vote = m->from;
         }
     } else {
         struct raft_msg resp = {.type = (uint8_t)type, .to = m->from, .term = r->term, .reject = 1};
-        send(r, &resp);
+        raft_send(r, &resp);
     }
 }
 
@@ -793,13 +616,13 @@ static void handle_append_resp(struct raft *r, struct raft_progress *pr, const s
         if (pr->state == RAFT_PROGRESS_REPLICATE) {
             if (rejected <= pr->match)
                 return; /* stale */
-            pr_become_probe(pr);
+            raft_pr_become_probe(pr);
         } else if (pr->state == RAFT_PROGRESS_PROBE) {
             if (pr->next - 1 != rejected)
                 return; /* stale */
             uint64_t hint = m->hint_index;
             if (m->hint_term > 0)
-                hint = rl_find_conflict_by_term(&r->log, m->hint_index, m->hint_term);
+                hint = raft_log_find_conflict_by_term(&r->log, m->hint_index, m->hint_term);
             uint64_t next = hint + 1 < rejected ? hint + 1 : rejected;
             if (next < pr->match + 1)
                 next = pr->match + 1;
@@ -808,7 +631,7 @@ static void handle_append_resp(struct raft *r, struct raft_progress *pr, const s
         } else {
             return;
         }
-        send_append(r, pr, 1);
+        raft_send_append(r, pr, 1);
         return;
     }
     int was_paused = pr_paused(r, pr);
@@ -835,17 +658,17 @@ static void handle_append_resp(struct raft *r, struct raft_progress *pr, const s
     }
     if (maybe_commit(r)) {
         if (r->role == RAFT_LEADER)
-            bcast_append(r);
+            raft_bcast_append(r);
     } else if (was_paused) {
-        send_append(r, pr, 1); /* it may not know the commit index yet */
+        raft_send_append(r, pr, 1); /* it may not know the commit index yet */
     }
     if (r->role != RAFT_LEADER)
         return;
-    for (unsigned guard = 0; guard < RAFT_INFLIGHT_CAP && send_append(r, pr, 0); guard++) {
+    for (unsigned guard = 0; guard < RAFT_INFLIGHT_CAP && raft_send_append(r, pr, 0); guard++) {
     }
     if (pr->id == r->transferee && pr->match == r->log.last) {
         struct raft_msg tn = {.type = RAFT_MSG_TIMEOUT_NOW, .to = pr->id, .term = r->term};
-        send(r, &tn);
+        raft_send(r, &tn);
     }
 }
 
@@ -862,19 +685,19 @@ static void handle_heartbeat_resp(struct raft *r, struct raft_progress *pr,
     /* Even with nothing new to send, an empty append at next-1 makes a follower that lost
      * appends say so (it rejects), which turns a stalled pipeline back into a probe. */
     if (pr->match < r->log.last)
-        send_append(r, pr, 1);
-    release_reads(r);
+        raft_send_append(r, pr, 1);
+    raft_reads_release(r);
 }
 
 static int step_leader(struct raft *r, const struct raft_msg *m)
 {
     if (m->type == RAFT_MSG_READ_INDEX)
-        return leader_read(r, m->ctx, m->from);
+        return raft_reads_leader(r, m->ctx, m->from);
     if (m->type == RAFT_MSG_READ_INDEX_RESP) {
-        push_read_state(r, m->ctx, m->reject ? 0 : m->index);
+        raft_push_read_state(r, m->ctx, m->reject ? 0 : m->index);
         return RAFT_OK;
     }
-    struct raft_progress *pr = progress(r, m->from);
+    struct raft_progress *pr = raft_progress_find(r, m->from);
     if (!pr)
         return RAFT_OK;
     if (m->type == RAFT_MSG_APPEND_RESP)
@@ -908,7 +731,7 @@ static int step_follower(struct raft *r, const struct raft_msg *m)
         reply(r, m, RAFT_MSG_READ_INDEX_RESP, 0, 1);
         return RAFT_OK;
     case RAFT_MSG_READ_INDEX_RESP:
-        push_read_state(r, m->ctx, m->reject ? 0 : m->index);
+        raft_push_read_state(r, m->ctx, m->reject ? 0 : m->index);
         return RAFT_OK;
     default:
         return RAFT_OK;
@@ -930,12 +753,12 @@ static int step_candidate(struct raft *r, const struct raft_msg *m)
             return RAFT_OK;
         unsigned yes, no;
         poll_votes(r, m->from, !m->reject, &yes, &no);
-        if (yes >= quorum(r)) {
+        if (yes >= raft_quorum(r)) {
             if (pre)
                 campaign(r, 0, 0);
             else
                 become_leader(r);
-        } else if (no >= quorum(r)) {
+        } else if (no >= raft_quorum(r)) {
             become_follower(r, r->term, 0);
         }
         return RAFT_OK;
@@ -974,7 +797,7 @@ static int in_lease(const struct raft *r)
 
 int raft_step(struct raft *r, const struct raft_msg *m)
 {
-    if (sticky(r))
+    if (raft_sticky(r))
         return r->err;
     if (m->to != r->id || m->from == 0 || m->from == r->id || m->type < 1 ||
         m->type > RAFT_MSG_TYPE_MAX)
@@ -1017,7 +840,7 @@ int raft_step(struct raft *r, const struct raft_msg *m)
     } else {
         rc = step_candidate(r, m);
     }
-    if (sticky(r))
+    if (raft_sticky(r))
         return r->err;
     return rc;
 }
@@ -1026,11 +849,11 @@ int raft_step(struct raft *r, const struct raft_msg *m)
 
 static int quorum_active(struct raft *r)
 {
-    unsigned active = is_voter(r, r->id) ? 1 : 0;
+    unsigned active = raft_is_voter(r, r->id) ? 1 : 0;
     for (unsigned i = 0; i < r->n_prs; i++)
         if (r->prs[i].voter && r->prs[i].recent_active)
             active++;
-    return active >= quorum(r);
+    return active >= raft_quorum(r);
 }
 
 static void tick_leader(struct raft *r)
@@ -1062,7 +885,7 @@ static void tick_leader(struct raft *r)
 
 int raft_tick(struct raft *r)
 {
-    if (sticky(r))
+    if (raft_sticky(r))
         return r->err;
     r->tick_now++;
     if (r->role == RAFT_LEADER) {
@@ -1071,37 +894,36 @@ int raft_tick(struct raft *r)
         r->election_elapsed++;
         if (r->election_elapsed >= r->cfg.election_ticks)
             r->booting = 0;
-        if (is_voter(r, r->id) && r->election_elapsed >= r->randomized_timeout)
+        if (raft_is_voter(r, r->id) && r->election_elapsed >= r->randomized_timeout)
             campaign(r, r->cfg.pre_vote, 0);
     }
-    return sticky(r);
+    return raft_sticky(r);
 }
 
 /* ---- proposals ----------------------------------------------------------------------------- */
 
-static int leader_append(struct raft *r, int type, const void *data, size_t len,
-                         uint64_t *index_out)
+int raft_leader_append(struct raft *r, int type, const void *data, size_t len, uint64_t *index_out)
 {
     struct raft_entry e = {.index = r->log.last + 1,
                            .term = r->term,
                            .type = (uint8_t)type,
                            .data = (void *)data,
                            .len = len};
-    int rc = rl_append(&r->log, &e);
+    int rc = raft_log_append(&r->log, &e);
     if (rc != RAFT_OK)
         return rc;
     r->uncommitted_bytes += len;
-    on_appended(r, &e);
+    raft_conf_on_appended(r, &e);
     if (index_out)
         *index_out = e.index;
-    bcast_append(r);
+    raft_bcast_append(r);
     return RAFT_OK;
 }
 
 int raft_propose(struct raft *r, const void *data, size_t len, uint64_t *index_out,
                  uint64_t *term_out)
 {
-    if (sticky(r))
+    if (raft_sticky(r))
         return r->err;
     if (r->role != RAFT_LEADER)
         return RAFT_ENOTLEADER;
@@ -1113,7 +935,7 @@ int raft_propose(struct raft *r, const void *data, size_t len, uint64_t *index_o
         r->uncommitted_bytes + len > r->cfg.uncommitted_bytes_max)
         return RAFT_EFULL;
     uint64_t idx;
-    int rc = leader_append(r, RAFT_ENTRY_NORMAL, data, len, &idx);
+    int rc = raft_leader_append(r, RAFT_ENTRY_NORMAL, data, len, &idx);
     if (rc != RAFT_OK)
         return rc;
     if (index_out)
@@ -1123,34 +945,21 @@ int raft_propose(struct raft *r, const void *data, size_t len, uint64_t *index_o
     return RAFT_OK;
 }
 
-int raft_read_index(struct raft *r, uint64_t ctx)
-{
-    if (sticky(r))
-        return r->err;
-    if (r->role == RAFT_LEADER)
-        return leader_read(r, ctx, r->id);
-    if (r->role != RAFT_FOLLOWER || r->leader == 0)
-        return RAFT_ENOLEADER;
-    struct raft_msg m = {.type = RAFT_MSG_READ_INDEX, .to = r->leader, .term = r->term, .ctx = ctx};
-    send(r, &m);
-    return RAFT_OK;
-}
-
 int raft_campaign(struct raft *r)
 {
-    if (sticky(r))
+    if (raft_sticky(r))
         return r->err;
     if (r->role == RAFT_LEADER)
         return RAFT_OK;
-    if (!is_voter(r, r->id))
+    if (!raft_is_voter(r, r->id))
         return RAFT_EINVAL;
     campaign(r, r->cfg.pre_vote, 0);
-    return sticky(r);
+    return raft_sticky(r);
 }
 
 int raft_transfer_leadership(struct raft *r, uint64_t target)
 {
-    if (sticky(r))
+    if (raft_sticky(r))
         return r->err;
     if (r->role != RAFT_LEADER)
         return RAFT_ENOTLEADER;
@@ -1162,7 +971,7 @@ int raft_transfer_leadership(struct raft *r, uint64_t target)
                 best = r->prs[i].match;
             }
     }
-    struct raft_progress *pr = progress(r, target);
+    struct raft_progress *pr = raft_progress_find(r, target);
     if (!pr || !pr->voter)
         return RAFT_EINVAL;
     if (r->transferee == target)
@@ -1173,149 +982,14 @@ int raft_transfer_leadership(struct raft *r, uint64_t target)
     r->election_elapsed = 0;
     if (pr->match == r->log.last) {
         struct raft_msg tn = {.type = RAFT_MSG_TIMEOUT_NOW, .to = target, .term = r->term};
-        send(r, &tn);
+        raft_send(r, &tn);
     } else {
-        send_append(r, pr, 1);
+        raft_send_append(r, pr, 1);
     }
     return RAFT_OK;
-}
-
-/* Single-server changes (thesis §4.1) with the fix Ongaro published on raft-dev in 2015 for
- * the bug in the original single-server algorithm: a leader may append a new configuration only
- * after it has committed an entry of its own term (the no-op of §8 suffices). Without it, two
- * leaders of successive terms can each add a server to different configurations whose quorums
- * do not overlap. We also require the previous change to be committed. */
-int raft_propose_conf_change(struct raft *r, int change, uint64_t node, const void *blob,
-                             size_t blob_len, uint64_t *index_out)
-{
-    if (sticky(r))
-        return r->err;
-    if (r->role != RAFT_LEADER)
-        return RAFT_ENOTLEADER;
-    if (r->transferee)
-        return RAFT_ETRANSFER;
-    if (node == 0)
-        return RAFT_EINVAL;
-    if (r->conf_index > r->log.commit || !committed_in_term(r))
-        return RAFT_ECONFPENDING;
-    struct raft_conf c = r->conf;
-    struct raft_member *m = NULL;
-    for (unsigned i = 0; i < c.n; i++)
-        if (c.members[i].id == node)
-            m = &c.members[i];
-    switch (change) {
-    case RAFT_CONF_ADD_LEARNER:
-        if (m || c.n >= RAFT_MEMBERS_MAX || blob_len > RAFT_MEMBER_BLOB_BYTES_MAX ||
-            (blob_len && !blob))
-            return RAFT_EINVAL;
-        m = &c.members[c.n++];
-        memset(m, 0, sizeof(*m));
-        m->id = node;
-        m->blob_len = (uint16_t)blob_len;
-        if (blob_len)
-            memcpy(m->blob, blob, blob_len);
-        break;
-    case RAFT_CONF_PROMOTE: {
-        if (!m || m->voter)
-            return RAFT_EINVAL;
-        struct raft_progress *pr = progress(r, node);
-        if (!pr || pr->match + r->cfg.promote_lag_entries_max < r->log.last)
-            return RAFT_ENOTREADY; /* thesis §4.2.1: catch up before counting in quorums */
-        m->voter = 1;
-        break;
-    }
-    case RAFT_CONF_REMOVE:
-        if (!m || (m->voter && raft_conf_voters(&c) == 1))
-            return RAFT_EINVAL;
-        *m = c.members[--c.n];
-        break;
-    default:
-        return RAFT_EINVAL;
-    }
-    uint8_t buf[RAFT_CONF_ENTRY_BYTES_MAX];
-    size_t len;
-    int rc = raft_conf_entry_encode(change, node, &c, buf, sizeof(buf), &len);
-    if (rc != RAFT_OK)
-        return rc;
-    return leader_append(r, RAFT_ENTRY_CONF, buf, len, index_out);
 }
 
 /* ---- snapshots ----------------------------------------------------------------------------- */
-
-int raft_report_snapshot(struct raft *r, uint64_t peer, int ok)
-{
-    if (r->role != RAFT_LEADER)
-        return RAFT_ENOTLEADER;
-    struct raft_progress *pr = progress(r, peer);
-    if (!pr || pr->state != RAFT_PROGRESS_SNAPSHOT)
-        return RAFT_OK;
-    if (!ok)
-        pr->pending_snapshot = 0;
-    pr_become_probe(pr);
-    pr->probe_sent = 1; /* resume on the next heartbeat answer */
-    return RAFT_OK;
-}
-
-int raft_report_unreachable(struct raft *r, uint64_t peer)
-{
-    if (r->role != RAFT_LEADER)
-        return RAFT_ENOTLEADER;
-    struct raft_progress *pr = progress(r, peer);
-    if (pr && pr->state == RAFT_PROGRESS_REPLICATE)
-        pr_become_probe(pr);
-    return RAFT_OK;
-}
-
-int raft_snapshot_installed(struct raft *r, const struct raft_snapshot_meta *meta)
-{
-    if (sticky(r))
-        return r->err;
-    if (r->rd_out)
-        return RAFT_EBUSY;
-    if (r->role == RAFT_LEADER || meta->index <= r->log.applied || meta->term == 0)
-        return RAFT_EINVAL;
-    int keep = rl_match_term(&r->log, meta->index, meta->term);
-    uint64_t to = r->leader ? r->leader : r->fetch.from;
-    rl_compact(&r->log, meta->index, meta->term, !keep);
-    r->log.applied = meta->index;
-    r->snap = *meta;
-    if (!keep || r->conf_index <= meta->index)
-        set_conf(r, &meta->conf, meta->index);
-    r->installed = *meta;
-    r->installed_pending = 1;
-    r->installed_discard = !keep;
-    memset(&r->fetch, 0, sizeof(r->fetch));
-    r->snapshot_want_at = meta->index;
-    struct raft_msg m = {
-        .type = RAFT_MSG_APPEND_RESP, .to = to, .term = r->term, .index = meta->index};
-    send(r, &m);
-    return RAFT_OK;
-}
-
-int raft_snapshot_fetch_failed(struct raft *r)
-{
-    memset(&r->fetch, 0, sizeof(r->fetch));
-    return RAFT_OK;
-}
-
-int raft_snapshot_taken(struct raft *r, uint64_t index, struct raft_snapshot_meta *meta_out)
-{
-    if (sticky(r))
-        return r->err;
-    if (index > r->log.applied || index <= r->log.snap_index)
-        return RAFT_EINVAL;
-    struct raft_snapshot_meta meta = {.index = index};
-    int rc = rl_term(&r->log, index, &meta.term);
-    if (rc != RAFT_OK)
-        return rc;
-    uint64_t ci;
-    conf_at(r, index, &meta.conf, &ci);
-    rl_compact(&r->log, index, meta.term, 0);
-    r->snap = meta;
-    if (meta_out)
-        *meta_out = meta;
-    return sticky(r);
-}
 
 /* ---- ready / advance ----------------------------------------------------------------------- */
 
@@ -1349,7 +1023,7 @@ static int collect_committed(struct raft *r)
     for (uint64_t i = r->log.applied + 1; i <= hi; i++) {
         struct raft_entry e;
         int owned;
-        int rc = rl_entry(&r->log, i, &e, &owned);
+        int rc = raft_log_entry(&r->log, i, &e, &owned);
         if (rc != RAFT_OK)
             return rc == RAFT_ENOTFOUND ? RAFT_OK : rc;
         if (r->rd_n_committed > 0 && bytes + e.len > r->cfg.committed_bytes_max) {
@@ -1357,7 +1031,7 @@ static int collect_committed(struct raft *r)
                 free(e.data);
             break;
         }
-        rc = grow((void **)&r->rd_committed, &cap, r->rd_n_committed + 1, sizeof(e));
+        rc = raft_grow((void **)&r->rd_committed, &cap, r->rd_n_committed + 1, sizeof(e));
         if (rc == RAFT_OK && !owned)
             rc = raft_entry_copy(&r->rd_committed[r->rd_n_committed], &e);
         else if (rc == RAFT_OK)
@@ -1385,7 +1059,7 @@ static int collect_unstable(struct raft *r)
     for (size_t i = 0; i < n; i++) {
         struct raft_entry e;
         int owned;
-        int rc = rl_entry(&r->log, r->log.stable + 1 + i, &e, &owned);
+        int rc = raft_log_entry(&r->log, r->log.stable + 1 + i, &e, &owned);
         assert(rc == RAFT_OK && !owned);
         (void)rc;
         if (raft_entry_copy(&r->rd_entries[i], &e) != RAFT_OK)
@@ -1411,7 +1085,7 @@ static void free_ready_entries(struct raft *r)
 
 int raft_ready(struct raft *r, struct raft_ready *rd)
 {
-    if (sticky(r))
+    if (raft_sticky(r))
         return r->err;
     if (r->rd_out)
         return RAFT_EBUSY;
@@ -1422,7 +1096,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
         rc = collect_committed(r);
     if (rc != RAFT_OK) {
         free_ready_entries(r);
-        if (sticky(r))
+        if (raft_sticky(r))
             return r->err;
         return rc;
     }
@@ -1488,8 +1162,8 @@ int raft_advance(struct raft *r, struct raft_ready *rd)
      * matching, §5.3); entries replaced since raft_ready stay unstable. */
     for (size_t i = r->rd_n_entries; i > 0; i--) {
         const struct raft_entry *e = &r->rd_entries[i - 1];
-        if (rl_match_term(&r->log, e->index, e->term)) {
-            rl_stable_to(&r->log, e->index, e->term);
+        if (raft_log_match_term(&r->log, e->index, e->term)) {
+            raft_log_stable_to(&r->log, e->index, e->term);
             break;
         }
     }
@@ -1509,9 +1183,9 @@ int raft_advance(struct raft *r, struct raft_ready *rd)
         memset(rd, 0, sizeof(*rd));
     /* Our own log counts toward the quorum only once persisted. */
     if (r->role == RAFT_LEADER && maybe_commit(r) && r->role == RAFT_LEADER)
-        bcast_append(r);
-    rl_trim_memory(&r->log, r->cfg.mem_entries_max);
-    return sticky(r);
+        raft_bcast_append(r);
+    raft_log_trim_memory(&r->log, r->cfg.mem_entries_max);
+    return raft_sticky(r);
 }
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
@@ -1548,8 +1222,8 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *rs, struc
         r->cfg.committed_bytes_max = 1;
     r->id = cfg->id;
     r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dULL);
-    rl_init(&r->log, cfg->storage, cfg->storage_ctx, rs->snapshot.index, rs->snapshot.term,
-            rs->last_index);
+    raft_log_init(&r->log, cfg->storage, cfg->storage_ctx, rs->snapshot.index, rs->snapshot.term,
+                  rs->last_index);
     r->snap = rs->snapshot;
     r->term = rs->hs.term;
     r->vote = rs->hs.vote;
@@ -1559,14 +1233,14 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *rs, struc
     r->log.commit = commit;
     uint64_t applied = rs->applied > rs->snapshot.index ? rs->applied : rs->snapshot.index;
     r->log.applied = applied < commit ? applied : commit;
-    conf_at(r, r->log.last, &r->conf, &r->conf_index);
+    raft_conf_at(r, r->log.last, &r->conf, &r->conf_index);
     r->role = RAFT_FOLLOWER;
     r->booting = 1;
     reset_randomized_timeout(r);
     r->hs_sent = r->hs_persisted = rs->hs;
     r->hs_sent.commit = r->hs_persisted.commit = rs->hs.commit;
     r->snapshot_want_at = r->log.applied;
-    if (sticky(r)) {
+    if (raft_sticky(r)) {
         int rc = r->err;
         raft_free(r);
         return rc;
@@ -1582,7 +1256,7 @@ void raft_free(struct raft *r)
     struct raft_ready rd;
     if (r->rd_out)
         raft_advance(r, &rd);
-    rl_free(&r->log);
+    raft_log_free(&r->log);
     msgvec_free(&r->out_early);
     msgvec_free(&r->out);
     msgvec_free(&r->rd_early);
@@ -1662,5 +1336,5 @@ const struct raft_conf *raft_conf(const struct raft *r, uint64_t *index_out)
 
 int raft_entry_term(struct raft *r, uint64_t index, uint64_t *term_out)
 {
-    return rl_term(&r->log, index, term_out);
+    return raft_log_term(&r->log, index, term_out);
 }

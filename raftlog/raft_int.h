@@ -95,4 +95,33 @@ struct raft {
     struct raft_hard_state rd_hs;
 };
 
+/* Shared between the core's files (raft.c and the raft_*.c it is split into). */
+int raft_grow(void **p, size_t *cap, size_t need, size_t elem);
+void raft_send(struct raft *r, struct raft_msg *m); /* takes ownership of m's buffers */
+void raft_push_read_state(struct raft *r, uint64_t ctx, uint64_t index);
+int raft_is_voter(const struct raft *r, uint64_t id);
+unsigned raft_quorum(const struct raft *r);
+struct raft_progress *raft_progress_find(struct raft *r, uint64_t id);
+uint64_t raft_term_at(struct raft *r, uint64_t index);
+int raft_committed_in_term(struct raft *r);
+int raft_sticky(struct raft *r);
+uint64_t raft_kth_largest(uint64_t *v, unsigned n, unsigned k);
+int raft_send_append(struct raft *r, struct raft_progress *pr, int send_if_empty);
+void raft_bcast_append(struct raft *r);
+int raft_leader_append(struct raft *r, int type, const void *data, size_t len, uint64_t *index_out);
+void raft_pr_become_probe(struct raft_progress *pr);
+
+/* raft_read.c */
+void raft_reads_fail(struct raft *r);
+void raft_reads_release(struct raft *r);
+int raft_reads_leader(struct raft *r, uint64_t ctx, uint64_t from);
+void raft_reads_on_commit(struct raft *r);
+
+/* raft_conf.c */
+void raft_conf_at(struct raft *r, uint64_t index, struct raft_conf *out, uint64_t *index_out);
+void raft_conf_set(struct raft *r, const struct raft_conf *c, uint64_t index);
+void raft_conf_sync_progress(struct raft *r);
+void raft_conf_on_appended(struct raft *r, const struct raft_entry *e);
+void raft_conf_on_truncated(struct raft *r);
+
 #endif

@@ -30,8 +30,8 @@ static struct raft_entry *mem_at(struct raft_log *l, uint64_t index)
     return &l->ents[l->head + (size_t)(index - l->mem_first)];
 }
 
-void rl_init(struct raft_log *l, const struct raft_storage_ops *ops, void *ctx, uint64_t snap_index,
-             uint64_t snap_term, uint64_t last_index)
+void raft_log_init(struct raft_log *l, const struct raft_storage_ops *ops, void *ctx,
+                   uint64_t snap_index, uint64_t snap_term, uint64_t last_index)
 {
     memset(l, 0, sizeof(*l));
     l->ops = ops;
@@ -44,7 +44,7 @@ void rl_init(struct raft_log *l, const struct raft_storage_ops *ops, void *ctx, 
     l->commit = l->applied = snap_index;
 }
 
-void rl_free(struct raft_log *l)
+void raft_log_free(struct raft_log *l)
 {
     for (size_t i = 0; i < l->n; i++)
         raft_entry_free_data(&l->ents[l->head + i]);
@@ -53,7 +53,7 @@ void rl_free(struct raft_log *l)
     l->n = l->head = l->cap = 0;
 }
 
-int rl_term(struct raft_log *l, uint64_t index, uint64_t *term_out)
+int raft_log_term(struct raft_log *l, uint64_t index, uint64_t *term_out)
 {
     if (index == l->snap_index) {
         *term_out = l->snap_term;
@@ -74,21 +74,21 @@ int rl_term(struct raft_log *l, uint64_t index, uint64_t *term_out)
     return RAFT_EIO;
 }
 
-uint64_t rl_last_term(struct raft_log *l)
+uint64_t raft_log_last_term(struct raft_log *l)
 {
     uint64_t t = 0;
-    if (rl_term(l, l->last, &t) != RAFT_OK)
+    if (raft_log_term(l, l->last, &t) != RAFT_OK)
         return 0;
     return t;
 }
 
-int rl_match_term(struct raft_log *l, uint64_t index, uint64_t term)
+int raft_log_match_term(struct raft_log *l, uint64_t index, uint64_t term)
 {
     uint64_t t;
-    return rl_term(l, index, &t) == RAFT_OK && t == term;
+    return raft_log_term(l, index, &t) == RAFT_OK && t == term;
 }
 
-int rl_entry(struct raft_log *l, uint64_t index, struct raft_entry *out, int *owned_out)
+int raft_log_entry(struct raft_log *l, uint64_t index, struct raft_entry *out, int *owned_out)
 {
     *owned_out = 0;
     if (index <= l->snap_index || index > l->last)
@@ -138,7 +138,7 @@ static int grow(struct raft_log *l)
     return RAFT_OK;
 }
 
-int rl_append(struct raft_log *l, const struct raft_entry *e)
+int raft_log_append(struct raft_log *l, const struct raft_entry *e)
 {
     assert(e->index == l->last + 1);
     if (l->n == 0)
@@ -155,7 +155,7 @@ int rl_append(struct raft_log *l, const struct raft_entry *e)
     return RAFT_OK;
 }
 
-void rl_truncate_after(struct raft_log *l, uint64_t index)
+void raft_log_truncate_after(struct raft_log *l, uint64_t index)
 {
     if (index >= l->last)
         return;
@@ -172,15 +172,15 @@ void rl_truncate_after(struct raft_log *l, uint64_t index)
         l->stable = index;
 }
 
-void rl_stable_to(struct raft_log *l, uint64_t index, uint64_t term)
+void raft_log_stable_to(struct raft_log *l, uint64_t index, uint64_t term)
 {
     if (index <= l->stable)
         return;
-    if (rl_match_term(l, index, term))
+    if (raft_log_match_term(l, index, term))
         l->stable = index;
 }
 
-void rl_trim_memory(struct raft_log *l, uint64_t keep_entries)
+void raft_log_trim_memory(struct raft_log *l, uint64_t keep_entries)
 {
     uint64_t upto = l->applied < l->stable ? l->applied : l->stable;
     while (l->n > keep_entries && l->mem_first <= upto) {
@@ -193,10 +193,10 @@ void rl_trim_memory(struct raft_log *l, uint64_t keep_entries)
         l->head = 0;
 }
 
-void rl_compact(struct raft_log *l, uint64_t index, uint64_t term, int discard)
+void raft_log_compact(struct raft_log *l, uint64_t index, uint64_t term, int discard)
 {
     if (discard || index >= l->last) {
-        rl_truncate_after(l, l->snap_index);
+        raft_log_truncate_after(l, l->snap_index);
         l->snap_index = index;
         l->snap_term = term;
         l->last = l->stable = index;
@@ -222,13 +222,13 @@ void rl_compact(struct raft_log *l, uint64_t index, uint64_t term, int discard)
         l->applied = index;
 }
 
-uint64_t rl_find_conflict_by_term(struct raft_log *l, uint64_t index, uint64_t term)
+uint64_t raft_log_find_conflict_by_term(struct raft_log *l, uint64_t index, uint64_t term)
 {
     if (index > l->last)
         index = l->last;
     while (index > l->snap_index) {
         uint64_t t;
-        if (rl_term(l, index, &t) != RAFT_OK)
+        if (raft_log_term(l, index, &t) != RAFT_OK)
             return index;
         if (t <= term)
             return index;
@@ -237,8 +237,8 @@ uint64_t rl_find_conflict_by_term(struct raft_log *l, uint64_t index, uint64_t t
     return index;
 }
 
-int rl_is_up_to_date(struct raft_log *l, uint64_t index, uint64_t term)
+int raft_log_is_up_to_date(struct raft_log *l, uint64_t index, uint64_t term)
 {
-    uint64_t lt = rl_last_term(l);
+    uint64_t lt = raft_log_last_term(l);
     return term > lt || (term == lt && index >= l->last);
 }
