@@ -31,7 +31,7 @@ SIM_OBJ   := $(SIM_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 # How many simulator seeds `make test` runs (kept under two minutes on a 2-core machine).
-SIM_TEST_COUNT ?= 6000
+SIM_TEST_COUNT ?= 10000
 SEEDS ?= 100000
 
 .PHONY: all deps test test-unit test-sim test-integration sim compat demo demo-stop clean format \
