@@ -19,6 +19,7 @@
 #include "proxy/cmdtable.h"
 #include "proxy/config.h"
 #include "proxy/resp.h"
+#include "proxy/rewrite.h"
 
 #define PX_READ_CHUNK      (16 * 1024)
 #define PX_PIPELINE_MAX    1024 /* queued requests per client before reading pauses */
@@ -93,6 +94,7 @@ struct px_server {
     struct px_req *wait_head, *wait_tail; /* reads waiting for their index */
     struct px_client *pw_head;            /* clients with output to write */
     struct rd_buf scratch;
+    struct px_rewrite rewrite;
     int backend_ready;
     int hidden_db;
     char backend_version[32];

@@ -21,6 +21,7 @@
 #include "backend/link.h"
 #include "common/log.h"
 #include "proxy/client.h"
+#include "proxy/rewrite.h"
 #include "raftlog/node.h"
 
 /* Completions from hiredis carry only a request id; this finds the server for them. There is
@@ -212,6 +213,61 @@ static void req_done(struct px_req *r)
 
 /* ---- routing ---- */
 
+/* INFO through the proxy must not show the hidden database's keyspace line. */
+static int encode_info(struct px_server *s, const redisReply *rep, struct rd_buf *out)
+{
+    if (rep->type != REDIS_REPLY_STRING)
+        return be_reply_encode(rep, out);
+    char hidden[32];
+    int hl = snprintf(hidden, sizeof(hidden), "db%d:", s->hidden_db);
+    struct rd_buf body;
+    rd_buf_init(&body);
+    const char *p = rep->str, *end = rep->str + rep->len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *next = nl ? nl + 1 : end;
+        if (!((size_t)(next - p) >= (size_t)hl && memcmp(p, hidden, (size_t)hl) == 0))
+            rd_buf_append(&body, p, (size_t)(next - p));
+        p = next;
+    }
+    int rc = rd_resp_bulk(out, body.data ? body.data : "", body.len);
+    rd_buf_free(&body);
+    return rc;
+}
+
+/* CONFIG GET databases reports the databases clients can use. */
+static int encode_config_get(struct px_server *s, const redisReply *rep, struct rd_buf *out)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0)
+        return be_reply_encode(rep, out);
+    if (rd_resp_array_len(out, (long long)rep->elements) != 0)
+        return -1;
+    for (size_t i = 0; i < rep->elements; i += 2) {
+        const redisReply *k = rep->element[i];
+        if (be_reply_encode(k, out) != 0)
+            return -1;
+        if (k->type == REDIS_REPLY_STRING && k->len == 9 && !memcmp(k->str, "databases", 9)) {
+            char num[16];
+            int n = snprintf(num, sizeof(num), "%d", s->hidden_db);
+            if (rd_resp_bulk(out, num, (size_t)n) != 0)
+                return -1;
+        } else if (be_reply_encode(rep->element[i + 1], out) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int encode_read_reply(struct px_server *s, const struct px_req *r, const redisReply *rep,
+                             struct rd_buf *out)
+{
+    if (!strcmp(r->def->name, "info"))
+        return encode_info(s, rep, out);
+    if (!strcmp(r->def->name, "config|get"))
+        return encode_config_get(s, rep, out);
+    return be_reply_encode(rep, out);
+}
+
 static void read_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct px_server *s = the_server;
@@ -221,7 +277,7 @@ static void read_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
     r->c->inflight--;
     if (reply == NULL)
         px_reply_err(r, "TRYAGAIN local redis unavailable");
-    else if (be_reply_encode(reply, &r->reply) != 0)
+    else if (encode_read_reply(s, r, reply, &r->reply) != 0)
         px_reply_err(r, "ERR out of memory");
     req_done(r);
 }
@@ -319,9 +375,11 @@ static void route_write(struct px_server *s, struct px_req *r)
         .ncmds = 1,
     };
     rd_buf_reset(&s->scratch);
-    if (be_entry_put_hdr(&s->scratch, &h) != 0 ||
-        be_entry_put_cmd(&s->scratch, r->cmd.argc, (const char *const *)r->cmd.argv,
-                         r->cmd.argvlen) != 0) {
+    /* The seed only needs to differ from command to command; it is recorded in the entry. */
+    uint64_t seed = r->id * 0x9e3779b97f4a7c15ULL ^ h.time_ms;
+    if (px_rewrite(r->def, &r->cmd, h.time_ms, seed, &s->rewrite) != 0 ||
+        be_entry_put_hdr(&s->scratch, &h) != 0 ||
+        be_entry_put_cmd(&s->scratch, s->rewrite.argc, s->rewrite.argv, s->rewrite.argvlen) != 0) {
         px_reply_err(r, "ERR out of memory");
         r->state = REQ_DONE;
         return;
@@ -393,7 +451,12 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
 {
     char err[512];
     if (s->table == NULL) {
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        /* Before the first contact with Redis nothing can be routed; PING still answers so a
+         * liveness probe sees the process is up. */
+        if (r->cmd.argc == 1 && !strcasecmp(r->cmd.argv[0], "ping"))
+            rd_resp_simple(&r->reply, '+', "PONG");
+        else
+            px_reply_err(r, "TRYAGAIN local redis unavailable");
         r->state = REQ_DONE;
         return 0;
     }
@@ -715,6 +778,7 @@ void px_server_free(struct px_server *s)
     }
     rd_map_free(&s->inflight);
     rd_buf_free(&s->scratch);
+    px_rewrite_free(&s->rewrite);
     px_cmdtable_free(s->table);
     if (the_server == s)
         the_server = NULL;
