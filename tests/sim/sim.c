@@ -71,6 +71,7 @@ enum ev_type {
     EV_FETCH,
     EV_ADMIN,
     EV_HEAL,
+    EV_KILL,
 };
 
 struct ev {
@@ -153,6 +154,7 @@ struct params {
     unsigned fault_min_ms, fault_max_ms;
     unsigned drop_pm, dup_pm; /* per mille, during chaos */
     int torn, membership, transfers;
+    int leader_killer; /* crash some leaders moments after they win (figure 8 material) */
     uint64_t chaos_ms, heal_ms;
     struct raft_config rc;
 };
@@ -386,6 +388,13 @@ static void check_leader(struct node *n)
     }
     if (S.leader_of_term[term] == 0) {
         S.leader_of_term[term] = n->id;
+        if (S.p.leader_killer && !S.healed && chance(400)) {
+            struct ev k = {.t = S.now + rnd_range(0, 8),
+                           .type = EV_KILL,
+                           .node = slot_of(n->id),
+                           .inc = n->inc};
+            push(k);
+        }
         T.elections++;
         tr("n%" PRIu64 " is leader of term %" PRIu64, n->id, term);
         /* Leader completeness (§5.4): the new leader holds every entry applied anywhere. */
@@ -1260,6 +1269,7 @@ static void pick_params(void)
     p->torn = chance(300);
     p->membership = chance(500);
     p->transfers = chance(500);
+    p->leader_killer = chance(250);
     p->chaos_ms = rnd_range(3000, 7000);
     p->heal_ms = 8000;
     struct raft_config *c = &p->rc;
@@ -1444,7 +1454,7 @@ static int run_seed(uint64_t seed, int trace, uint64_t *ops_out, uint64_t *ms_ou
         S.now = e.t;
         struct node *n = e.type == EV_TICK || e.type == EV_PERSIST || e.type == EV_DELIVER ||
                                  e.type == EV_CLIENT_REQ || e.type == EV_FETCH ||
-                                 e.type == EV_RESTART
+                                 e.type == EV_RESTART || e.type == EV_KILL
                              ? &S.nodes[e.node]
                              : NULL;
         switch (e.type) {
@@ -1497,6 +1507,13 @@ static int run_seed(uint64_t seed, int trace, uint64_t *ops_out, uint64_t *ms_ou
             break;
         case EV_ADMIN:
             on_admin();
+            break;
+        case EV_KILL:
+            if (n->up && n->inc == e.inc && !S.healed) {
+                tr("FAULT n%" PRIu64 " crashes right after winning", n->id);
+                node_crash(n);
+                schedule(rnd_range(20, 600), EV_RESTART, e.node, 0);
+            }
             break;
         case EV_HEAL:
             on_heal();
