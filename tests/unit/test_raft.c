@@ -45,6 +45,7 @@ struct tnode {
     size_t n_reads;
     struct raft_snapshot_fetch fetch;
     uint64_t want_snapshot;
+    int storage_broken; /* reads fail with RAFT_EIO */
 };
 
 struct tc {
@@ -66,6 +67,8 @@ static uint64_t dlast(const struct tnode *n)
 static int st_term(void *ctx, uint64_t index, uint64_t *t)
 {
     struct tnode *n = ctx;
+    if (n->storage_broken)
+        return RAFT_EIO;
     if (index == n->snap.index) {
         *t = n->snap.term;
         return 0;
@@ -79,6 +82,8 @@ static int st_term(void *ctx, uint64_t index, uint64_t *t)
 static int st_entry(void *ctx, uint64_t index, struct raft_entry *out)
 {
     struct tnode *n = ctx;
+    if (n->storage_broken)
+        return RAFT_EIO;
     if (index <= n->snap.index || index > dlast(n))
         return RAFT_ENOTFOUND;
     const struct raft_entry *e = &n->log[index - n->snap.index - 1];
@@ -1066,6 +1071,78 @@ static void test_snapshot_over_unstable_entries(void **state)
     cluster_free(c);
 }
 
+/* ---- bad input and failures ------------------------------------------------------------------ */
+
+static void test_malformed_append_rejected(void **state)
+{
+    struct tc *c = cluster(3);
+    campaign(c, 1);
+    stabilize(c);
+    struct raft_entry ents[2] = {{.index = 3, .term = 2}, {.index = 5, .term = 2}};
+    struct raft_msg m = {.type = RAFT_MSG_APPEND,
+                         .from = 1,
+                         .to = 2,
+                         .term = 2,
+                         .index = 2,
+                         .log_term = 2,
+                         .entries = ents,
+                         .n_entries = 2};
+    assert_int_equal(raft_step(c->nodes[2].r, &m), RAFT_EMALFORMED); /* index gap */
+    ents[1].index = 4;
+    ents[1].term = 3; /* newer than the message's own term */
+    assert_int_equal(raft_step(c->nodes[2].r, &m), RAFT_EMALFORMED);
+    ents[1].term = 1; /* terms going backwards */
+    assert_int_equal(raft_step(c->nodes[2].r, &m), RAFT_EMALFORMED);
+    m.to = 3; /* for someone else: ignored */
+    assert_int_equal(raft_step(c->nodes[2].r, &m), 0);
+    assert_int_equal(raft_last_index(c->nodes[2].r), 2);
+    cluster_free(c);
+}
+
+static void test_storage_error_is_sticky(void **state)
+{
+    struct tc *c = cluster(3);
+    campaign(c, 1);
+    stabilize(c);
+    crash(c, 1); /* after a restart the log is read back from storage only */
+    restart(c, 1);
+    c->nodes[1].storage_broken = 1;
+    assert_int_equal(raft_campaign(c->nodes[1].r), RAFT_EIO); /* needs its last term */
+    c->nodes[1].storage_broken = 0;
+    assert_int_equal(raft_tick(c->nodes[1].r), RAFT_EIO);
+    assert_int_equal(raft_propose(c->nodes[1].r, "b", 1, NULL, NULL), RAFT_EIO);
+    assert_int_equal(raft_has_ready(c->nodes[1].r), 0);
+    struct raft_ready rd;
+    assert_int_equal(raft_ready(c->nodes[1].r, &rd), RAFT_EIO);
+    cluster_free(c);
+}
+
+static void test_early_messages_wait_for_durable_term(void **state)
+{
+    /* A leader's appends may leave before its disk write only once its term is on disk. */
+    struct raft_config cfg = test_cfg();
+    struct tc *c = cluster_cfg(1, 1, &cfg);
+    campaign(c, 1);
+    stabilize(c);
+    raft_propose_conf_change(c->nodes[1].r, RAFT_CONF_ADD_LEARNER, 2, NULL, 0, NULL);
+    struct raft_ready rd;
+    assert_int_equal(raft_ready(c->nodes[1].r, &rd), 0);
+    assert_true(rd.n_msgs_early > 0); /* term 2 is durable: appends may go first */
+    for (size_t i = 0; i < rd.n_entries; i++)
+        store_append(&c->nodes[1], &rd.entries[i]);
+    assert_int_equal(raft_advance(c->nodes[1].r, &rd), 0);
+    crash(c, 1);
+    restart(c, 1);
+    raft_campaign(c->nodes[1].r); /* a single voter wins at once, in a term not yet written */
+    assert_int_equal(role(c, 1), RAFT_LEADER);
+    assert_int_equal(raft_ready(c->nodes[1].r, &rd), 0);
+    assert_true(rd.hs_changed);
+    assert_int_equal(rd.n_msgs_early, 0);
+    assert_true(rd.n_msgs > 0);
+    assert_int_equal(raft_advance(c->nodes[1].r, &rd), 0);
+    cluster_free(c);
+}
+
 /* ---- restarts and persistence --------------------------------------------------------------- */
 
 static void test_restart_keeps_term_vote_and_log(void **state)
@@ -1140,6 +1217,9 @@ int main(void)
         cmocka_unit_test(test_snapshot_to_lagging_follower),
         cmocka_unit_test(test_snapshot_transfer_failure),
         cmocka_unit_test(test_snapshot_over_unstable_entries),
+        cmocka_unit_test(test_malformed_append_rejected),
+        cmocka_unit_test(test_storage_error_is_sticky),
+        cmocka_unit_test(test_early_messages_wait_for_durable_term),
         cmocka_unit_test(test_restart_keeps_term_vote_and_log),
         cmocka_unit_test(test_propose_limits),
     };
