@@ -120,7 +120,10 @@ struct node {
     int64_t staged_kv[KEYS_MAX];
     struct pend *pend;
     size_t n_pend, cap_pend;
-    int fetching;
+    int fetching, fetch_landed, fetch_ok;
+    uint64_t fetch_from;
+    struct raft_snapshot_meta fetched_meta;
+    int64_t fetched_kv[KEYS_MAX];
     int last_role;
     uint64_t last_term;
 };
@@ -783,8 +786,10 @@ static void take_snapshot(struct node *n)
 {
     struct raft_snapshot_meta meta;
     uint64_t idx = raft_applied_index(n->r);
-    if (idx <= n->snap.index)
-        return;
+    struct raft_status st;
+    raft_status(n->r, &st);
+    if (idx <= st.snapshot_index)
+        return; /* e.g. a snapshot was just installed there */
     int rc = raft_snapshot_taken(n->r, idx, &meta);
     if (rc != 0) {
         fail("n%" PRIu64 " snapshot at %" PRIu64 ": %s", n->id, idx, raft_errstr(rc));
@@ -800,6 +805,7 @@ static void take_snapshot(struct node *n)
 /* ---- driving one node ---------------------------------------------------------------------- */
 
 static void node_pump(struct node *n);
+static void finish_fetch(struct node *n);
 
 static void persist_and_advance(struct node *n)
 {
@@ -858,6 +864,8 @@ static void persist_and_advance(struct node *n)
     if (rc != 0)
         fail("n%" PRIu64 " advance: %s", n->id, raft_errstr(rc));
     n->rd_pending = 0;
+    if (n->fetch_landed)
+        finish_fetch(n);
     if (n->applied != raft_applied_index(n->r))
         fail("n%" PRIu64 " applied %" PRIu64 " but core says %" PRIu64, n->id, n->applied,
              raft_applied_index(n->r));
@@ -915,7 +923,7 @@ static void node_start(struct node *n)
     n->up = 1;
     n->inc++;
     n->rd_pending = 0;
-    n->fetching = 0;
+    n->fetching = n->fetch_landed = 0;
     n->last_role = -1;
     n->n_pend = 0;
     schedule(rnd_range(1, TICK_MS), EV_TICK, slot_of(n->id), n->inc);
@@ -1047,30 +1055,21 @@ static void on_client_req(struct ev *e)
     node_pump(n);
 }
 
-static void on_fetch(struct ev *e)
+/* The snapshot data arrived (or could not be had): install it, tell both cores. */
+static void finish_fetch(struct node *n)
 {
-    struct node *n = &S.nodes[e->node];
-    if (!n->up || n->inc != e->inc)
-        return;
-    if (n->rd_pending) { /* install only between advance and ready */
-        e->t = S.now + 1;
-        push(*e);
-        return;
-    }
-    n->fetching = 0;
-    int src = slot_of(e->b);
+    n->fetching = n->fetch_landed = 0;
+    int src = slot_of(n->fetch_from);
     struct node *sn = src >= 0 ? &S.nodes[src] : NULL;
-    int ok = sn && sn->up && !S.blocked[src][e->node] && !S.blocked[e->node][src] &&
-             sn->snap.index >= e->c && sn->snap.index > raft_applied_index(n->r);
-    if (!ok) {
+    struct raft_snapshot_meta meta = n->fetched_meta;
+    if (!n->fetch_ok || meta.index <= raft_applied_index(n->r)) {
         raft_snapshot_fetch_failed(n->r);
         if (sn && sn->up && raft_role(sn->r) == RAFT_LEADER)
             raft_report_snapshot(sn->r, n->id, 0);
-        tr("n%" PRIu64 " snapshot fetch from n%" PRIu64 " failed", n->id, e->b);
+        tr("n%" PRIu64 " snapshot fetch from n%" PRIu64 " failed", n->id, n->fetch_from);
     } else {
-        memcpy(n->kv, sn->snap_kv, sizeof(n->kv));
-        memcpy(n->staged_kv, sn->snap_kv, sizeof(n->kv));
-        struct raft_snapshot_meta meta = sn->snap;
+        memcpy(n->kv, n->fetched_kv, sizeof(n->kv));
+        memcpy(n->staged_kv, n->fetched_kv, sizeof(n->kv));
         int rc = raft_snapshot_installed(n->r, &meta);
         if (rc != 0) {
             fail("n%" PRIu64 " snapshot install at %" PRIu64 ": %s", n->id, meta.index,
@@ -1080,14 +1079,36 @@ static void on_fetch(struct ev *e)
         n->applied = meta.index;
         T.snapshots_installed++;
         tr("n%" PRIu64 " installed snapshot %" PRIu64 "/%" PRIu64 " from n%" PRIu64, n->id,
-           meta.index, meta.term, e->b);
+           meta.index, meta.term, n->fetch_from);
         serve_reads(n);
-        if (sn->up && raft_role(sn->r) == RAFT_LEADER)
+        if (sn && sn->up && raft_role(sn->r) == RAFT_LEADER)
             raft_report_snapshot(sn->r, n->id, 1);
     }
-    node_pump(n);
     if (sn && sn->up)
         node_pump(sn);
+}
+
+/* The transfer ends now: the data is what the source holds at this moment. A node may install
+ * only between advance and its next ready, so with a ready outstanding it waits for that. */
+static void on_fetch(struct ev *e)
+{
+    struct node *n = &S.nodes[e->node];
+    if (!n->up || n->inc != e->inc)
+        return;
+    int src = slot_of(e->b);
+    struct node *sn = src >= 0 ? &S.nodes[src] : NULL;
+    n->fetch_from = e->b;
+    n->fetch_ok = sn && sn->up && !S.blocked[src][e->node] && !S.blocked[e->node][src] &&
+                  sn->snap.index >= e->c;
+    if (n->fetch_ok) {
+        n->fetched_meta = sn->snap;
+        memcpy(n->fetched_kv, sn->snap_kv, sizeof(n->fetched_kv));
+    }
+    n->fetch_landed = 1;
+    if (n->rd_pending)
+        return; /* persist_and_advance finishes it */
+    finish_fetch(n);
+    node_pump(n);
 }
 
 static void heal_network(void)
