@@ -283,7 +283,8 @@ int raft_report_unreachable(struct raft *r, uint64_t peer);
 int raft_snapshot_installed(struct raft *r, const struct raft_snapshot_meta *meta);
 /* Follower side: the fetch announced in rd.fetch failed; a later RAFT_MSG_SNAPSHOT retries. */
 int raft_snapshot_fetch_failed(struct raft *r);
-/* The caller captured its state machine at `index` (<= applied) and stored it. The core records
+/* The caller captured its state machine at `index` (above the current snapshot's index and
+ * at most the applied index; RAFT_EINVAL otherwise) and stored it. The core records
  * the snapshot (its term and the configuration in effect at index go to *meta_out, which the
  * caller persists with it, e.g. rlog_set_snapshot) and drops entries <= index from memory. */
 int raft_snapshot_taken(struct raft *r, uint64_t index, struct raft_snapshot_meta *meta_out);
