@@ -1227,11 +1227,13 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *rs, struc
     r->snap = rs->snapshot;
     r->term = rs->hs.term;
     r->vote = rs->hs.vote;
-    uint64_t commit = rs->hs.commit > rs->snapshot.index ? rs->hs.commit : rs->snapshot.index;
+    /* Whatever the state machine applied was committed, even if the hard state that said so
+     * did not reach the disk (the state machine keeps its own applied index). */
+    uint64_t applied = rs->applied > rs->snapshot.index ? rs->applied : rs->snapshot.index;
+    uint64_t commit = rs->hs.commit > applied ? rs->hs.commit : applied;
     if (commit > r->log.last)
         commit = r->log.last;
     r->log.commit = commit;
-    uint64_t applied = rs->applied > rs->snapshot.index ? rs->applied : rs->snapshot.index;
     r->log.applied = applied < commit ? applied : commit;
     raft_conf_at(r, r->log.last, &r->conf, &r->conf_index);
     r->role = RAFT_FOLLOWER;
