@@ -1560,6 +1560,50 @@ static int run_seed(uint64_t seed, int trace, uint64_t *ops_out, uint64_t *ms_ou
     return failed;
 }
 
+/* The checker must be able to say no: a few tiny histories with known answers, run before
+ * any seed so a checker that accepts everything cannot pass silently. */
+static int lin_selftest(void)
+{
+    const uint64_t X = UINT64_MAX;
+    struct {
+        struct lin_op ops[4];
+        size_t n;
+        int want;
+    } cases[] = {
+        /* set 1, then a read that starts after it must see 1 */
+        {{{LIN_SET, 1, 0, 0, 10, 0, 1}, {LIN_READ, 0, 0, 20, 30, 1, 1}}, 2, LIN_OK},
+        {{{LIN_SET, 1, 0, 0, 10, 0, 1}, {LIN_READ, 0, 0, 20, 30, 0, 1}}, 2, LIN_VIOLATION},
+        /* overlapping: the read may come first */
+        {{{LIN_SET, 1, 0, 0, 30, 0, 1}, {LIN_READ, 0, 0, 10, 20, 0, 1}}, 2, LIN_OK},
+        /* a timed-out increment may have happened... */
+        {{{LIN_INC, 0, 0, 0, X, 0, 0}, {LIN_READ, 0, 0, 50, 60, 1, 1}}, 2, LIN_OK},
+        /* ...or not, but not both */
+        {{{LIN_INC, 0, 0, 0, X, 0, 0},
+          {LIN_READ, 0, 0, 50, 60, 1, 1},
+          {LIN_READ, 0, 0, 70, 80, 0, 1}},
+         3,
+         LIN_VIOLATION},
+        /* two increments both claiming to be the first */
+        {{{LIN_INC, 0, 0, 0, 10, 1, 1}, {LIN_INC, 0, 0, 5, 15, 1, 1}}, 2, LIN_VIOLATION},
+        /* compare-and-set sees the value a set left */
+        {{{LIN_SET, 3, 0, 0, 10, 0, 1},
+          {LIN_CAS, 3, 4, 20, 30, 1, 1},
+          {LIN_READ, 0, 0, 40, 50, 4, 1}},
+         3,
+         LIN_OK},
+        {{{LIN_SET, 3, 0, 0, 10, 0, 1}, {LIN_CAS, 3, 4, 20, 30, 0, 1}}, 2, LIN_VIOLATION},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int got = lin_check(cases[i].ops, cases[i].n, 10000, NULL, 0);
+        if (got != cases[i].want) {
+            printf("raft-sim: linearizability checker self-test %zu: got %d, want %d\n", i, got,
+                   cases[i].want);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: raft-sim --seed N [--trace]\n"
@@ -1591,6 +1635,10 @@ int main(int argc, char **argv)
     }
     if (count == 0)
         usage();
+    if (lin_selftest() != 0) {
+        printf("0 passed, %" PRIu64 " failed\n", count);
+        return 1;
+    }
     uint64_t passed = 0, failed = 0, ops = 0, ms = 0;
     for (uint64_t s = start; s < start + count; s++) {
         uint64_t o, t;
