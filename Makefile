@@ -69,11 +69,13 @@ $(BUILD)/raft-sim: $(SIM_OBJ) $(BUILD)/libraftcore.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
 
 # Tests of the Raft core link the core alone, as the simulator does.
-$(BUILD)/tests/test_raft%: tests/unit/test_raft%.c $(BUILD)/libraftcore.a $(FLAGS_STAMP)
+RAFT_UNIT_BIN  := $(filter $(BUILD)/tests/test_raft%,$(UNIT_BIN))
+OTHER_UNIT_BIN := $(filter-out $(RAFT_UNIT_BIN),$(UNIT_BIN))
+$(RAFT_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libraftcore.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -I. -o $@ $< $(BUILD)/libraftcore.a $(LDFLAGS_ALL) -lcmocka
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libredraft.a $(FLAGS_STAMP)
+$(OTHER_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libredraft.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(INCLUDES) -o $@ $< $(BUILD)/libredraft.a $(LDFLAGS_ALL) $(LIBS) -lcmocka
 

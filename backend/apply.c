@@ -48,6 +48,9 @@ struct be_apply {
     struct be_apply_cbs cbs;
     int running;
     uint64_t applied, sent, commit;
+    /* Entries sent in batches whose EXEC reply never came (the link broke): on reconnect the
+     * applied index tells which of them Redis applied anyway; their replies are lost. */
+    uint64_t lost_lo, lost_hi;
     struct batch *inflight; /* at most one */
     struct rd_map voids;    /* index -> malloc'd error text of entries applied as no-ops */
     ev_timer retry;
@@ -466,8 +469,29 @@ void be_apply_free(struct be_apply *ap)
     free(ap);
 }
 
+/* Tells the clients of entries that Redis applied while their EXEC reply was lost that their
+ * write took effect but its reply is gone (re-sending would apply it twice). */
+static void report_lost_replies(struct be_apply *ap, uint64_t applied)
+{
+    uint64_t hi = ap->lost_hi < applied ? ap->lost_hi : applied;
+    for (uint64_t idx = ap->lost_lo; ap->lost_lo != 0 && idx <= hi; idx++) {
+        void *data = NULL;
+        size_t len = 0;
+        struct be_entry_hdr h;
+        if (ap->cbs.fetch(ap->ctx, idx, &data, &len) == 0 &&
+            be_entry_open(&ap->rd, data, len, &h) == 0 && h.origin == ap->node_id) {
+            static const char msg[] = "-ERR the write was applied, but its reply was lost when "
+                                      "the connection to the local redis broke\r\n";
+            ap->cbs.reply(ap->ctx, h.reqid, msg, sizeof(msg) - 1);
+        }
+        free(data);
+    }
+    ap->lost_lo = ap->lost_hi = 0;
+}
+
 void be_apply_start(struct be_apply *ap, uint64_t applied)
 {
+    report_lost_replies(ap, applied);
     ap->running = 1;
     ap->applied = ap->sent = applied;
     if (ap->commit < applied)
@@ -477,6 +501,12 @@ void be_apply_start(struct be_apply *ap, uint64_t applied)
 
 void be_apply_stop(struct be_apply *ap)
 {
+    if (ap->sent > ap->applied) {
+        if (ap->lost_lo == 0 || ap->applied + 1 < ap->lost_lo)
+            ap->lost_lo = ap->applied + 1;
+        if (ap->sent > ap->lost_hi)
+            ap->lost_hi = ap->sent;
+    }
     ap->running = 0;
     batch_free(ap->inflight);
     ap->inflight = NULL;

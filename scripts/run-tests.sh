@@ -41,6 +41,14 @@ run() { # name command...
     tally "$name" "${PIPESTATUS[0]}"
 }
 
+# Sanitizer reports of every process (redraft under the integration tests included) go to
+# files; any report fails the run, even when the process that wrote it was killed later.
+sanlogs=$(mktemp -d)
+trap 'rm -f "$out"; rm -rf "$sanlogs"' EXIT
+export ASAN_OPTIONS="detect_leaks=1:log_path=$sanlogs/asan:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1:log_path=$sanlogs/ubsan:${UBSAN_OPTIONS:-}"
+export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:${LSAN_OPTIONS:-}"
+
 start=$(date +%s)
 for g in "${groups[@]}"; do
     case "$g" in
@@ -55,6 +63,12 @@ for g in "${groups[@]}"; do
         *) echo "unknown test group: $g" >&2; exit 2 ;;
     esac
 done
+if compgen -G "$sanlogs/*" >/dev/null; then
+    echo "=== sanitizer reports"
+    cat "$sanlogs"/*
+    failed=$((failed + 1))
+    failures+=("sanitizer")
+fi
 echo
 echo "tests took $(( $(date +%s) - start ))s"
 [ ${#failures[@]} -gt 0 ] && printf 'failed group: %s\n' "${failures[@]}"
