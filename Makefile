@@ -34,6 +34,8 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 SIM_TEST_COUNT ?= 10000
 SEEDS ?= 100000
 
+
+.PHONY: docs
 .PHONY: all deps test test-unit test-sim test-integration sim compat demo demo-stop clean format \
         check-format bench chaos
 all: $(BUILD)/redraft
@@ -108,6 +110,13 @@ demo: deps all
 
 demo-stop:
 	@scripts/demo.sh stop
+
+$(BUILD)/gen-commands-doc: tests/tools/gen_commands_doc.c $(BUILD)/libredraft.a
+	$(CC) $(CFLAGS_ALL) $(INCLUDES) -o $@ $< $(BUILD)/libredraft.a $(LDFLAGS_ALL) $(LIBS)
+
+# Regenerates docs/commands.md from the captured COMMAND reply and our overrides.
+docs: $(BUILD)/gen-commands-doc
+	$(BUILD)/gen-commands-doc tests/unit/data/command-7.0.15.resp > docs/commands.md
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -268,6 +268,11 @@ size_t px_cmdtable_size(const struct px_cmdtable *t)
     return t->n;
 }
 
+const struct px_cmddef *px_cmdtable_at(const struct px_cmdtable *t, size_t i)
+{
+    return i < t->n ? &t->cmds[i] : NULL;
+}
+
 static const struct px_cmddef *find(const struct px_cmddef *defs, size_t n, const char *name)
 {
     struct px_cmddef key;

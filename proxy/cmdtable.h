@@ -83,6 +83,8 @@ int px_cmdtable_build(const struct redisReply *command_reply, struct px_cmdtable
                       size_t errlen);
 void px_cmdtable_free(struct px_cmdtable *t);
 size_t px_cmdtable_size(const struct px_cmdtable *t);
+/* The i-th top-level command, in name order (for listings). */
+const struct px_cmddef *px_cmdtable_at(const struct px_cmdtable *t, size_t i);
 
 /* Finds the command (resolving a subcommand) and checks its arity. On failure returns NULL and
  * writes Redis's own error text (without the leading '-') into err. */

@@ -48,7 +48,6 @@ static const struct opt opts[] = {
     MEM("client-query-buffer-limit", client_query_buffer_limit, 1024 * 1024, 1LL << 40),
     MEM("client-output-buffer-limit", client_output_buffer_limit, 1024 * 1024, 1LL << 40),
     INT("apply-batch-max", apply_batch_max, 1, 100000),
-    INT("apply-inflight-max", apply_inflight_max, 1, 1024),
     INT("node-id", node_id, 1, LLONG_MAX),
 };
 
@@ -65,7 +64,6 @@ void px_config_init(struct px_config *c)
     c->client_query_buffer_limit = 1024LL * 1024 * 1024;
     c->client_output_buffer_limit = 256LL * 1024 * 1024;
     c->apply_batch_max = 1024;
-    c->apply_inflight_max = 8;
     c->node_id = 1;
 }
 

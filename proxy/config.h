@@ -24,7 +24,6 @@ struct px_config {
     long long client_query_buffer_limit;
     long long client_output_buffer_limit; /* bytes of unsent replies before a client is closed */
     int apply_batch_max;                  /* entries per MULTI/EXEC batch */
-    int apply_inflight_max;               /* batches sent and not yet answered */
     long long node_id;
 };
 

@@ -101,7 +101,6 @@ static void test_defaults(void **state)
     assert_true(c.client_query_buffer_limit == 1024LL * 1024 * 1024);
     assert_true(c.client_output_buffer_limit == 256LL * 1024 * 1024);
     assert_int_equal(c.apply_batch_max, 1024);
-    assert_int_equal(c.apply_inflight_max, 8);
     assert_true(c.node_id == 1);
 
     /* no arguments at all: the defaults stand */
@@ -200,7 +199,6 @@ static void test_file(void **state)
                                      "maxclients 50\n"
                                      "node-id 9223372036854775807\n"
                                      "apply-batch-max 7\n"
-                                     "apply-inflight-max 1024\n"
                                      "redis-password secret\n"
                                      "redis 10.0.0.1:6380"); /* no final newline */
     struct px_config c;
@@ -216,7 +214,6 @@ static void test_file(void **state)
     assert_int_equal(c.maxclients, 50);
     assert_true(c.node_id == 9223372036854775807LL);
     assert_int_equal(c.apply_batch_max, 7);
-    assert_int_equal(c.apply_inflight_max, 1024);
     assert_string_equal(c.redis_password, "secret");
     assert_string_equal(c.redis, "10.0.0.1:6380");
 }
@@ -282,7 +279,7 @@ static void test_file_errors_name_the_line(void **state)
         {"port 99999999999999999999\n", "line 1", "argument must be a number"},
         {"maxclients 0\n", "line 1", "between"},
         {"node-id 0\n", "line 1", "between"},
-        {"apply-inflight-max 1025\n", "line 1", "between"},
+        {"apply-batch-max 100001\n", "line 1", "between"},
         {"loglevel loud\n", "line 1", "loglevel must be one of"},
         {"#x\nbind \"0.0.0.0\n", "line 2", "unbalanced quotes"},
         {"bind 'a'b\n", "line 1", "unbalanced quotes"},
