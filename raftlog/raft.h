@@ -17,9 +17,9 @@
  * persisted by raft_advance, so a leader may ship entries to followers before its own fsync
  * finishes.
  *
- * Time: the core knows only ticks. One tick is whatever the caller makes it (the server uses
- * 100 ms); election_ticks and heartbeat_ticks are in that unit. Randomness: a seeded generator in
- * the core's state (raft_config.seed), so a run replays exactly.
+ * Time: the core knows only ticks. One tick is whatever the caller makes it (100 ms, say);
+ * election_ticks and heartbeat_ticks are in that unit. Randomness: a seeded generator in the core's
+ * state (raft_config.seed), so a run replays exactly.
  *
  * Ownership: a struct raft is created by raft_new and freed by raft_free, owned by one caller and
  * not thread-safe. Every pointer passed in is borrowed for the call (data is copied when kept).
@@ -40,9 +40,10 @@
  * Snapshots: the payload is the caller's. The core asks for one (rd.snapshot_want_index), is told
  * when it exists (raft_snapshot_taken) and then trims its log; a leader sends RAFT_MSG_SNAPSHOT
  * (metadata only) to a follower whose next entry is gone; that follower's core asks its caller to
- * fetch the data (rd.fetch); the caller transfers and installs it, then calls
- * raft_snapshot_installed (or raft_snapshot_fetch_failed). The leader's caller may report the
- * transfer's fate with raft_report_snapshot; the follower's reply to the leader also settles it.
+ * fetch the data (rd.fetch); the caller transfers it, installs it between a raft_advance and the
+ * next raft_ready, then calls raft_snapshot_installed (or raft_snapshot_fetch_failed). The leader's
+ * caller may report the transfer's fate with raft_report_snapshot; the follower's reply to the
+ * leader also settles it.
  *
  * Errors: functions return 0 or a negative RAFT_E* code; raft_errstr names it. A storage error is
  * sticky: after it every mutating call returns RAFT_EIO.
