@@ -47,7 +47,8 @@ $(FLAGS_STAMP): FORCE
 	@echo '$(CFLAGS_ALL) $(LDFLAGS_ALL)' | cmp -s - $@ || echo '$(CFLAGS_ALL) $(LDFLAGS_ALL)' > $@
 FORCE:
 
-$(BUILD)/obj/raftlog/raft%.o: raftlog/raft%.c $(FLAGS_STAMP)
+# The core sees no include path but its own (a static pattern: raft.c has an empty stem).
+$(CORE_OBJ): $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -I. -c $< -o $@
 
@@ -63,8 +64,7 @@ $(BUILD)/libredraft.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-# The single-node build commits through raftlog/node.c alone; the cluster build links the core.
-$(BUILD)/redraft: $(BUILD)/obj/proxy/main.o $(BUILD)/libredraft.a
+$(BUILD)/redraft: $(BUILD)/obj/proxy/main.o $(BUILD)/libredraft.a $(BUILD)/libraftcore.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 $(BUILD)/raft-sim: $(SIM_OBJ) $(BUILD)/libraftcore.a
@@ -77,9 +77,11 @@ $(RAFT_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libraftcore.a $(FLAG
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -I. -o $@ $< $(BUILD)/libraftcore.a $(LDFLAGS_ALL) -lcmocka
 
-$(OTHER_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libredraft.a $(FLAGS_STAMP)
+$(OTHER_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libredraft.a $(BUILD)/libraftcore.a \
+                   $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(INCLUDES) -o $@ $< $(BUILD)/libredraft.a $(LDFLAGS_ALL) $(LIBS) -lcmocka
+	$(CC) $(CFLAGS_ALL) $(INCLUDES) -o $@ $< $(BUILD)/libredraft.a $(BUILD)/libraftcore.a \
+	  $(LDFLAGS_ALL) $(LIBS) -lcmocka
 
 deps:
 	@scripts/deps.sh
@@ -111,8 +113,9 @@ demo: deps all
 demo-stop:
 	@scripts/demo.sh stop
 
-$(BUILD)/gen-commands-doc: tests/tools/gen_commands_doc.c $(BUILD)/libredraft.a
-	$(CC) $(CFLAGS_ALL) $(INCLUDES) -o $@ $< $(BUILD)/libredraft.a $(LDFLAGS_ALL) $(LIBS)
+$(BUILD)/gen-commands-doc: tests/tools/gen_commands_doc.c $(BUILD)/libredraft.a $(BUILD)/libraftcore.a
+	$(CC) $(CFLAGS_ALL) $(INCLUDES) -o $@ $< $(BUILD)/libredraft.a $(BUILD)/libraftcore.a \
+	  $(LDFLAGS_ALL) $(LIBS)
 
 # Regenerates docs/commands.md from the captured COMMAND reply and our overrides.
 docs: $(BUILD)/gen-commands-doc

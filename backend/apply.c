@@ -199,6 +199,12 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
     it->index = index;
     int32_t item = (int32_t)(b->nitems - 1);
 
+    if (len == 0) {
+        /* Not a client entry (a leader's no-op, a membership change): nothing for Redis, but
+         * the applied index still moves past it. */
+        it->kind = ITEM_VOID;
+        return 0;
+    }
     struct be_entry_hdr h;
     const char *verr = rd_map_get(&ap->voids, index);
     if (verr == NULL && be_entry_open(&ap->rd, data, len, &h) != 0) {

@@ -16,7 +16,9 @@
  * command or wrong arity, which the proxy's checks should already have caught) make that entry's
  * reply the error and apply it as a no-op, which every replica does alike.
  *
- * Entry bytes come from the owner through fetch (malloc'd; apply frees them). Replies for entries
+ * Entry bytes come from the owner through fetch (malloc'd; apply frees them); an empty entry
+ * is one with nothing for Redis (a leader's no-op, a membership change) and only moves the
+ * applied index. Replies for entries
  * whose origin is this node go back through reply() as RESP bytes, by request id.
  */
 #ifndef REDRAFT_APPLY_H

@@ -29,16 +29,34 @@ enum px_req_state { REQ_NEW = 0, REQ_WAIT_INDEX, REQ_INFLIGHT, REQ_DONE };
 
 struct px_client;
 
+/* What an in-flight request waits for. */
+enum px_wait {
+    PX_W_NONE = 0,
+    PX_W_INDEX,      /* a read: for the local Redis to be sent its read index (wait FIFO) */
+    PX_W_ROUND,      /* a linearizable read: for a read-index round to start (ri queue) */
+    PX_W_ROUND_SENT, /* a linearizable read: for its round's answer */
+    PX_W_LEADER,     /* a write: for a leader to propose to (leader-wait queue) */
+    PX_W_COMMIT,     /* a write: for its entry to be applied here (pending list) */
+    PX_W_ADMIN,      /* a cluster command answered by the leader or a join (pending list) */
+};
+
 struct px_req {
     uint64_t id;
     struct px_client *c;
-    struct px_req *next;  /* in the client's queue */
-    struct px_req *wnext; /* in the server's queue of reads waiting for an index */
+    struct px_req *next;          /* in the client's queue */
+    struct px_req *wnext;         /* in one server queue, per `wait` */
+    struct px_req *pprev, *pnext; /* in the server's pending list (writes and admin) */
     struct px_cmd cmd;
     const struct px_cmddef *def;
     int db;
     enum px_req_state state;
+    enum px_wait wait;
     uint64_t need_index;
+    uint64_t prop_index, prop_term; /* where the leader put the write (0: not known yet) */
+    uint64_t round;                 /* the read-index round it is in */
+    double deadline;                /* when a write's outcome becomes "unknown" */
+    double leader_deadline;         /* when a write without a leader gives up */
+    struct rd_buf entry;            /* a write's encoded log entry, kept for re-proposing */
     struct rd_buf reply;
 };
 
@@ -56,6 +74,7 @@ struct px_client {
     size_t nreqs;
     int db;
     int authed;
+    int consistency;
     char *name;
     char addr[64];
     char laddr[64];
@@ -92,24 +111,50 @@ struct px_server {
     uint64_t next_seq;
     struct rd_map inflight;               /* request id -> struct px_req */
     struct px_req *wait_head, *wait_tail; /* reads waiting for their index */
-    struct px_client *pw_head;            /* clients with output to write */
+    struct px_req *ri_head, *ri_tail;     /* linearizable reads waiting for a round */
+    uint64_t ri_round;                    /* the round in flight (0: none) */
+    double ri_started;
+    size_t ri_round_count;                /* reads in the round in flight */
+    struct px_req *lw_head, *lw_tail;     /* writes waiting for a leader */
+    struct px_req *pend_head, *pend_tail; /* proposed writes and cluster commands in flight */
+    uint64_t min_prop_index;              /* lowest prop_index in the pending list (hint) */
+    ev_timer housekeeping;
+    struct px_join *join; /* a RAFT.CLUSTER JOIN in progress */
+    char bus_announce[256];
+    struct px_client *pw_head; /* clients with output to write */
     struct rd_buf scratch;
     struct px_rewrite rewrite;
     int backend_ready;
     int hidden_db;
     char backend_version[32];
-    char backend_err[256]; /* non-empty: data commands are refused with this */
-    uint64_t last_applied; /* highest applied index Redis confirmed */
+    char backend_err[256];   /* non-empty: data commands are refused with this */
+    uint64_t last_applied;   /* highest applied index Redis confirmed */
+    uint64_t restart_commit; /* reads never see a Redis behind this (commit at start) */
     char run_id[41];
     /* stats */
     uint64_t total_commands, total_writes, total_reads, total_conns, rejected_conns;
 };
 
-/* Local commands (local.c). Each writes the reply into r->reply. */
-void px_local_exec(struct px_client *c, struct px_req *r);
+/* Local commands (local.c). Each writes the reply into r->reply and returns 0, or returns 1
+ * when the reply comes later (the request is then in flight, found by its id). */
+int px_local_exec(struct px_client *c, struct px_req *r);
+/* Completes an asynchronous local command (cluster commands). resp is borrowed. */
+void px_async_done(struct px_server *s, uint64_t reqid, const char *resp, size_t len);
+/* Registers r as an asynchronous local command waiting until its deadline. */
+int px_async_start(struct px_server *s, struct px_req *r);
 
 /* Shared helpers (server.c). */
+struct px_server *px_the_server(void);
 void px_reply_err(struct px_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void px_client_close(struct px_client *c, const char *why);
+void px_client_dispatch(struct px_client *c);
+void px_client_maybe_free(struct px_client *c);
+/* A request has its reply: flush what can go, dispatch what may follow. */
+void px_req_done(struct px_req *r);
+
+/* RAFT.CLUSTER JOIN (join.c). */
+int px_join_start(struct px_server *s, uint64_t reqid, int argc, char **argv, char *err,
+                  size_t errlen);
+void px_join_free(struct px_server *s);
 
 #endif

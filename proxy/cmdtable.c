@@ -10,6 +10,7 @@
 struct px_cmdtable {
     struct px_cmddef *cmds; /* sorted by name */
     size_t n;
+    size_t n_backend; /* of those, listed by the backend's COMMAND */
 };
 
 /* redraft's overrides, by name or "container|sub". A route of -1 keeps the one from the flags. */
@@ -149,6 +150,25 @@ static const struct {
     {"no_multi", PX_CF_NO_MULTI},
 };
 
+/* redraft's own commands, which no Redis lists: name, arity, flags, route. Subcommands are
+ * written "container|sub"; a container named here gets them as its subcommands. */
+struct px_own {
+    const char *name;
+    int arity;
+    uint32_t flags;
+    enum px_local local;
+};
+
+static const struct px_own own_cmds[] = {
+    {"client|consistency", -2, PX_CF_FAST, PX_L_CLIENT_CONSISTENCY},
+    {"raft.cluster|init", 2, PX_CF_ADMIN, PX_L_RAFT_INIT},
+    {"raft.cluster|join", -3, PX_CF_ADMIN, PX_L_RAFT_JOIN},
+    {"raft.node|add", 4, PX_CF_ADMIN, PX_L_RAFT_NODE},
+    {"raft.node|remove", 3, PX_CF_ADMIN, PX_L_RAFT_NODE},
+    {"raft.transfer-leader", -1, PX_CF_ADMIN, PX_L_RAFT_TRANSFER},
+    {"raft.info", 1, PX_CF_FAST, PX_L_RAFT_INFO},
+};
+
 static int cmp_def(const void *a, const void *b)
 {
     return strcmp(((const struct px_cmddef *)a)->name, ((const struct px_cmddef *)b)->name);
@@ -235,6 +255,60 @@ static void defs_free(struct px_cmddef *defs, size_t n)
     free(defs);
 }
 
+static void own_def(struct px_cmddef *d, const char *name, int arity, uint32_t flags,
+                    enum px_local local)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->name, sizeof(d->name), "%s", name);
+    snprintf(d->display, sizeof(d->display), "%s", name);
+    d->arity = arity;
+    d->flags = flags;
+    d->route = PX_ROUTE_LOCAL;
+    d->local = local;
+}
+
+static struct px_cmddef *find_mut(struct px_cmddef *defs, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(defs[i].name, name))
+            return &defs[i];
+    return NULL;
+}
+
+/* Adds redraft's own commands (and subcommands) to a table built from Redis's. */
+static int add_own(struct px_cmdtable *t)
+{
+    size_t nown = sizeof(own_cmds) / sizeof(own_cmds[0]);
+    struct px_cmddef *cmds = realloc(t->cmds, (t->n + nown) * sizeof(*cmds));
+    if (cmds == NULL)
+        return -1;
+    t->cmds = cmds;
+    for (size_t i = 0; i < nown; i++) {
+        const struct px_own *o = &own_cmds[i];
+        const char *bar = strchr(o->name, '|');
+        if (bar == NULL) {
+            if (find_mut(t->cmds, t->n, o->name) == NULL)
+                own_def(&t->cmds[t->n++], o->name, o->arity, o->flags, o->local);
+            continue;
+        }
+        char parent[48];
+        snprintf(parent, sizeof(parent), "%.*s", (int)(bar - o->name), o->name);
+        struct px_cmddef *p = find_mut(t->cmds, t->n, parent);
+        if (p == NULL) {
+            p = &t->cmds[t->n++];
+            own_def(p, parent, -2, 0, PX_L_NONE);
+            p->route = PX_ROUTE_REFUSE;
+        }
+        struct px_cmddef *subs = realloc(p->subs, (p->nsubs + 1) * sizeof(*subs));
+        if (subs == NULL)
+            return -1;
+        p->subs = subs;
+        own_def(&p->subs[p->nsubs++], o->name, o->arity, o->flags, o->local);
+        qsort(p->subs, p->nsubs, sizeof(*p->subs), cmp_def);
+    }
+    return 0;
+}
+
 int px_cmdtable_build(const redisReply *r, struct px_cmdtable **out, char *err, size_t errlen)
 {
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
@@ -250,6 +324,12 @@ int px_cmdtable_build(const redisReply *r, struct px_cmdtable **out, char *err, 
     for (size_t i = 0; i < r->elements; i++)
         if (fill_def(&t->cmds[t->n], r->element[i], NULL) == 0)
             t->n++;
+    t->n_backend = t->n;
+    if (add_own(t) != 0) {
+        px_cmdtable_free(t);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     qsort(t->cmds, t->n, sizeof(*t->cmds), cmp_def);
     *out = t;
     return 0;
@@ -264,6 +344,11 @@ void px_cmdtable_free(struct px_cmdtable *t)
 }
 
 size_t px_cmdtable_size(const struct px_cmdtable *t)
+{
+    return t->n_backend;
+}
+
+size_t px_cmdtable_count(const struct px_cmdtable *t)
 {
     return t->n;
 }

@@ -56,6 +56,12 @@ enum px_local {
     PX_L_CLIENT_GETNAME,
     PX_L_CLIENT_ID,
     PX_L_CLIENT_INFO,
+    PX_L_CLIENT_CONSISTENCY,
+    PX_L_RAFT_INIT,
+    PX_L_RAFT_JOIN,
+    PX_L_RAFT_NODE,
+    PX_L_RAFT_TRANSFER,
+    PX_L_RAFT_INFO,
 };
 
 /* Argument checks made before a command is routed. */
@@ -82,8 +88,11 @@ struct px_cmdtable;
 int px_cmdtable_build(const struct redisReply *command_reply, struct px_cmdtable **out, char *err,
                       size_t errlen);
 void px_cmdtable_free(struct px_cmdtable *t);
+/* Commands the backend's COMMAND listed. */
 size_t px_cmdtable_size(const struct px_cmdtable *t);
-/* The i-th top-level command, in name order (for listings). */
+/* Every top-level command, redraft's own (RAFT.*) included. */
+size_t px_cmdtable_count(const struct px_cmdtable *t);
+/* The i-th of those, in name order (for listings). */
 const struct px_cmddef *px_cmdtable_at(const struct px_cmdtable *t, size_t i);
 
 /* Finds the command (resolving a subcommand) and checks its arity. On failure returns NULL and

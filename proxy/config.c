@@ -11,7 +11,7 @@
 #include "common/log.h"
 #include "proxy/resp.h"
 
-enum opt_type { OPT_STR, OPT_INT, OPT_MEM, OPT_LOGLEVEL };
+enum opt_type { OPT_STR, OPT_INT, OPT_MEM, OPT_LOGLEVEL, OPT_BOOL, OPT_CONSISTENCY, OPT_WORDS };
 
 struct opt {
     const char *name;
@@ -48,8 +48,43 @@ static const struct opt opts[] = {
     MEM("client-query-buffer-limit", client_query_buffer_limit, 1024 * 1024, 1LL << 40),
     MEM("client-output-buffer-limit", client_output_buffer_limit, 1024 * 1024, 1LL << 40),
     INT("apply-batch-max", apply_batch_max, 1, 100000),
-    INT("node-id", node_id, 1, LLONG_MAX),
+    INT("node-id", node_id, 0, (1LL << 53)),
+    INT("cluster-port", cluster_port, 0, 65535),
+    STR("cluster-secret", cluster_secret),
+    {"cluster-init", OPT_BOOL, offsetof(struct px_config, cluster_init), sizeof(int), 0, 0},
+    {"cluster-join", OPT_WORDS, offsetof(struct px_config, cluster_join),
+     sizeof(((struct px_config *)0)->cluster_join), 0, 0},
+    STR("cluster-announce", cluster_announce),
+    {"consistency", OPT_CONSISTENCY, offsetof(struct px_config, consistency), sizeof(int), 0, 0},
+    INT("election-timeout", election_timeout_ms, 100, 60000),
+    INT("heartbeat-interval", heartbeat_ms, 10, 10000),
+    INT("leader-wait-timeout", leader_wait_ms, 0, 600000),
+    INT("write-timeout", write_timeout_ms, 100, 600000),
+    INT("read-timeout", read_timeout_ms, 100, 600000),
 };
+
+const char *px_consistency_name(int level)
+{
+    switch (level) {
+    case PX_CONSISTENCY_SESSION:
+        return "session";
+    case PX_CONSISTENCY_EVENTUAL:
+        return "eventual";
+    default:
+        return "linearizable";
+    }
+}
+
+int px_consistency_parse(const char *name)
+{
+    if (!strcasecmp(name, "linearizable"))
+        return PX_CONSISTENCY_LINEARIZABLE;
+    if (!strcasecmp(name, "session"))
+        return PX_CONSISTENCY_SESSION;
+    if (!strcasecmp(name, "eventual"))
+        return PX_CONSISTENCY_EVENTUAL;
+    return -1;
+}
 
 void px_config_init(struct px_config *c)
 {
@@ -64,7 +99,13 @@ void px_config_init(struct px_config *c)
     c->client_query_buffer_limit = 1024LL * 1024 * 1024;
     c->client_output_buffer_limit = 256LL * 1024 * 1024;
     c->apply_batch_max = 1024;
-    c->node_id = 1;
+    c->node_id = 0;
+    c->consistency = PX_CONSISTENCY_LINEARIZABLE;
+    c->election_timeout_ms = 1000;
+    c->heartbeat_ms = 100;
+    c->leader_wait_ms = 5000;
+    c->write_timeout_ms = 10000;
+    c->read_timeout_ms = 5000;
 }
 
 /* "1gb", "64mb", "100k", "1024": Redis's memory units. */
@@ -106,11 +147,30 @@ static int set_opt(struct px_config *c, const struct opt *o, const char *val, ch
     char *end;
     switch (o->type) {
     case OPT_STR:
+    case OPT_WORDS:
         if (strlen(val) >= o->size) {
             snprintf(err, errlen, "value is too long (at most %zu bytes)", o->size - 1);
             return -1;
         }
         memcpy(field, val, strlen(val) + 1);
+        return 0;
+    case OPT_BOOL:
+        if (!strcasecmp(val, "yes"))
+            *(int *)field = 1;
+        else if (!strcasecmp(val, "no"))
+            *(int *)field = 0;
+        else {
+            snprintf(err, errlen, "argument must be 'yes' or 'no'");
+            return -1;
+        }
+        return 0;
+    case OPT_CONSISTENCY:
+        v = px_consistency_parse(val);
+        if (v < 0) {
+            snprintf(err, errlen, "consistency must be linearizable, session or eventual");
+            return -1;
+        }
+        *(int *)field = (int)v;
         return 0;
     case OPT_LOGLEVEL:
         v = rd_log_level_parse(val);
@@ -152,6 +212,21 @@ static int apply_line(struct px_config *c, const struct px_cmd *w, char *err, si
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
         if (strcasecmp(w->argv[0], opts[i].name) != 0)
             continue;
+        if (opts[i].type == OPT_WORDS && w->argc >= 2) {
+            char *field = (char *)c + opts[i].off;
+            size_t off = 0;
+            field[0] = '\0';
+            for (int k = 1; k < w->argc; k++) {
+                int n =
+                    snprintf(field + off, opts[i].size - off, "%s%s", k > 1 ? " " : "", w->argv[k]);
+                if (n < 0 || (size_t)n >= opts[i].size - off) {
+                    snprintf(err, errlen, "value is too long");
+                    return -1;
+                }
+                off += (size_t)n;
+            }
+            return 0;
+        }
         if (w->argc != 2) {
             snprintf(err, errlen, "'%s' takes exactly one argument", opts[i].name);
             return -1;

@@ -24,8 +24,24 @@ struct px_config {
     long long client_query_buffer_limit;
     long long client_output_buffer_limit; /* bytes of unsent replies before a client is closed */
     int apply_batch_max;                  /* entries per MULTI/EXEC batch */
-    long long node_id;
+    long long node_id; /* 0: chosen at random on first start and kept in the log */
+    /* cluster */
+    int cluster_port; /* 0: port + 10000 */
+    char cluster_secret[256];
+    int cluster_init;           /* form a new cluster on first start */
+    char cluster_join[1024];    /* "host:port ..." of members to join on first start */
+    char cluster_announce[256]; /* bus address given to the others ("" = bind:cluster-port) */
+    int consistency;            /* PX_CONSISTENCY_*: default for new clients */
+    int election_timeout_ms;
+    int heartbeat_ms;
+    int leader_wait_ms;   /* a write with no leader waits this long, then CLUSTERDOWN */
+    int write_timeout_ms; /* a proposed write not applied by then: outcome unknown */
+    int read_timeout_ms;  /* a linearizable read without a read index by then: TRYAGAIN */
 };
+
+enum { PX_CONSISTENCY_LINEARIZABLE = 0, PX_CONSISTENCY_SESSION, PX_CONSISTENCY_EVENTUAL };
+const char *px_consistency_name(int level);
+int px_consistency_parse(const char *name); /* -1 when unknown */
 
 /* Sets the defaults. */
 void px_config_init(struct px_config *c);

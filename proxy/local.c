@@ -7,6 +7,8 @@
 
 #include "common/log.h"
 #include "proxy/client.h"
+#include "raftlog/node.h"
+#include "raftlog/raft.h"
 
 static void reply_ok(struct px_req *r)
 {
@@ -184,10 +186,121 @@ static void do_client_info(struct px_client *c, struct px_req *r)
     rd_resp_bulk(&r->reply, line, strlen(line));
 }
 
-void px_local_exec(struct px_client *c, struct px_req *r)
+static void do_consistency(struct px_client *c, struct px_req *r)
+{
+    if (r->cmd.argc == 2) {
+        const char *n = px_consistency_name(c->consistency);
+        rd_resp_simple(&r->reply, '+', n);
+        return;
+    }
+    if (r->cmd.argc != 3) {
+        px_reply_err(r, "ERR wrong number of arguments for 'client|consistency' command");
+        return;
+    }
+    int level = px_consistency_parse(r->cmd.argv[2]);
+    if (level < 0) {
+        px_reply_err(r, "ERR consistency must be LINEARIZABLE, SESSION or EVENTUAL");
+        return;
+    }
+    c->consistency = level;
+    reply_ok(r);
+}
+
+static void do_raft_init(struct px_client *c, struct px_req *r)
+{
+    char err[256];
+    if (rn_bootstrap(c->s->node, c->s->bus_announce, err, sizeof(err)) != 0) {
+        rd_resp_simple(&r->reply, '-', err);
+        return;
+    }
+    rd_notice("cluster initialized: this node (%llu) is its first member",
+              (unsigned long long)rn_id(c->s->node));
+    reply_ok(r);
+}
+
+/* Returns 1 when the reply comes later. */
+static int do_raft_node(struct px_client *c, struct px_req *r)
+{
+    struct px_server *s = c->s;
+    size_t head = r->reply.len;
+    int rc = rn_admin(s->node, r->id, r->cmd.argc, (const char **)r->cmd.argv, r->cmd.argvlen,
+                      &r->reply);
+    if (rc != RN_FORWARDED)
+        return 0;
+    r->reply.len = head;
+    if (px_async_start(s, r) != 0) {
+        px_reply_err(r, "ERR out of memory");
+        return 0;
+    }
+    return 1;
+}
+
+static void do_raft_transfer(struct px_client *c, struct px_req *r)
+{
+    struct px_server *s = c->s;
+    uint64_t target = 0;
+    if (r->cmd.argc > 2) {
+        px_reply_err(r, "ERR wrong number of arguments for 'raft.transfer-leader' command");
+        return;
+    }
+    if (r->cmd.argc == 2) {
+        char *end;
+        target = strtoull(r->cmd.argv[1], &end, 10);
+        if (*end != '\0' || target == 0) {
+            px_reply_err(r, "ERR invalid node id");
+            return;
+        }
+    }
+    if (rn_role(s->node) != RAFT_LEADER) {
+        char addr[160];
+        px_reply_err(r, "ERR this node is not the leader; the leader is node %llu at %s",
+                     (unsigned long long)rn_leader(s->node),
+                     rn_member_addr(s->node, rn_leader(s->node), addr, sizeof(addr)));
+        return;
+    }
+    int rc = rn_transfer_leader(s->node, target);
+    if (rc != RN_OK) {
+        px_reply_err(r, "ERR cannot transfer leadership now");
+        return;
+    }
+    reply_ok(r);
+}
+
+int px_local_exec(struct px_client *c, struct px_req *r)
 {
     struct rd_buf *b = &r->reply;
     switch (r->def->local) {
+    case PX_L_CLIENT_CONSISTENCY:
+        do_consistency(c, r);
+        break;
+    case PX_L_RAFT_INIT:
+        do_raft_init(c, r);
+        break;
+    case PX_L_RAFT_JOIN: {
+        char err[256];
+        if (px_join_start(c->s, r->id, r->cmd.argc - 2, r->cmd.argv + 2, err, sizeof(err)) != 0) {
+            rd_resp_simple(b, '-', err);
+            break;
+        }
+        if (px_async_start(c->s, r) != 0) {
+            px_reply_err(r, "ERR out of memory");
+            break;
+        }
+        return 1;
+    }
+    case PX_L_RAFT_NODE:
+        return do_raft_node(c, r);
+    case PX_L_RAFT_TRANSFER:
+        do_raft_transfer(c, r);
+        break;
+    case PX_L_RAFT_INFO: {
+        struct rd_buf info;
+        rd_buf_init(&info);
+        rn_info(c->s->node, &info);
+        rd_resp_bulk(b, info.data ? info.data : "", info.len);
+        rd_buf_free(&info);
+        break;
+    }
     case PX_L_PING:
         if (r->cmd.argc > 2)
             px_reply_err(r, "ERR wrong number of arguments for 'ping' command");
@@ -248,4 +361,5 @@ void px_local_exec(struct px_client *c, struct px_req *r)
         rd_warning("no local handler for '%s'", r->def->name);
         break;
     }
+    return 0;
 }

@@ -1,7 +1,7 @@
 /* main.c: wires redraft together. The only file that knows every module:
  *
- *   config -> log -> store (RocksDB) -> node (the log's commit rule) -> server (clients)
- *                                    -> link (hiredis to the local Redis) -> apply
+ *   config -> log -> store (RocksDB) -> node (drives the Raft core) <-> bus (other nodes)
+ *                                       node -> server (clients) -> link (local Redis) -> apply
  *
  * The loop's before-sleep step (an ev_prepare watcher, like Redis's beforeSleep) first makes
  * the turn's proposals durable with one synced write (group commit), which commits them and
@@ -20,8 +20,14 @@
 #include "common/log.h"
 #include "proxy/config.h"
 #include "proxy/server.h"
+#include "raftlog/bus.h"
 #include "raftlog/node.h"
+#include "raftlog/raft.h"
 #include "raftlog/store.h"
+
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
 
 #define REDRAFT_VERSION "0.1.0"
 
@@ -30,6 +36,10 @@ struct app {
     struct px_config cfg;
     struct rlog *store;
     struct rn_node *node;
+    struct bus *bus;
+    ev_timer shutdown_wait;
+    int shutting_down;
+    double shutting_down_at;
     struct px_server *server;
     struct be_link *link;
     struct be_apply *apply;
@@ -37,10 +47,54 @@ struct app {
     ev_signal sigterm, sigint;
 };
 
+static void on_frame(void *ctx, uint64_t from, uint8_t type, const void *payload, size_t len)
+{
+    struct app *a = ctx;
+    rn_on_frame(a->node, from, type, payload, len);
+}
+
+static void on_peer_state(void *ctx, uint64_t node, int up)
+{
+    struct app *a = ctx;
+    rn_on_peer_state(a->node, node, up);
+}
+
+static void on_read_index(void *ctx, uint64_t rctx, uint64_t index)
+{
+    struct app *a = ctx;
+    px_on_read_index(a->server, rctx, index);
+}
+
+static void on_proposed(void *ctx, uint64_t reqid, uint64_t index, uint64_t term)
+{
+    struct app *a = ctx;
+    px_on_proposed(a->server, reqid, index, term);
+}
+
+static void on_propose_failed(void *ctx, uint64_t reqid, int code)
+{
+    struct app *a = ctx;
+    px_on_propose_failed(a->server, reqid, code);
+}
+
+static void on_admin_reply(void *ctx, uint64_t reqid, const char *resp, size_t len)
+{
+    struct app *a = ctx;
+    px_server_on_admin_reply(a->server, reqid, resp, len);
+}
+
+static void on_role(void *ctx, int role, uint64_t term, uint64_t leader)
+{
+    struct app *a = ctx;
+    if (a->server)
+        px_server_on_role(a->server, role, term, leader);
+}
+
 static void on_committed(void *ctx, uint64_t commit)
 {
     struct app *a = ctx;
-    px_server_on_committed(a->server, commit);
+    if (a->server)
+        px_server_on_committed(a->server, commit);
 }
 
 static void on_commands(void *ctx, const struct redisReply *reply)
@@ -86,13 +140,49 @@ static void before_sleep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     px_server_before_sleep(a->server);
 }
 
+#define SHUTDOWN_TRANSFER_MS 3000
+
+static void shutdown_now(struct app *a)
+{
+    rn_flush(a->node);
+    px_server_before_sleep(a->server);
+    ev_break(a->loop, EVBREAK_ALL);
+}
+
+/* Waits (bounded) for the leadership to move before exiting. */
+static void shutdown_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct app *a = w->data;
+    if (rn_role(a->node) != RAFT_LEADER ||
+        ev_now(loop) - a->shutting_down_at > SHUTDOWN_TRANSFER_MS / 1000.0) {
+        if (rn_role(a->node) == RAFT_LEADER)
+            rd_warning("leadership did not move in time; exiting as leader");
+        else
+            rd_notice("leadership handed over to node %llu",
+                      (unsigned long long)rn_leader(a->node));
+        shutdown_now(a);
+    }
+}
+
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct app *a = w->data;
+    if (a->shutting_down) {
+        shutdown_now(a);
+        return;
+    }
     rd_notice("received %s, shutting down", w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    rn_flush(a->node);
-    px_server_before_sleep(a->server);
-    ev_break(loop, EVBREAK_ALL);
+    a->shutting_down = 1;
+    a->shutting_down_at = ev_now(loop);
+    /* A leader hands over first, so the cluster does not wait an election timeout. */
+    if (rn_role(a->node) == RAFT_LEADER && rn_transfer_leader(a->node, 0) == RN_OK) {
+        rd_notice("transferring leadership before exiting");
+        ev_timer_init(&a->shutdown_wait, shutdown_wait_cb, 0.05, 0.05);
+        a->shutdown_wait.data = a;
+        ev_timer_start(loop, &a->shutdown_wait);
+        return;
+    }
+    shutdown_now(a);
 }
 
 /* mkdir -p */
@@ -109,6 +199,48 @@ static int make_dirs(const char *path)
         *p = '/';
     }
     return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static uint64_t random_u64(void)
+{
+    uint64_t v = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+            v = 0;
+        close(fd);
+    }
+    if (v == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = (uint64_t)ts.tv_nsec * 6364136223846793005ULL ^ (uint64_t)getpid() ^
+            (uint64_t)ts.tv_sec;
+    }
+    return v;
+}
+
+/* The node id: configured, or chosen once at random and kept in the log's metadata. Ids stay
+ * below 2^53 so that every client and script language holds them exactly. */
+static int node_id(struct app *a, uint64_t *out, char *err, size_t errlen)
+{
+    uint64_t stored = 0;
+    int have = rlog_get_meta_u64(a->store, "node_id", &stored) == 0;
+    uint64_t want = (uint64_t)a->cfg.node_id;
+    if (have && want && stored != want) {
+        snprintf(err, errlen, "node-id %llu does not match the id %llu this log belongs to",
+                 (unsigned long long)want, (unsigned long long)stored);
+        return -1;
+    }
+    if (have) {
+        *out = stored;
+        return 0;
+    }
+    uint64_t id = want;
+    while (id == 0)
+        id = random_u64() & ((1ULL << 53) - 1);
+    rlog_set_meta_u64(a->store, "node_id", id);
+    *out = id;
+    return 0;
 }
 
 static uint64_t next_boot(struct rlog *store)
@@ -155,25 +287,70 @@ int main(int argc, char **argv)
         goto out;
     }
     uint64_t boot = next_boot(a.store);
+    uint64_t id;
+    if (node_id(&a, &id, err, sizeof(err)) != 0) {
+        rd_warning("%s", err);
+        goto out;
+    }
     if (rlog_flush(a.store, 1) != 0) {
         rd_warning("cannot write the log in '%s': %s", a.cfg.dir, rlog_last_error(a.store));
         goto out;
     }
-    rd_notice("log in %s: entries %llu..%llu, boot %llu", a.cfg.dir,
-              (unsigned long long)rlog_first_index(a.store),
+    rd_notice("node %llu, log in %s: entries %llu..%llu, boot %llu", (unsigned long long)id,
+              a.cfg.dir, (unsigned long long)rlog_first_index(a.store),
               (unsigned long long)rlog_last_index(a.store), (unsigned long long)boot);
 
     a.loop = ev_default_loop(0);
-    static const struct rn_node_cbs ncbs = {.committed = on_committed};
-    a.node = rn_node_new(a.store, (uint64_t)a.cfg.node_id, &a, &ncbs);
+    int cport = a.cfg.cluster_port ? a.cfg.cluster_port : a.cfg.port + 10000;
+    if (cport > 65535) {
+        rd_warning("cluster-port %d is out of range: set cluster-port", cport);
+        goto out;
+    }
+    static const struct bus_cbs bcbs = {.on_frame = on_frame, .on_peer_state = on_peer_state};
+    a.bus = bus_new(a.loop, id, a.cfg.cluster_secret, &a, &bcbs);
+    if (a.bus == NULL || bus_listen(a.bus, a.cfg.bind, cport, err, sizeof(err)) != 0) {
+        rd_warning("cluster bus: %s", a.bus ? err : "out of memory");
+        goto out;
+    }
+    char announce[300];
+    if (a.cfg.cluster_announce[0])
+        snprintf(announce, sizeof(announce), "%s", a.cfg.cluster_announce);
+    else
+        snprintf(announce, sizeof(announce), "%s:%d", a.cfg.bind, cport);
+    struct rn_node_cfg ncfg = {
+        .id = id,
+        .tick_ms = a.cfg.heartbeat_ms,
+        .election_ticks = a.cfg.election_timeout_ms / a.cfg.heartbeat_ms,
+        .heartbeat_ticks = 1,
+        .seed = random_u64(),
+        .uncommitted_bytes_max = 256u * 1024 * 1024,
+    };
+    if (ncfg.election_ticks < 3) {
+        rd_warning("election-timeout must be at least 3 heartbeat intervals");
+        goto out;
+    }
+    static const struct rn_node_cbs ncbs = {
+        .committed = on_committed,
+        .read_index = on_read_index,
+        .proposed = on_proposed,
+        .propose_failed = on_propose_failed,
+        .admin_reply = on_admin_reply,
+        .role_changed = on_role,
+    };
+    a.node = rn_node_new(a.loop, a.store, a.bus, &ncfg, &a, &ncbs, err, sizeof(err));
+    if (a.node == NULL) {
+        rd_warning("%s", err);
+        goto out;
+    }
     a.server = px_server_new(a.loop, &a.cfg, a.node, boot);
+    if (a.server)
+        px_server_set_announce(a.server, announce);
     static const struct be_link_cbs lcbs = {
         .on_commands = on_commands, .on_ready = on_ready, .on_down = on_down};
     a.link = be_link_new(a.loop, a.cfg.redis, a.cfg.redis_password, &a, &lcbs);
     static const struct be_apply_cbs acbs = {
         .fetch = on_fetch, .reply = on_reply, .applied = on_applied};
-    a.apply =
-        be_apply_new(a.loop, a.link, (uint64_t)a.cfg.node_id, a.cfg.apply_batch_max, &a, &acbs);
+    a.apply = be_apply_new(a.loop, a.link, id, a.cfg.apply_batch_max, &a, &acbs);
     if (a.node == NULL || a.server == NULL || a.link == NULL || a.apply == NULL) {
         rd_warning("out of memory at start");
         goto out;
@@ -183,8 +360,8 @@ int main(int argc, char **argv)
         rd_warning("%s", err);
         goto out;
     }
-    rd_notice("ready to accept connections on %s:%d; local redis at %s", a.cfg.bind, a.cfg.port,
-              a.cfg.redis);
+    rd_notice("ready to accept connections on %s:%d; cluster bus on %s; local redis at %s",
+              a.cfg.bind, a.cfg.port, announce, a.cfg.redis);
 
     ev_prepare_init(&a.before_sleep, before_sleep_cb);
     a.before_sleep.data = &a;
@@ -197,6 +374,8 @@ int main(int argc, char **argv)
     ev_signal_start(a.loop, &a.sigint);
 
     be_link_start(a.link);
+    rn_node_start(a.node);
+    px_server_cluster_start(a.server);
     ev_run(a.loop, 0);
     rc = 0;
 
@@ -205,10 +384,13 @@ out:
     be_apply_free(a.apply);
     be_link_free(a.link);
     rn_node_free(a.node);
+    bus_free(a.bus);
     if (a.store)
         rlog_close(a.store);
-    if (a.loop)
+    if (a.loop) {
+        ev_timer_stop(a.loop, &a.shutdown_wait);
         ev_loop_destroy(a.loop);
+    }
     rd_notice("bye");
     rd_log_close();
     return rc;

@@ -22,13 +22,18 @@
 #include "common/log.h"
 #include "proxy/client.h"
 #include "proxy/rewrite.h"
+#include "proxy/route.h"
 #include "raftlog/node.h"
 
 /* Completions from hiredis carry only a request id; this finds the server for them. There is
  * one server per process. */
 static struct px_server *the_server;
 
-static void client_dispatch(struct px_client *c);
+struct px_server *px_the_server(void)
+{
+    return the_server;
+}
+
 static void client_flush_replies(struct px_client *c);
 
 void px_reply_err(struct px_req *r, const char *fmt, ...)
@@ -44,6 +49,7 @@ void px_reply_err(struct px_req *r, const char *fmt, ...)
 static void req_free(struct px_req *r)
 {
     px_cmd_free(&r->cmd);
+    rd_buf_free(&r->entry);
     rd_buf_free(&r->reply);
     free(r);
 }
@@ -96,7 +102,7 @@ static void client_drop_undispatched(struct px_client *c)
     c->next_dispatch = NULL;
 }
 
-static void client_maybe_free(struct px_client *c)
+void px_client_maybe_free(struct px_client *c)
 {
     if (c->closed && c->inflight == 0 && c->reads_waiting == 0 && !c->pending_write)
         client_free(c);
@@ -116,7 +122,7 @@ void px_client_close(struct px_client *c, const char *why)
     c->closed = 1;
     s->nclients--;
     client_drop_undispatched(c);
-    client_maybe_free(c);
+    px_client_maybe_free(c);
 }
 
 /* ---- output ---- */
@@ -200,211 +206,18 @@ static void client_flush_replies(struct px_client *c)
 }
 
 /* A request has its reply. */
-static void req_done(struct px_req *r)
+void px_req_done(struct px_req *r)
 {
     r->state = REQ_DONE;
     struct px_client *c = r->c;
     client_flush_replies(c);
     if (!c->closed)
-        client_dispatch(c);
+        px_client_dispatch(c);
     else
-        client_maybe_free(c);
+        px_client_maybe_free(c);
 }
 
 /* ---- routing ---- */
-
-/* INFO through the proxy must not show the hidden database's keyspace line. */
-static int encode_info(struct px_server *s, const redisReply *rep, struct rd_buf *out)
-{
-    if (rep->type != REDIS_REPLY_STRING)
-        return be_reply_encode(rep, out);
-    char hidden[32];
-    int hl = snprintf(hidden, sizeof(hidden), "db%d:", s->hidden_db);
-    struct rd_buf body;
-    rd_buf_init(&body);
-    const char *p = rep->str, *end = rep->str + rep->len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *next = nl ? nl + 1 : end;
-        if (!((size_t)(next - p) >= (size_t)hl && memcmp(p, hidden, (size_t)hl) == 0))
-            rd_buf_append(&body, p, (size_t)(next - p));
-        p = next;
-    }
-    int rc = rd_resp_bulk(out, body.data ? body.data : "", body.len);
-    rd_buf_free(&body);
-    return rc;
-}
-
-/* CONFIG GET databases reports the databases clients can use. */
-static int encode_config_get(struct px_server *s, const redisReply *rep, struct rd_buf *out)
-{
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0)
-        return be_reply_encode(rep, out);
-    if (rd_resp_array_len(out, (long long)rep->elements) != 0)
-        return -1;
-    for (size_t i = 0; i < rep->elements; i += 2) {
-        const redisReply *k = rep->element[i];
-        if (be_reply_encode(k, out) != 0)
-            return -1;
-        if (k->type == REDIS_REPLY_STRING && k->len == 9 && !memcmp(k->str, "databases", 9)) {
-            char num[16];
-            int n = snprintf(num, sizeof(num), "%d", s->hidden_db);
-            if (rd_resp_bulk(out, num, (size_t)n) != 0)
-                return -1;
-        } else if (be_reply_encode(rep->element[i + 1], out) != 0) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int encode_read_reply(struct px_server *s, const struct px_req *r, const redisReply *rep,
-                             struct rd_buf *out)
-{
-    if (!strcmp(r->def->name, "info"))
-        return encode_info(s, rep, out);
-    if (!strcmp(r->def->name, "config|get"))
-        return encode_config_get(s, rep, out);
-    return be_reply_encode(rep, out);
-}
-
-static void read_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    struct px_server *s = the_server;
-    struct px_req *r = rd_map_del(&s->inflight, (uint64_t)(uintptr_t)privdata);
-    if (r == NULL)
-        return;
-    r->c->inflight--;
-    if (reply == NULL)
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
-    else if (encode_read_reply(s, r, reply, &r->reply) != 0)
-        px_reply_err(r, "ERR out of memory");
-    req_done(r);
-}
-
-static void fmt_cmd(struct rd_buf *b, const struct px_cmd *cmd)
-{
-    rd_resp_array_len(b, cmd->argc);
-    for (int i = 0; i < cmd->argc; i++)
-        rd_resp_bulk(b, cmd->argv[i], cmd->argvlen[i]);
-}
-
-/* Sends a read to the local Redis. The request completes now (error) or in read_reply_cb. */
-static void read_send(struct px_server *s, struct px_req *r)
-{
-    if (r->c->closed) {
-        r->state = REQ_DONE;
-        return;
-    }
-    if (!s->backend_ready) {
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
-        req_done(r);
-        return;
-    }
-    rd_buf_reset(&s->scratch);
-    fmt_cmd(&s->scratch, &r->cmd);
-    if (be_link_select(s->link, r->db) != 0 || rd_map_put(&s->inflight, r->id, r) != 0) {
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
-        req_done(r);
-        return;
-    }
-    if (be_link_send(s->link, s->scratch.data, s->scratch.len, read_reply_cb,
-                     (void *)(uintptr_t)r->id) != 0) {
-        rd_map_del(&s->inflight, r->id);
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
-        req_done(r);
-        return;
-    }
-    r->state = REQ_INFLIGHT;
-    r->c->inflight++;
-    s->total_reads++;
-}
-
-/* Sends every waiting read whose index the local Redis has been sent. */
-static void process_waiting_reads(struct px_server *s)
-{
-    while (s->wait_head) {
-        struct px_req *r = s->wait_head;
-        if (s->backend_ready && be_apply_sent(s->apply) < r->need_index)
-            break;
-        s->wait_head = r->wnext;
-        if (s->wait_head == NULL)
-            s->wait_tail = NULL;
-        struct px_client *c = r->c;
-        c->reads_waiting--;
-        if (c->closed) {
-            r->state = REQ_DONE;
-            client_maybe_free(c);
-            continue;
-        }
-        read_send(s, r);
-        client_dispatch(c); /* writes behind this read may go now */
-    }
-}
-
-static void route_read(struct px_server *s, struct px_req *r)
-{
-    r->need_index = rn_read_index(s->node);
-    if (!s->backend_ready) {
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
-        r->state = REQ_DONE;
-        return;
-    }
-    if (s->wait_head == NULL && be_apply_sent(s->apply) >= r->need_index) {
-        read_send(s, r);
-        return;
-    }
-    r->state = REQ_WAIT_INDEX;
-    r->wnext = NULL;
-    if (s->wait_tail)
-        s->wait_tail->wnext = r;
-    else
-        s->wait_head = r;
-    s->wait_tail = r;
-    r->c->reads_waiting++;
-}
-
-static void route_write(struct px_server *s, struct px_req *r)
-{
-    struct be_entry_hdr h = {
-        .flags = 0,
-        .origin = (uint64_t)s->cfg->node_id,
-        .reqid = r->id,
-        .db = (uint64_t)r->db,
-        .time_ms = (uint64_t)(ev_now(s->loop) * 1000.0),
-        .ncmds = 1,
-    };
-    rd_buf_reset(&s->scratch);
-    /* The seed only needs to differ from command to command; it is recorded in the entry. */
-    uint64_t seed = r->id * 0x9e3779b97f4a7c15ULL ^ h.time_ms;
-    if (px_rewrite(r->def, &r->cmd, h.time_ms, seed, &s->rewrite) != 0 ||
-        be_entry_put_hdr(&s->scratch, &h) != 0 ||
-        be_entry_put_cmd(&s->scratch, s->rewrite.argc, s->rewrite.argv, s->rewrite.argvlen) != 0) {
-        px_reply_err(r, "ERR out of memory");
-        r->state = REQ_DONE;
-        return;
-    }
-    if (rd_map_put(&s->inflight, r->id, r) != 0) {
-        px_reply_err(r, "ERR out of memory");
-        r->state = REQ_DONE;
-        return;
-    }
-    uint64_t index;
-    int rc = rn_propose(s->node, s->scratch.data, s->scratch.len, &index);
-    if (rc != RN_OK) {
-        rd_map_del(&s->inflight, r->id);
-        if (rc == RN_ETOOBIG)
-            px_reply_err(r, "ERR command too large for the log");
-        else
-            px_reply_err(r, "ERR redraft cannot write its log; writes are refused");
-        r->state = REQ_DONE;
-        return;
-    }
-    r->state = REQ_INFLIGHT;
-    r->c->inflight++;
-    r->c->writes_pending++;
-    s->total_writes++;
-}
 
 static int parse_db_index(const struct px_server *s, const char *arg, long long *out)
 {
@@ -477,8 +290,8 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
     }
     switch (d->route) {
     case PX_ROUTE_LOCAL:
-        px_local_exec(c, r);
-        r->state = REQ_DONE;
+        if (px_local_exec(c, r) == 0)
+            r->state = REQ_DONE;
         return 0;
     case PX_ROUTE_REFUSE:
         px_reply_err(r, "ERR %s", d->why ? d->why : "command not supported by redraft");
@@ -498,20 +311,22 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         return 0;
     }
     r->db = c->db;
-    s->total_commands++;
     if (d->route == PX_ROUTE_WRITE) {
         if (c->reads_waiting > 0)
             return 1;
-        route_write(s, r);
+        s->total_commands++;
+        px_route_write(s, r);
     } else {
-        if (c->writes_pending > 0)
+        /* EVENTUAL reads do not wait for the client's own writes. */
+        if (c->writes_pending > 0 && c->consistency != PX_CONSISTENCY_EVENTUAL)
             return 1;
-        route_read(s, r);
+        s->total_commands++;
+        px_route_read(s, r);
     }
     return 0;
 }
 
-static void client_dispatch(struct px_client *c)
+void px_client_dispatch(struct px_client *c)
 {
     struct px_server *s = c->s;
     while (!c->closed && c->next_dispatch != NULL) {
@@ -550,6 +365,7 @@ static int client_take_command(struct px_client *c, struct px_cmd *cmd)
     r->c = c;
     r->cmd = *cmd;
     r->state = REQ_NEW;
+    rd_buf_init(&r->entry);
     rd_buf_init(&r->reply);
     if (c->tail)
         c->tail->next = r;
@@ -598,7 +414,7 @@ static void client_parse(struct px_client *c)
             px_client_close(c, "out of memory");
             return;
         }
-        client_dispatch(c);
+        px_client_dispatch(c);
     }
 }
 
@@ -680,6 +496,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         c->fd = fd;
         c->s = s;
         c->ctime = ev_now(loop);
+        c->consistency = s->cfg->consistency;
         rd_buf_init(&c->in);
         rd_buf_init(&c->out);
         px_parser_init(&c->parser, s->cfg->proto_max_bulk_len);
@@ -749,7 +566,9 @@ struct px_server *px_server_new(struct ev_loop *loop, const struct px_config *cf
     s->listen_fd = -1;
     rd_map_init(&s->inflight);
     rd_buf_init(&s->scratch);
+    s->restart_commit = rn_commit_index(node);
     the_server = s;
+    px_route_init(s);
     return s;
 }
 
@@ -776,6 +595,8 @@ void px_server_free(struct px_server *s)
         }
         client_free(c);
     }
+    px_route_stop(s);
+    px_join_free(s);
     rd_map_free(&s->inflight);
     rd_buf_free(&s->scratch);
     px_rewrite_free(&s->rewrite);
@@ -795,7 +616,7 @@ void px_server_before_sleep(struct px_server *s)
         if (!c->closed)
             client_write(c);
         else
-            client_maybe_free(c);
+            px_client_maybe_free(c);
         c = next;
     }
 }
@@ -824,96 +645,4 @@ void px_server_on_commands(struct px_server *s, const struct redisReply *reply)
     px_cmdtable_free(s->table);
     s->table = t;
     rd_verbose("command table: %zu commands from the local redis", px_cmdtable_size(t));
-}
-
-void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *info)
-{
-    uint64_t last = rn_last_index(s->node);
-    uint64_t first = rn_first_index(s->node);
-    uint64_t applied = info->applied;
-    s->hidden_db = info->hidden_db;
-    snprintf(s->backend_version, sizeof(s->backend_version), "%s", info->version);
-    s->backend_err[0] = '\0';
-
-    if (!info->applied_present && info->visible_keys > 0 && last > 0) {
-        snprintf(s->backend_err, sizeof(s->backend_err),
-                 "local redis holds %lld keys that redraft did not write (no applied index), "
-                 "while redraft's log has %llu entries; refusing to serve until this is resolved",
-                 info->visible_keys, (unsigned long long)last);
-    } else if (applied > last) {
-        snprintf(s->backend_err, sizeof(s->backend_err),
-                 "local redis has applied index %llu, beyond redraft's log (last index %llu): "
-                 "wrong redis or lost log; refusing to serve",
-                 (unsigned long long)applied, (unsigned long long)last);
-    } else if (applied + 1 < first) {
-        snprintf(s->backend_err, sizeof(s->backend_err),
-                 "local redis is at index %llu but the log starts at %llu; it needs a snapshot",
-                 (unsigned long long)applied, (unsigned long long)first);
-    }
-    if (s->backend_err[0]) {
-        rd_warning("%s", s->backend_err);
-        return;
-    }
-    if (!info->applied_present && info->visible_keys > 0)
-        rd_notice("local redis holds %lld keys and redraft's log is empty: adopting the existing "
-                  "dataset as the starting state",
-                  info->visible_keys);
-    if (applied < s->last_applied)
-        rd_warning("local redis came back at applied index %llu, behind the %llu it had "
-                   "confirmed (it lost data: restarted without persistence?); replaying the log "
-                   "from %llu",
-                   (unsigned long long)applied, (unsigned long long)s->last_applied,
-                   (unsigned long long)applied + 1);
-    else if (s->run_id[0] && strcmp(s->run_id, info->run_id) != 0)
-        rd_notice("local redis restarted (run id %s, was %s) with its data at index %llu",
-                  info->run_id, s->run_id, (unsigned long long)applied);
-    if (applied < last)
-        rd_notice("applying log entries %llu..%llu to the local redis",
-                  (unsigned long long)applied + 1, (unsigned long long)last);
-    snprintf(s->run_id, sizeof(s->run_id), "%s", info->run_id);
-    s->last_applied = applied;
-    s->backend_ready = 1;
-    be_apply_start(s->apply, applied);
-    be_apply_commit(s->apply, rn_commit_index(s->node));
-    process_waiting_reads(s);
-}
-
-void px_server_on_backend_down(struct px_server *s, const char *why)
-{
-    s->backend_ready = 0;
-    be_apply_stop(s->apply);
-    /* Reads waiting for an index cannot be served now. */
-    while (s->wait_head) {
-        struct px_req *r = s->wait_head;
-        s->wait_head = r->wnext;
-        r->c->reads_waiting--;
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
-        req_done(r);
-    }
-    s->wait_tail = NULL;
-}
-
-void px_server_on_write_reply(struct px_server *s, uint64_t reqid, const char *resp, size_t len)
-{
-    struct px_req *r = rd_map_del(&s->inflight, reqid);
-    if (r == NULL)
-        return; /* its client is gone, or it came in before this node restarted */
-    r->c->inflight--;
-    r->c->writes_pending--;
-    if (rd_buf_append(&r->reply, resp, len) != 0)
-        px_reply_err(r, "ERR out of memory");
-    req_done(r);
-}
-
-void px_server_on_applied(struct px_server *s, uint64_t index)
-{
-    if (index > s->last_applied)
-        s->last_applied = index;
-    process_waiting_reads(s);
-}
-
-void px_server_on_committed(struct px_server *s, uint64_t commit)
-{
-    be_apply_commit(s->apply, commit);
-    process_waiting_reads(s);
 }

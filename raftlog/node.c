@@ -1,89 +1,589 @@
 #include "raftlog/node.h"
 
+#include <ev.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "raftlog/bus.h"
+#include "raftlog/raft.h"
 #include "raftlog/store.h"
 
-/* The entry type the store records for client data (the Raft core's "normal" entry). */
-#define RN_ENTRY_NORMAL 1
-/* A single node writes every entry in term 1. */
-#define RN_SINGLE_TERM 1
+#define RN_READY_ROUNDS_MAX 8 /* readies processed per loop turn before yielding */
 
 struct rn_node {
+    struct ev_loop *loop;
     struct rlog *store;
-    uint64_t node_id;
+    struct bus *bus;
+    struct rn_node_cfg cfg;
     void *ctx;
     struct rn_node_cbs cbs;
-    uint64_t commit;
+    struct raft *raft;
+    ev_timer tick;
+    uint64_t commit; /* highest committed index this node has durably */
     int failed;
+    int joining;
     uint64_t fsyncs;
+    int role;
+    uint64_t term, leader;
+    uint64_t conf_index;              /* index of the configuration the bus peers reflect */
+    uint64_t peers[RAFT_MEMBERS_MAX]; /* ids given to the bus */
+    unsigned npeers;
+    struct rd_buf scratch;
+    uint8_t *msgbuf;
+    size_t msgcap;
+    struct rlog_entry *ents;
+    size_t entcap;
 };
 
-struct rn_node *rn_node_new(struct rlog *store, uint64_t node_id, void *ctx,
-                            const struct rn_node_cbs *cbs)
+/* ---- storage for the core ---- */
+
+static int st_entry(void *ctx, uint64_t index, struct raft_entry *out)
+{
+    struct rn_node *n = ctx;
+    struct rlog_entry e;
+    int rc = rlog_get(n->store, index, &e);
+    if (rc == RLOG_ENOTFOUND)
+        return RAFT_ENOTFOUND;
+    if (rc != 0)
+        return RAFT_EIO;
+    out->index = e.index;
+    out->term = e.term;
+    out->type = e.type;
+    out->data = (void *)e.data;
+    out->len = e.len;
+    return 0;
+}
+
+static int st_term(void *ctx, uint64_t index, uint64_t *term_out)
+{
+    struct rn_node *n = ctx;
+    int rc = rlog_term(n->store, index, term_out);
+    if (rc == RLOG_ENOTFOUND)
+        return RAFT_ENOTFOUND;
+    return rc == 0 ? 0 : RAFT_EIO;
+}
+
+static const struct raft_storage_ops storage_ops = {.entry = st_entry, .term = st_term};
+
+/* ---- sending ---- */
+
+static int send_raft_msg(struct rn_node *n, const struct raft_msg *m)
+{
+    size_t need = raft_msg_encoded_size(m);
+    if (need > n->msgcap) {
+        uint8_t *p = realloc(n->msgbuf, need);
+        if (p == NULL)
+            return -1;
+        n->msgbuf = p;
+        n->msgcap = need;
+    }
+    size_t len;
+    if (raft_msg_encode(m, n->msgbuf, n->msgcap, &len) != 0)
+        return -1;
+    return bus_send(n->bus, m->to, RN_BUS_RAFT, n->msgbuf, len);
+}
+
+static void send_msgs(struct rn_node *n, const struct raft_msg *msgs, size_t count,
+                      uint64_t *unreachable, size_t *nunreach)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (send_raft_msg(n, &msgs[i]) != 0 && msgs[i].type == RAFT_MSG_APPEND &&
+            *nunreach < RAFT_MEMBERS_MAX)
+            unreachable[(*nunreach)++] = msgs[i].to;
+    }
+}
+
+static int send_frame_u64s(struct rn_node *n, uint64_t to, uint8_t type, const uint64_t *v,
+                           int count)
+{
+    rd_buf_reset(&n->scratch);
+    for (int i = 0; i < count; i++)
+        rd_put_varint(&n->scratch, v[i]);
+    return bus_send(n->bus, to, type, n->scratch.data, n->scratch.len);
+}
+
+/* ---- membership -> bus peers ---- */
+
+static void refresh_peers(struct rn_node *n)
+{
+    uint64_t idx;
+    const struct raft_conf *c = raft_conf(n->raft, &idx);
+    if (c == NULL || idx == n->conf_index)
+        return;
+    n->conf_index = idx;
+    /* Peers that left the configuration are dropped from the bus. */
+    for (unsigned k = 0; k < n->npeers;) {
+        if (raft_conf_find(c, n->peers[k]) == NULL) {
+            bus_remove_peer(n->bus, n->peers[k]);
+            n->peers[k] = n->peers[--n->npeers];
+        } else {
+            k++;
+        }
+    }
+    for (unsigned i = 0; i < c->n; i++) {
+        const struct raft_member *m = &c->members[i];
+        if (m->id == n->cfg.id || m->blob_len == 0)
+            continue;
+        char addr[RAFT_MEMBER_BLOB_BYTES_MAX + 1];
+        memcpy(addr, m->blob, m->blob_len);
+        addr[m->blob_len] = '\0';
+        bus_set_peer(n->bus, m->id, addr);
+        unsigned k;
+        for (k = 0; k < n->npeers && n->peers[k] != m->id; k++)
+            ;
+        if (k == n->npeers && n->npeers < RAFT_MEMBERS_MAX)
+            n->peers[n->npeers++] = m->id;
+    }
+    rd_notice("cluster configuration at index %llu: %u member(s)", (unsigned long long)idx, c->n);
+}
+
+/* ---- ready ---- */
+
+static int persist(struct rn_node *n, const struct raft_ready *rd)
+{
+    if (rd->n_entries > 0) {
+        if (rd->n_entries > n->entcap) {
+            struct rlog_entry *p = realloc(n->ents, rd->n_entries * sizeof(*p));
+            if (p == NULL)
+                return -1;
+            n->ents = p;
+            n->entcap = rd->n_entries;
+        }
+        for (size_t i = 0; i < rd->n_entries; i++) {
+            n->ents[i].index = rd->entries[i].index;
+            n->ents[i].term = rd->entries[i].term;
+            n->ents[i].type = rd->entries[i].type;
+            n->ents[i].data = rd->entries[i].data;
+            n->ents[i].len = rd->entries[i].len;
+        }
+        if (rlog_append(n->store, n->ents, rd->n_entries) != 0)
+            return -1;
+    }
+    if (rd->hs_changed) {
+        struct rlog_hard_state hs = {rd->hs.term, rd->hs.vote, rd->hs.commit};
+        if (rlog_set_hard_state(n->store, &hs) != 0)
+            return -1;
+    }
+    if (rlog_pending(n->store)) {
+        if (rlog_flush(n->store, 1) != 0)
+            return -1;
+        n->fsyncs++;
+    }
+    return 0;
+}
+
+static void note_role(struct rn_node *n, const struct raft_ready *rd)
+{
+    if (rd->role == n->role && rd->term == n->term && rd->leader == n->leader)
+        return;
+    int changed_leader = rd->leader != n->leader || rd->role != n->role;
+    n->role = rd->role;
+    n->term = rd->term;
+    n->leader = rd->leader;
+    rd_log_set_role(rd->role == RAFT_LEADER ? 'L' : rd->role == RAFT_FOLLOWER ? 'F' : 'C');
+    if (changed_leader) {
+        if (rd->role == RAFT_LEADER)
+            rd_notice("this node is the leader now (term %llu)", (unsigned long long)rd->term);
+        else if (rd->leader)
+            rd_notice("leader is node %llu (term %llu)", (unsigned long long)rd->leader,
+                      (unsigned long long)rd->term);
+        else
+            rd_verbose("no leader (term %llu, %s)", (unsigned long long)rd->term,
+                       raft_role_name(rd->role));
+    }
+    if (n->cbs.role_changed)
+        n->cbs.role_changed(n->ctx, n->role, n->term, n->leader);
+}
+
+int rn_flush(struct rn_node *n)
+{
+    for (int round = 0; round < RN_READY_ROUNDS_MAX && !n->failed; round++) {
+        if (!raft_has_ready(n->raft))
+            break;
+        struct raft_ready rd;
+        if (raft_ready(n->raft, &rd) != 0)
+            break;
+        uint64_t unreachable[RAFT_MEMBERS_MAX];
+        size_t nunreach = 0;
+        note_role(n, &rd);
+        send_msgs(n, rd.msgs_early, rd.n_msgs_early, unreachable, &nunreach);
+        if (rd.snapshot != NULL)
+            rd_warning("snapshot install requested at index %llu: not supported yet",
+                       (unsigned long long)rd.snapshot->index);
+        if (persist(n, &rd) != 0) {
+            /* A failed write leaves durability unknown: stop, as a database must. */
+            rd_warning("log write failed: %s; this node stops taking part",
+                       rlog_last_error(n->store));
+            n->failed = 1;
+            raft_advance(n->raft, &rd);
+            return RN_EIO;
+        }
+        send_msgs(n, rd.msgs, rd.n_msgs, unreachable, &nunreach);
+        refresh_peers(n);
+        if (rd.n_committed > 0) {
+            uint64_t last = rd.committed[rd.n_committed - 1].index;
+            if (last > n->commit) {
+                n->commit = last;
+                if (n->cbs.committed)
+                    n->cbs.committed(n->ctx, n->commit);
+            }
+        }
+        for (size_t i = 0; i < rd.n_reads; i++)
+            if (n->cbs.read_index)
+                n->cbs.read_index(n->ctx, rd.reads[i].ctx, rd.reads[i].index);
+        if (rd.snapshot_want_index)
+            rd_verbose("snapshot wanted at %llu: not supported yet",
+                       (unsigned long long)rd.snapshot_want_index);
+        raft_advance(n->raft, &rd);
+        for (size_t i = 0; i < nunreach; i++)
+            raft_report_unreachable(n->raft, unreachable[i]);
+    }
+    return n->failed ? RN_EIO : RN_OK;
+}
+
+/* ---- ticks and leader chores ---- */
+
+static void promote_learners(struct rn_node *n)
+{
+    uint64_t idx;
+    const struct raft_conf *c = raft_conf(n->raft, &idx);
+    for (unsigned i = 0; c && i < c->n; i++) {
+        if (c->members[i].voter)
+            continue;
+        uint64_t id = c->members[i].id;
+        int rc = raft_propose_conf_change(n->raft, RAFT_CONF_PROMOTE, id, NULL, 0, NULL);
+        if (rc == 0)
+            rd_notice("promoting node %llu to voter (caught up)", (unsigned long long)id);
+        break; /* one change at a time */
+    }
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct rn_node *n = w->data;
+    raft_tick(n->raft);
+    if (raft_role(n->raft) == RAFT_LEADER)
+        promote_learners(n);
+}
+
+/* ---- bus frames ---- */
+
+static int get_u64s(const uint8_t *p, size_t len, uint64_t *v, int count, size_t *used)
+{
+    size_t off = 0;
+    for (int i = 0; i < count; i++) {
+        size_t k = rd_get_varint(p + off, len - off, &v[i]);
+        if (k == 0)
+            return -1;
+        off += k;
+    }
+    *used = off;
+    return 0;
+}
+
+static int map_raft_err(int rc)
+{
+    switch (rc) {
+    case RAFT_ENOTLEADER:
+    case RAFT_ENOLEADER:
+        return RN_ENOLEADER;
+    case RAFT_EFULL:
+        return RN_EFULL;
+    case RAFT_ETRANSFER:
+        return RN_ETRANSFER;
+    case RAFT_ENOMEM:
+        return RN_ENOMEM;
+    default:
+        return RN_EIO;
+    }
+}
+
+static void on_fwd(struct rn_node *n, uint64_t from, const uint8_t *p, size_t len)
+{
+    uint64_t reqid;
+    size_t used;
+    if (get_u64s(p, len, &reqid, 1, &used) != 0) {
+        rd_warning("malformed forwarded write from node %llu", (unsigned long long)from);
+        return;
+    }
+    uint64_t index, term;
+    int rc = raft_propose(n->raft, p + used, len - used, &index, &term);
+    if (rc == 0) {
+        uint64_t v[3] = {reqid, index, term};
+        send_frame_u64s(n, from, RN_BUS_FWD_ACK, v, 3);
+    } else {
+        uint64_t v[2] = {reqid, (uint64_t)(-map_raft_err(rc))};
+        send_frame_u64s(n, from, RN_BUS_FWD_NACK, v, 2);
+    }
+}
+
+static void on_admin(struct rn_node *n, uint64_t from, const uint8_t *p, size_t len)
+{
+    uint64_t hdr[2];
+    size_t off;
+    if (get_u64s(p, len, hdr, 2, &off) != 0 || hdr[1] == 0 || hdr[1] > 16) {
+        rd_warning("malformed admin request from node %llu", (unsigned long long)from);
+        return;
+    }
+    const char *argv[16];
+    size_t argvlen[16];
+    for (uint64_t i = 0; i < hdr[1]; i++) {
+        uint64_t l;
+        size_t k = rd_get_varint(p + off, len - off, &l);
+        if (k == 0 || l > len - off - k) {
+            rd_warning("malformed admin request from node %llu", (unsigned long long)from);
+            return;
+        }
+        argv[i] = (const char *)p + off + k;
+        argvlen[i] = (size_t)l;
+        off += k + (size_t)l;
+    }
+    struct rd_buf out;
+    rd_buf_init(&out);
+    rd_put_varint(&out, hdr[0]);
+    size_t head = out.len;
+    int rc = rn_admin(n, 0, (int)hdr[1], argv, argvlen, &out);
+    if (rc == RN_FORWARDED) {
+        /* Not the leader any more: do not bounce it around. */
+        out.len = head;
+        rd_resp_simple(&out, '-', "TRYAGAIN leadership changed; retry");
+    }
+    bus_send(n->bus, from, RN_BUS_ADMIN_REPLY, out.data, out.len);
+    rd_buf_free(&out);
+}
+
+void rn_on_frame(struct rn_node *n, uint64_t from, uint8_t type, const void *payload, size_t len)
+{
+    const uint8_t *p = payload;
+    uint64_t v[3];
+    size_t used;
+    switch (type) {
+    case RN_BUS_RAFT: {
+        struct raft_msg m;
+        if (raft_msg_decode(payload, len, &m) != 0) {
+            rd_warning("malformed raft message from node %llu", (unsigned long long)from);
+            return;
+        }
+        /* The bus authenticated the sender: a message may not speak for another node. */
+        if (m.from != from)
+            rd_warning("raft message from node %llu claims to be from %llu; dropped",
+                       (unsigned long long)from, (unsigned long long)m.from);
+        else
+            raft_step(n->raft, &m);
+        raft_msg_release(&m);
+        return;
+    }
+    case RN_BUS_FWD:
+        on_fwd(n, from, p, len);
+        return;
+    case RN_BUS_FWD_ACK:
+        if (get_u64s(p, len, v, 3, &used) == 0 && n->cbs.proposed)
+            n->cbs.proposed(n->ctx, v[0], v[1], v[2]);
+        return;
+    case RN_BUS_FWD_NACK:
+        if (get_u64s(p, len, v, 2, &used) == 0 && n->cbs.propose_failed)
+            n->cbs.propose_failed(n->ctx, v[0], -(int)v[1]);
+        return;
+    case RN_BUS_ADMIN:
+        on_admin(n, from, p, len);
+        return;
+    case RN_BUS_ADMIN_REPLY:
+        if (get_u64s(p, len, v, 1, &used) == 0 && n->cbs.admin_reply)
+            n->cbs.admin_reply(n->ctx, v[0], (const char *)p + used, len - used);
+        return;
+    default:
+        rd_warning("unknown bus frame type %u from node %llu", type, (unsigned long long)from);
+    }
+}
+
+void rn_on_peer_state(struct rn_node *n, uint64_t node, int up)
+{
+    if (!up && raft_role(n->raft) == RAFT_LEADER)
+        raft_report_unreachable(n->raft, node);
+}
+
+/* ---- life ---- */
+
+struct rn_node *rn_node_new(struct ev_loop *loop, struct rlog *store, struct bus *bus,
+                            const struct rn_node_cfg *cfg, void *ctx, const struct rn_node_cbs *cbs,
+                            char *err, size_t errlen)
 {
     struct rn_node *n = calloc(1, sizeof(*n));
-    if (n == NULL)
+    if (n == NULL) {
+        snprintf(err, errlen, "out of memory");
         return NULL;
+    }
+    n->loop = loop;
     n->store = store;
-    n->node_id = node_id;
+    n->bus = bus;
+    n->cfg = *cfg;
     n->ctx = ctx;
     n->cbs = *cbs;
-    /* Everything in the store was synced before it was acknowledged: all of it is committed. */
-    n->commit = rlog_last_index(store);
+    n->role = -1;
+    rd_buf_init(&n->scratch);
+
+    struct rlog_hard_state hs;
+    rlog_hard_state(store, &hs);
+    struct raft_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.hs.term = hs.term;
+    rs.hs.vote = hs.vote;
+    rs.hs.commit = hs.commit;
+    rlog_snapshot(store, &rs.snapshot.index, &rs.snapshot.term);
+    rs.last_index = rlog_last_index(store);
+    /* The apply path resumes from the index Redis itself holds; the core need not hand out
+     * entries it already knows committed. */
+    rs.applied = hs.commit;
+    n->commit = hs.commit;
+
+    struct raft_config rc;
+    raft_config_defaults(&rc);
+    rc.id = cfg->id;
+    rc.election_ticks = (unsigned)cfg->election_ticks;
+    rc.heartbeat_ticks = (unsigned)cfg->heartbeat_ticks;
+    rc.seed = cfg->seed;
+    rc.uncommitted_bytes_max = cfg->uncommitted_bytes_max;
+    rc.storage = &storage_ops;
+    rc.storage_ctx = n;
+    int rcode = raft_new(&rc, &rs, &n->raft);
+    if (rcode != 0) {
+        snprintf(err, errlen, "cannot start the raft core: %s", raft_errstr(rcode));
+        rd_buf_free(&n->scratch);
+        free(n);
+        return NULL;
+    }
+    refresh_peers(n);
+    ev_timer_init(&n->tick, tick_cb, cfg->tick_ms / 1000.0, cfg->tick_ms / 1000.0);
+    n->tick.data = n;
     return n;
+}
+
+void rn_node_start(struct rn_node *n)
+{
+    ev_timer_start(n->loop, &n->tick);
 }
 
 void rn_node_free(struct rn_node *n)
 {
+    if (n == NULL)
+        return;
+    ev_timer_stop(n->loop, &n->tick);
+    raft_free(n->raft);
+    rd_buf_free(&n->scratch);
+    free(n->msgbuf);
+    free(n->ents);
     free(n);
 }
 
-int rn_propose(struct rn_node *n, const void *data, size_t len, uint64_t *index_out)
+int rn_in_cluster(const struct rn_node *n)
+{
+    uint64_t idx;
+    const struct raft_conf *c = raft_conf(n->raft, &idx);
+    return (c != NULL && c->n > 0) || rlog_last_index(n->store) > 0;
+}
+
+void rn_set_joining(struct rn_node *n)
+{
+    n->joining = 1;
+}
+
+int rn_bootstrap(struct rn_node *n, const char *bus_addr, char *err, size_t errlen)
+{
+    if (rn_in_cluster(n)) {
+        snprintf(err, errlen, "ERR this node is already part of a cluster");
+        return -1;
+    }
+    struct raft_conf conf;
+    memset(&conf, 0, sizeof(conf));
+    conf.n = 1;
+    conf.members[0].id = n->cfg.id;
+    conf.members[0].voter = 1;
+    size_t alen = strlen(bus_addr);
+    if (alen > RAFT_MEMBER_BLOB_BYTES_MAX) {
+        snprintf(err, errlen, "ERR cluster address too long");
+        return -1;
+    }
+    memcpy(conf.members[0].blob, bus_addr, alen);
+    conf.members[0].blob_len = (uint16_t)alen;
+    uint8_t buf[RAFT_CONF_ENTRY_BYTES_MAX];
+    size_t len;
+    if (raft_conf_entry_encode(RAFT_CONF_BOOTSTRAP, 0, &conf, buf, sizeof(buf), &len) != 0) {
+        snprintf(err, errlen, "ERR cannot encode the configuration");
+        return -1;
+    }
+    struct rlog_entry e = {.index = 1, .term = 1, .type = RAFT_ENTRY_CONF, .data = buf, .len = len};
+    struct rlog_hard_state hs = {.term = 1, .vote = 0, .commit = 1};
+    if (rlog_append(n->store, &e, 1) != 0 || rlog_set_hard_state(n->store, &hs) != 0 ||
+        rlog_flush(n->store, 1) != 0) {
+        snprintf(err, errlen, "ERR cannot write the log: %s", rlog_last_error(n->store));
+        return -1;
+    }
+    /* Start the core again from what is now on disk. */
+    struct raft_config rc;
+    raft_config_defaults(&rc);
+    rc.id = n->cfg.id;
+    rc.election_ticks = (unsigned)n->cfg.election_ticks;
+    rc.heartbeat_ticks = (unsigned)n->cfg.heartbeat_ticks;
+    rc.seed = n->cfg.seed;
+    rc.uncommitted_bytes_max = n->cfg.uncommitted_bytes_max;
+    rc.storage = &storage_ops;
+    rc.storage_ctx = n;
+    struct raft_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.hs.term = 1;
+    rs.hs.commit = 1;
+    rs.last_index = 1;
+    rs.applied = 1;
+    struct raft *r;
+    int rcode = raft_new(&rc, &rs, &r);
+    if (rcode != 0) {
+        snprintf(err, errlen, "ERR cannot start the raft core: %s", raft_errstr(rcode));
+        return -1;
+    }
+    raft_free(n->raft);
+    n->raft = r;
+    n->commit = 1;
+    n->conf_index = 0;
+    refresh_peers(n);
+    raft_campaign(n->raft);
+    if (n->cbs.committed)
+        n->cbs.committed(n->ctx, n->commit);
+    return 0;
+}
+
+int rn_propose(struct rn_node *n, uint64_t reqid, const void *data, size_t len, uint64_t *index_out,
+               uint64_t *term_out)
 {
     if (n->failed)
         return RN_EIO;
     if (len > RLOG_ENTRY_DATA_MAX)
         return RN_ETOOBIG;
-    struct rlog_entry e = {
-        .index = rlog_last_index(n->store) + 1,
-        .term = RN_SINGLE_TERM,
-        .type = RN_ENTRY_NORMAL,
-        .data = data,
-        .len = len,
-    };
-    int rc = rlog_append(n->store, &e, 1);
-    if (rc == RLOG_ENOMEM)
-        return RN_ENOMEM;
-    if (rc != 0) {
-        rd_warning("log append failed: %s (%s)", rlog_errstr(rc), rlog_last_error(n->store));
-        n->failed = 1;
-        return RN_EIO;
+    if (!rn_in_cluster(n))
+        return RN_ENOCLUSTER;
+    if (raft_role(n->raft) == RAFT_LEADER) {
+        int rc = raft_propose(n->raft, data, len, index_out, term_out);
+        return rc == 0 ? RN_OK : map_raft_err(rc);
     }
-    *index_out = e.index;
-    return RN_OK;
+    uint64_t leader = raft_leader(n->raft);
+    if (leader == 0 || leader == n->cfg.id)
+        return RN_ENOLEADER;
+    rd_buf_reset(&n->scratch);
+    rd_put_varint(&n->scratch, reqid);
+    if (rd_buf_append(&n->scratch, data, len) != 0)
+        return RN_ENOMEM;
+    if (bus_send(n->bus, leader, RN_BUS_FWD, n->scratch.data, n->scratch.len) != 0)
+        return RN_ENOLEADER;
+    return RN_FORWARDED;
 }
 
-int rn_flush(struct rn_node *n)
+int rn_read_index(struct rn_node *n, uint64_t rctx)
 {
-    if (n->failed || !rlog_pending(n->store))
-        return n->failed ? RN_EIO : RN_OK;
-    int rc = rlog_flush(n->store, 1);
-    if (rc != 0) {
-        /* A failed fsync leaves the durability of what was written unknown: stop, as a
-         * database must, rather than acknowledge anything more. */
-        rd_warning("log write failed: %s (%s); refusing writes from now on", rlog_errstr(rc),
-                   rlog_last_error(n->store));
-        n->failed = 1;
-        return RN_EIO;
-    }
-    n->fsyncs++;
-    n->commit = rlog_last_index(n->store);
-    if (n->cbs.committed)
-        n->cbs.committed(n->ctx, n->commit);
-    return RN_OK;
+    if (!rn_in_cluster(n))
+        return RN_ENOCLUSTER;
+    int rc = raft_read_index(n->raft, rctx);
+    return rc == 0 ? RN_OK : map_raft_err(rc);
 }
 
 int rn_fetch(struct rn_node *n, uint64_t index, void **data, size_t *len)
@@ -94,9 +594,179 @@ int rn_fetch(struct rn_node *n, uint64_t index, void **data, size_t *len)
     int rc = rlog_get(n->store, index, &e);
     if (rc != 0)
         return rc == RLOG_ENOTFOUND ? RN_ENOTFOUND : RN_EIO;
+    if (e.type != RAFT_ENTRY_NORMAL) {
+        /* a leader's no-op or a configuration: nothing for Redis */
+        free((void *)e.data);
+        *data = NULL;
+        *len = 0;
+        return RN_OK;
+    }
     *data = (void *)e.data;
     *len = e.len;
     return RN_OK;
+}
+
+/* ---- admin ---- */
+
+static int parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 20)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static int eq(const char *a, size_t alen, const char *b)
+{
+    size_t bl = strlen(b);
+    if (alen != bl)
+        return 0;
+    for (size_t i = 0; i < bl; i++) {
+        char c = a[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != b[i])
+            return 0;
+    }
+    return 1;
+}
+
+static void admin_err(struct rd_buf *out, int rc)
+{
+    switch (rc) {
+    case RAFT_ECONFPENDING:
+        rd_resp_simple(out, '-', "TRYAGAIN a membership change is in progress; retry shortly");
+        break;
+    case RAFT_ENOTREADY:
+        rd_resp_simple(out, '-', "TRYAGAIN the node has not caught up yet");
+        break;
+    case RAFT_ETRANSFER:
+        rd_resp_simple(out, '-', "TRYAGAIN leadership transfer in progress");
+        break;
+    case RAFT_EINVAL:
+        rd_resp_simple(out, '-', "ERR invalid membership change");
+        break;
+    default: {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "ERR %s", raft_errstr(rc));
+        rd_resp_simple(out, '-', msg);
+    }
+    }
+}
+
+static int admin_forward(struct rn_node *n, uint64_t reqid, int argc, const char **argv,
+                         const size_t *argvlen, struct rd_buf *out)
+{
+    uint64_t leader = raft_leader(n->raft);
+    if (leader == 0 || leader == n->cfg.id) {
+        rd_resp_simple(out, '-', "CLUSTERDOWN no leader; retry shortly");
+        return 0;
+    }
+    rd_buf_reset(&n->scratch);
+    rd_put_varint(&n->scratch, reqid);
+    rd_put_varint(&n->scratch, (uint64_t)argc);
+    for (int i = 0; i < argc; i++) {
+        rd_put_varint(&n->scratch, argvlen[i]);
+        rd_buf_append(&n->scratch, argv[i], argvlen[i]);
+    }
+    if (bus_send(n->bus, leader, RN_BUS_ADMIN, n->scratch.data, n->scratch.len) != 0) {
+        rd_resp_simple(out, '-', "CLUSTERDOWN the leader cannot be reached; retry shortly");
+        return 0;
+    }
+    return RN_FORWARDED;
+}
+
+static int is_node_cmd(const char *a, size_t alen)
+{
+    return eq(a, alen, "node") || eq(a, alen, "raft.node");
+}
+
+/* argv: RAFT.NODE ADD id addr | RAFT.NODE REMOVE id ("NODE" also accepted) */
+int rn_admin(struct rn_node *n, uint64_t reqid, int argc, const char **argv, const size_t *argvlen,
+             struct rd_buf *out)
+{
+    if (!rn_in_cluster(n)) {
+        rd_resp_simple(out, '-', "ERR this node is not part of a cluster");
+        return 0;
+    }
+    if (raft_role(n->raft) != RAFT_LEADER)
+        return admin_forward(n, reqid, argc, argv, argvlen, out);
+    uint64_t id;
+    if (argc >= 3 && is_node_cmd(argv[0], argvlen[0]) && eq(argv[1], argvlen[1], "add")) {
+        if (argc != 4 || parse_u64(argv[2], argvlen[2], &id) != 0 || id == 0) {
+            rd_resp_simple(out, '-', "ERR usage: RAFT.NODE ADD <id> <host:port>");
+            return 0;
+        }
+        if (argvlen[3] == 0 || argvlen[3] > RAFT_MEMBER_BLOB_BYTES_MAX) {
+            rd_resp_simple(out, '-', "ERR invalid node address");
+            return 0;
+        }
+        uint64_t idx;
+        const struct raft_conf *c = raft_conf(n->raft, &idx);
+        const struct raft_member *m = c ? raft_conf_find(c, id) : NULL;
+        if (m != NULL) {
+            /* Asking again (a retried JOIN) with the same address is fine. */
+            if (m->blob_len == argvlen[3] && memcmp(m->blob, argv[3], argvlen[3]) == 0)
+                rd_resp_simple(out, '+', "OK");
+            else
+                rd_resp_simple(out, '-', "ERR a node with this id is already a member");
+            return 0;
+        }
+        int rc =
+            raft_propose_conf_change(n->raft, RAFT_CONF_ADD_LEARNER, id, argv[3], argvlen[3], NULL);
+        if (rc != 0) {
+            admin_err(out, rc);
+            return 0;
+        }
+        rd_notice("adding node %llu at %.*s as a learner", (unsigned long long)id, (int)argvlen[3],
+                  argv[3]);
+        rd_resp_simple(out, '+', "OK");
+        return 0;
+    }
+    if (argc >= 3 && is_node_cmd(argv[0], argvlen[0]) && eq(argv[1], argvlen[1], "remove")) {
+        if (argc != 3 || parse_u64(argv[2], argvlen[2], &id) != 0) {
+            rd_resp_simple(out, '-', "ERR usage: RAFT.NODE REMOVE <id>");
+            return 0;
+        }
+        uint64_t idx;
+        const struct raft_conf *c = raft_conf(n->raft, &idx);
+        if (c == NULL || raft_conf_find(c, id) == NULL) {
+            rd_resp_simple(out, '-', "ERR no such node in the cluster");
+            return 0;
+        }
+        int rc = raft_propose_conf_change(n->raft, RAFT_CONF_REMOVE, id, NULL, 0, NULL);
+        if (rc != 0) {
+            admin_err(out, rc);
+            return 0;
+        }
+        rd_notice("removing node %llu", (unsigned long long)id);
+        rd_resp_simple(out, '+', "OK");
+        return 0;
+    }
+    rd_resp_simple(out, '-', "ERR unknown cluster command");
+    return 0;
+}
+
+int rn_transfer_leader(struct rn_node *n, uint64_t target)
+{
+    int rc = raft_transfer_leadership(n->raft, target);
+    return rc == 0 ? RN_OK : map_raft_err(rc);
+}
+
+/* ---- looking inside ---- */
+
+uint64_t rn_id(const struct rn_node *n)
+{
+    return n->cfg.id;
 }
 
 uint64_t rn_commit_index(const struct rn_node *n)
@@ -114,9 +784,14 @@ uint64_t rn_first_index(const struct rn_node *n)
     return rlog_first_index(n->store);
 }
 
-uint64_t rn_read_index(const struct rn_node *n)
+int rn_role(const struct rn_node *n)
 {
-    return n->commit;
+    return raft_role(n->raft);
+}
+
+uint64_t rn_leader(const struct rn_node *n)
+{
+    return raft_leader(n->raft);
 }
 
 int rn_failed(const struct rn_node *n)
@@ -127,4 +802,73 @@ int rn_failed(const struct rn_node *n)
 uint64_t rn_fsyncs(const struct rn_node *n)
 {
     return n->fsyncs;
+}
+
+void rn_status(const struct rn_node *n, struct raft_status *out)
+{
+    raft_status(n->raft, out);
+}
+
+const char *rn_member_addr(const struct rn_node *n, uint64_t id, char *buf, size_t buflen)
+{
+    uint64_t idx;
+    const struct raft_conf *c = raft_conf(n->raft, &idx);
+    const struct raft_member *m = c ? raft_conf_find(c, id) : NULL;
+    if (m == NULL || buflen == 0) {
+        if (buflen)
+            buf[0] = '\0';
+        return buf;
+    }
+    size_t l = m->blob_len < buflen - 1 ? m->blob_len : buflen - 1;
+    memcpy(buf, m->blob, l);
+    buf[l] = '\0';
+    return buf;
+}
+
+void rn_info(struct rn_node *n, struct rd_buf *out)
+{
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    char addr[RAFT_MEMBER_BLOB_BYTES_MAX + 1];
+    rd_buf_printf(out,
+                  "# Raft\r\nnode_id:%llu\r\nrole:%s\r\nstate:%s\r\nterm:%llu\r\nleader_id:%llu\r\n"
+                  "leader_addr:%s\r\ncommit_index:%llu\r\nlast_index:%llu\r\nfirst_index:%llu\r\n"
+                  "snapshot_index:%llu\r\nlog_bytes:%llu\r\nfsyncs:%llu\r\n",
+                  (unsigned long long)st.id,
+                  st.role == RAFT_LEADER     ? "leader"
+                  : st.role == RAFT_FOLLOWER ? "follower"
+                                             : "candidate",
+                  !rn_in_cluster(n) ? (n->joining ? "joining" : "uninitialized")
+                  : n->failed       ? "failed"
+                                    : "up",
+                  (unsigned long long)st.term, (unsigned long long)st.leader,
+                  rn_member_addr(n, st.leader, addr, sizeof(addr)), (unsigned long long)n->commit,
+                  (unsigned long long)rlog_last_index(n->store),
+                  (unsigned long long)rlog_first_index(n->store),
+                  (unsigned long long)st.snapshot_index,
+                  (unsigned long long)rlog_disk_bytes(n->store), (unsigned long long)n->fsyncs);
+    uint64_t idx;
+    const struct raft_conf *c = raft_conf(n->raft, &idx);
+    rd_buf_printf(out, "num_nodes:%u\r\nnum_voters:%u\r\n", c ? c->n : 0,
+                  c ? raft_conf_voters(c) : 0);
+    for (unsigned i = 0; c && i < c->n; i++) {
+        const struct raft_member *m = &c->members[i];
+        uint64_t match = 0;
+        const char *pstate = "-";
+        for (unsigned k = 0; k < st.n_peers; k++)
+            if (st.peers[k].id == m->id) {
+                match = st.peers[k].match;
+                pstate = st.peers[k].state == RAFT_PROGRESS_REPLICATE  ? "replicate"
+                         : st.peers[k].state == RAFT_PROGRESS_SNAPSHOT ? "snapshot"
+                                                                       : "probe";
+            }
+        rd_buf_printf(out,
+                      "node%u:id=%llu,addr=%s,voter=%d,self=%d,match_index=%llu,progress=%s,"
+                      "link=%s\r\n",
+                      i, (unsigned long long)m->id, rn_member_addr(n, m->id, addr, sizeof(addr)),
+                      m->voter, m->id == n->cfg.id, (unsigned long long)match, pstate,
+                      m->id == n->cfg.id           ? "self"
+                      : bus_peer_up(n->bus, m->id) ? "up"
+                                                   : "down");
+    }
 }

@@ -1,14 +1,26 @@
-/* node.h: the log as the rest of redraft sees it: propose bytes, learn what is committed, fetch
- * committed entries to apply.
+/* node.h: the replicated log as the rest of redraft sees it. It drives the Raft core
+ * (raftlog/raft.h) with libev ticks, persists through raftlog/store.h and talks to the other
+ * nodes through the cluster bus (raftlog/bus.h).
  *
- * Today a node is a single-member group: an entry is committed once it is durable in the local
- * store. Proposals made during one event-loop turn are staged and written with one synced
- * RocksDB WriteBatch at the end of the turn (rn_flush, called from the loop's before-sleep step):
- * group commit. The commit rule is the only thing the Raft core will change behind this API:
- * rn_propose, rn_flush, the committed callback and rn_fetch keep their meaning.
+ * Writes: rn_propose hands bytes to the log. On the leader they are proposed at once (the index
+ * and term come back); on a follower they are forwarded to the leader over the bus and the
+ * leader's answer comes back later through cbs->proposed (index, term) or cbs->propose_failed
+ * (definitely not proposed: safe to retry). A proposal that was accepted can still be lost with
+ * a change of leader: the caller learns it when the index it was given is applied with another
+ * entry (it then never will be applied), or by its own deadline (outcome unknown).
  *
- * Ownership: the node borrows the store (the caller opens and closes it). Data passed to
- * rn_propose is copied. rn_fetch returns malloc'd bytes owned by the caller.
+ * Commit: cbs->committed(commit) reports entries that are durable on a quorum and on this node's
+ * own disk; rn_fetch reads them back for the apply path (non-client entries, such as a leader's
+ * no-op or a configuration change, come back empty: they change nothing in Redis).
+ *
+ * Group commit: every event of a loop turn (ticks, messages, proposals) only changes the core;
+ * rn_flush, called once per turn from the before-sleep step, takes the core's ready state and
+ * writes it with one synced RocksDB WriteBatch before sending the messages that depend on it.
+ *
+ * Reads: rn_read_index(rctx) asks for a linearizable read index (Raft thesis §6.4), answered
+ * through cbs->read_index(rctx, index); index 0 means it failed (no leader, leadership lost).
+ *
+ * Ownership: the node borrows the store and the bus (main owns them). Data passed in is copied.
  */
 #ifndef REDRAFT_NODE_H
 #define REDRAFT_NODE_H
@@ -16,7 +28,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
+
 struct rlog;
+struct bus;
+struct ev_loop;
+struct raft_status;
 
 enum {
     RN_OK = 0,
@@ -24,31 +41,89 @@ enum {
     RN_ENOMEM = -2,
     RN_ETOOBIG = -3, /* entry larger than the store accepts */
     RN_ENOTFOUND = -4,
+    RN_ENOLEADER = -5,  /* no leader known (or the leader cannot be reached): not proposed */
+    RN_EFULL = -6,      /* too much uncommitted data: not proposed */
+    RN_ENOCLUSTER = -7, /* this node is not part of a cluster yet */
+    RN_ETRANSFER = -8,  /* leadership transfer in progress: not proposed */
+    RN_FORWARDED = 1,   /* sent to the leader; the outcome comes through a callback */
+};
+
+/* Frame types on the cluster bus (the bus itself knows nothing of them). */
+enum {
+    RN_BUS_RAFT = 1,        /* an encoded Raft message */
+    RN_BUS_FWD = 2,         /* reqid | entry bytes: a follower's write for the leader */
+    RN_BUS_FWD_ACK = 3,     /* reqid | index | term */
+    RN_BUS_FWD_NACK = 4,    /* reqid | code (RN_E*): not proposed */
+    RN_BUS_ADMIN = 5,       /* reqid | argc | args: a membership command for the leader */
+    RN_BUS_ADMIN_REPLY = 6, /* reqid | RESP reply */
 };
 
 struct rn_node_cbs {
-    /* Entries through commit are durable and may be applied. */
     void (*committed)(void *ctx, uint64_t commit);
+    void (*read_index)(void *ctx, uint64_t rctx, uint64_t index);
+    void (*proposed)(void *ctx, uint64_t reqid, uint64_t index, uint64_t term);
+    void (*propose_failed)(void *ctx, uint64_t reqid, int code);
+    void (*admin_reply)(void *ctx, uint64_t reqid, const char *resp, size_t len);
+    /* Role or leader changed (for logging and for writes waiting for a leader). */
+    void (*role_changed)(void *ctx, int role, uint64_t term, uint64_t leader);
+};
+
+struct rn_node_cfg {
+    uint64_t id;
+    int tick_ms;
+    int election_ticks;
+    int heartbeat_ticks;
+    uint64_t seed;
+    size_t uncommitted_bytes_max;
 };
 
 struct rn_node;
 
-struct rn_node *rn_node_new(struct rlog *store, uint64_t node_id, void *ctx,
-                            const struct rn_node_cbs *cbs);
+struct rn_node *rn_node_new(struct ev_loop *loop, struct rlog *store, struct bus *bus,
+                            const struct rn_node_cfg *cfg, void *ctx, const struct rn_node_cbs *cbs,
+                            char *err, size_t errlen);
 void rn_node_free(struct rn_node *n);
+void rn_node_start(struct rn_node *n); /* starts ticking */
 
-/* Stages an entry; returns its index through index_out. */
-int rn_propose(struct rn_node *n, const void *data, size_t len, uint64_t *index_out);
-/* Makes staged entries durable (one synced write) and reports the new commit index. */
+/* 1 once this node is part of a cluster (initialized, joined, or holding a log). */
+int rn_in_cluster(const struct rn_node *n);
+/* RAFT.CLUSTER INIT: makes this node the one voter of a new cluster; addr is its bus address.
+ * Returns 0 or an error (already in a cluster). */
+int rn_bootstrap(struct rn_node *n, const char *bus_addr, char *err, size_t errlen);
+/* Marks a node that asked to join (so it reports itself as waiting to be added). */
+void rn_set_joining(struct rn_node *n);
+
+int rn_propose(struct rn_node *n, uint64_t reqid, const void *data, size_t len, uint64_t *index_out,
+               uint64_t *term_out);
+int rn_read_index(struct rn_node *n, uint64_t rctx);
+/* Processes the core's ready state (persist, send, report). Called once per loop turn. */
 int rn_flush(struct rn_node *n);
 int rn_fetch(struct rn_node *n, uint64_t index, void **data, size_t *len);
 
+/* Membership and leadership commands (RAFT.NODE ADD|REMOVE, RAFT.TRANSFER-LEADER). On the
+ * leader they run now and the reply (RESP) is appended to out, returning 0; on a follower they
+ * go to the leader and RN_FORWARDED is returned (the reply comes through cbs->admin_reply). */
+int rn_admin(struct rn_node *n, uint64_t reqid, int argc, const char **argv, const size_t *argvlen,
+             struct rd_buf *out);
+/* Starts a leadership transfer (target 0: any). 0 or an error code. */
+int rn_transfer_leader(struct rn_node *n, uint64_t target);
+
+uint64_t rn_id(const struct rn_node *n);
 uint64_t rn_commit_index(const struct rn_node *n);
 uint64_t rn_last_index(const struct rn_node *n);
 uint64_t rn_first_index(const struct rn_node *n);
-/* Index a linearizable read must wait for: everything committed when it arrived. */
-uint64_t rn_read_index(const struct rn_node *n);
+int rn_role(const struct rn_node *n);
+uint64_t rn_leader(const struct rn_node *n);
 int rn_failed(const struct rn_node *n);
 uint64_t rn_fsyncs(const struct rn_node *n);
+void rn_status(const struct rn_node *n, struct raft_status *out);
+/* The bus address a member announced ("" when unknown). */
+const char *rn_member_addr(const struct rn_node *n, uint64_t id, char *buf, size_t buflen);
+/* Cluster bus events (wired by main). */
+void rn_on_frame(struct rn_node *n, uint64_t from, uint8_t type, const void *payload, size_t len);
+void rn_on_peer_state(struct rn_node *n, uint64_t node, int up);
+
+/* Appends the "# Raft" INFO section. */
+void rn_info(struct rn_node *n, struct rd_buf *out);
 
 #endif

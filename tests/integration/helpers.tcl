@@ -404,7 +404,8 @@ proc ::rd::redis_args {p} {
 proc ::rd::redraft_args {p} {
     set args [list --port [dict get $p redraft_port] --bind 127.0.0.1 \
         --redis 127.0.0.1:[dict get $p redis_port] --dir [dict get $p raft_dir] \
-        --logfile [dict get $p redraft_log] --loglevel verbose]
+        --logfile [dict get $p redraft_log] --loglevel verbose \
+        --cluster-init yes --cluster-secret redraft-test-secret]
     return [concat $args [dict get $p redraft_opts]]
 }
 

@@ -100,7 +100,7 @@ int main(int argc, char **argv)
            "returning such a reply gets an error).\n\n"
            "| command | route | note |\n| --- | --- | --- |\n");
     /* The table is sorted; walk it through lookups of each name. */
-    for (size_t i = 0; i < px_cmdtable_size(t); i++) {
+    for (size_t i = 0; i < px_cmdtable_count(t); i++) {
         const struct px_cmddef *d = px_cmdtable_at(t, i);
         if (d->nsubs == 0) {
             row(d);

@@ -274,6 +274,31 @@ static void test_routes_xread(void **state)
     assert_int_equal(xg->route, PX_ROUTE_WRITE);
 }
 
+/* redraft's own commands sit beside Redis's, with their arity checked like any other. */
+static void test_own_commands(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(FIND(f->t, "RAFT.CLUSTER", "init")->local, PX_L_RAFT_INIT);
+    assert_int_equal(FIND(f->t, "raft.cluster", "JOIN", "h:1", "h:2")->local, PX_L_RAFT_JOIN);
+    assert_int_equal(FIND(f->t, "raft.node", "add", "5", "h:1")->local, PX_L_RAFT_NODE);
+    assert_int_equal(FIND(f->t, "raft.node", "remove", "5")->local, PX_L_RAFT_NODE);
+    assert_int_equal(FIND(f->t, "raft.info")->local, PX_L_RAFT_INFO);
+    assert_int_equal(FIND(f->t, "raft.transfer-leader")->local, PX_L_RAFT_TRANSFER);
+    /* CLIENT keeps Redis's subcommands and gains CONSISTENCY */
+    assert_int_equal(FIND(f->t, "client", "consistency")->local, PX_L_CLIENT_CONSISTENCY);
+    assert_int_equal(FIND(f->t, "client", "consistency", "eventual")->route, PX_ROUTE_LOCAL);
+    assert_int_equal(FIND(f->t, "client", "setname", "x")->local, PX_L_CLIENT_SETNAME);
+    char err[256];
+    assert_null(LOOKUP(f->t, err, "raft.cluster", "join"));
+    assert_string_equal(err, "ERR wrong number of arguments for 'raft.cluster|join' command");
+    assert_null(LOOKUP(f->t, err, "raft.cluster", "nope"));
+    assert_string_equal(err, "ERR unknown subcommand 'nope'. Try RAFT.CLUSTER HELP.");
+    assert_null(LOOKUP(f->t, err, "raft.node", "add", "5"));
+    /* counted apart from what the backend listed */
+    assert_int_equal(px_cmdtable_size(f->t), 240);
+    assert_int_equal(px_cmdtable_count(f->t), 244);
+}
+
 static void check_def(const struct px_cmddef *d, const char *name, long long arity)
 {
     assert_string_equal(d->name, name);
@@ -692,6 +717,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_lookup_case_and_fields),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_routes_xread),
+        cmocka_unit_test(test_own_commands),
         cmocka_unit_test(test_every_command_consistent),
         cmocka_unit_test(test_arity_errors),
         cmocka_unit_test(test_unknown_command),

@@ -101,7 +101,10 @@ static void test_defaults(void **state)
     assert_true(c.client_query_buffer_limit == 1024LL * 1024 * 1024);
     assert_true(c.client_output_buffer_limit == 256LL * 1024 * 1024);
     assert_int_equal(c.apply_batch_max, 1024);
-    assert_true(c.node_id == 1);
+    assert_true(c.node_id == 0); /* chosen at first start */
+    assert_int_equal(c.consistency, PX_CONSISTENCY_LINEARIZABLE);
+    assert_int_equal(c.cluster_init, 0);
+    assert_int_equal(c.election_timeout_ms, 1000);
 
     /* no arguments at all: the defaults stand */
     struct px_config d;
@@ -197,7 +200,10 @@ static void test_file(void **state)
                                      "LOGLEVEL warning\r\n"
                                      "logfile ''\n"
                                      "maxclients 50\n"
-                                     "node-id 9223372036854775807\n"
+                                     "node-id 9007199254740992\n"
+                                     "cluster-init yes\n"
+                                     "cluster-join a:1 b:2\n"
+                                     "consistency session\n"
                                      "apply-batch-max 7\n"
                                      "redis-password secret\n"
                                      "redis 10.0.0.1:6380"); /* no final newline */
@@ -212,7 +218,10 @@ static void test_file(void **state)
     assert_int_equal(c.loglevel, RD_LL_WARNING);
     assert_string_equal(c.logfile, "");
     assert_int_equal(c.maxclients, 50);
-    assert_true(c.node_id == 9223372036854775807LL);
+    assert_true(c.node_id == 9007199254740992LL);
+    assert_int_equal(c.cluster_init, 1);
+    assert_string_equal(c.cluster_join, "a:1 b:2");
+    assert_int_equal(c.consistency, PX_CONSISTENCY_SESSION);
     assert_int_equal(c.apply_batch_max, 7);
     assert_string_equal(c.redis_password, "secret");
     assert_string_equal(c.redis, "10.0.0.1:6380");
@@ -278,7 +287,10 @@ static void test_file_errors_name_the_line(void **state)
         {"port -1\n", "line 1", "between 1 and 65535"},
         {"port 99999999999999999999\n", "line 1", "argument must be a number"},
         {"maxclients 0\n", "line 1", "between"},
-        {"node-id 0\n", "line 1", "between"},
+        {"node-id -1\n", "line 1", "between"},
+        {"node-id 9007199254740993\n", "line 1", "between"},
+        {"cluster-init maybe\n", "line 1", "'yes' or 'no'"},
+        {"consistency strong\n", "line 1", "linearizable, session or eventual"},
         {"apply-batch-max 100001\n", "line 1", "between"},
         {"loglevel loud\n", "line 1", "loglevel must be one of"},
         {"#x\nbind \"0.0.0.0\n", "line 2", "unbalanced quotes"},

@@ -1,0 +1,706 @@
+/* route.c: what happens to a read or a write after dispatch, and the events that move them on.
+ *
+ * Reads, by the client's consistency level (docs/consistency.md):
+ *   EVENTUAL      sent to the local Redis at once;
+ *   SESSION       sent once the client's own earlier writes are applied here (dispatch order);
+ *   LINEARIZABLE  as SESSION, then joins the next read-index round (Raft thesis §6.4: one
+ *                 heartbeat round serves every read waiting when it starts), then waits until
+ *                 the local Redis has been sent every entry up to the round's index.
+ * Writes: encoded once (the bytes are kept), proposed through the node; while no leader is
+ * known they wait (leader-wait-timeout, then CLUSTERDOWN). A proposal the leader refused is
+ * retried; one the leader accepted is pending until this node applies it (the reply), until the
+ * index it was given is applied with another entry (lost: definitely not applied, so retried),
+ * or until write-timeout (the outcome is unknown, and the client is told so).
+ */
+#include <ev.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "backend/apply.h"
+#include "backend/entry.h"
+#include "backend/link.h"
+#include "common/log.h"
+#include "proxy/client.h"
+#include "proxy/route.h"
+#include "raftlog/node.h"
+#include "raftlog/raft.h"
+
+#define HOUSEKEEPING_MS 50
+
+/* ---- queues ---- */
+
+static void q_push(struct px_req **head, struct px_req **tail, struct px_req *r)
+{
+    r->wnext = NULL;
+    if (*tail)
+        (*tail)->wnext = r;
+    else
+        *head = r;
+    *tail = r;
+}
+
+static struct px_req *q_pop(struct px_req **head, struct px_req **tail)
+{
+    struct px_req *r = *head;
+    if (r) {
+        *head = r->wnext;
+        if (*head == NULL)
+            *tail = NULL;
+        r->wnext = NULL;
+    }
+    return r;
+}
+
+static void pend_add(struct px_server *s, struct px_req *r)
+{
+    r->pnext = NULL;
+    r->pprev = s->pend_tail;
+    if (s->pend_tail)
+        s->pend_tail->pnext = r;
+    else
+        s->pend_head = r;
+    s->pend_tail = r;
+}
+
+static void pend_del(struct px_server *s, struct px_req *r)
+{
+    if (r->pprev)
+        r->pprev->pnext = r->pnext;
+    else
+        s->pend_head = r->pnext;
+    if (r->pnext)
+        r->pnext->pprev = r->pprev;
+    else
+        s->pend_tail = r->pprev;
+    r->pprev = r->pnext = NULL;
+}
+
+/* Finishes a write or cluster command that was in flight with an error. */
+static void inflight_fail(struct px_server *s, struct px_req *r, const char *msg)
+{
+    rd_map_del(&s->inflight, r->id);
+    if (r->wait == PX_W_COMMIT || r->wait == PX_W_ADMIN)
+        pend_del(s, r);
+    r->wait = PX_W_NONE;
+    r->c->inflight--;
+    if (r->def->route == PX_ROUTE_WRITE)
+        r->c->writes_pending--;
+    rd_resp_simple(&r->reply, '-', msg);
+    px_req_done(r);
+}
+
+/* ---- read replies ---- */
+
+static int info_wants_raft(const struct px_req *r)
+{
+    if (r->cmd.argc == 1)
+        return 1;
+    for (int i = 1; i < r->cmd.argc; i++)
+        if (!strcasecmp(r->cmd.argv[i], "raft") || !strcasecmp(r->cmd.argv[i], "all") ||
+            !strcasecmp(r->cmd.argv[i], "everything") || !strcasecmp(r->cmd.argv[i], "default"))
+            return 1;
+    return 0;
+}
+
+/* INFO through the proxy leaves out the hidden database and adds the "# Raft" section. */
+static int encode_info(struct px_server *s, const struct px_req *r, const redisReply *rep,
+                       struct rd_buf *out)
+{
+    if (rep->type != REDIS_REPLY_STRING)
+        return be_reply_encode(rep, out);
+    char hidden[32];
+    int hl = snprintf(hidden, sizeof(hidden), "db%d:", s->hidden_db);
+    struct rd_buf body;
+    rd_buf_init(&body);
+    const char *p = rep->str, *end = rep->str + rep->len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *next = nl ? nl + 1 : end;
+        if (!((size_t)(next - p) >= (size_t)hl && memcmp(p, hidden, (size_t)hl) == 0))
+            rd_buf_append(&body, p, (size_t)(next - p));
+        p = next;
+    }
+    if (info_wants_raft(r)) {
+        if (body.len > 0)
+            rd_buf_append(&body, "\r\n", 2);
+        rn_info(s->node, &body);
+        rd_buf_printf(&body, "applied_index:%llu\r\nlocal_redis:%s\r\n",
+                      (unsigned long long)s->last_applied, s->backend_ready ? "up" : "down");
+    }
+    int rc = rd_resp_bulk(out, body.data ? body.data : "", body.len);
+    rd_buf_free(&body);
+    return rc;
+}
+
+/* CONFIG GET databases reports the databases clients can use. */
+static int encode_config_get(struct px_server *s, const redisReply *rep, struct rd_buf *out)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0)
+        return be_reply_encode(rep, out);
+    if (rd_resp_array_len(out, (long long)rep->elements) != 0)
+        return -1;
+    for (size_t i = 0; i < rep->elements; i += 2) {
+        const redisReply *k = rep->element[i];
+        if (be_reply_encode(k, out) != 0)
+            return -1;
+        if (k->type == REDIS_REPLY_STRING && k->len == 9 && !memcmp(k->str, "databases", 9)) {
+            char num[16];
+            int n = snprintf(num, sizeof(num), "%d", s->hidden_db);
+            if (rd_resp_bulk(out, num, (size_t)n) != 0)
+                return -1;
+        } else if (be_reply_encode(rep->element[i + 1], out) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int encode_read_reply(struct px_server *s, const struct px_req *r, const redisReply *rep,
+                             struct rd_buf *out)
+{
+    if (!strcmp(r->def->name, "info"))
+        return encode_info(s, r, rep, out);
+    if (!strcmp(r->def->name, "config|get"))
+        return encode_config_get(s, rep, out);
+    return be_reply_encode(rep, out);
+}
+
+static void read_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct px_server *s = px_the_server();
+    struct px_req *r = rd_map_del(&s->inflight, (uint64_t)(uintptr_t)privdata);
+    if (r == NULL)
+        return;
+    r->c->inflight--;
+    if (reply == NULL)
+        px_reply_err(r, "TRYAGAIN local redis unavailable");
+    else if (encode_read_reply(s, r, reply, &r->reply) != 0)
+        px_reply_err(r, "ERR out of memory");
+    px_req_done(r);
+}
+
+static void fmt_cmd(struct rd_buf *b, const struct px_cmd *cmd)
+{
+    rd_resp_array_len(b, cmd->argc);
+    for (int i = 0; i < cmd->argc; i++)
+        rd_resp_bulk(b, cmd->argv[i], cmd->argvlen[i]);
+}
+
+/* Sends a read to the local Redis. The request completes now (error) or in read_reply_cb. */
+static void read_send(struct px_server *s, struct px_req *r)
+{
+    r->wait = PX_W_NONE;
+    if (!s->backend_ready) {
+        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        px_req_done(r);
+        return;
+    }
+    rd_buf_reset(&s->scratch);
+    fmt_cmd(&s->scratch, &r->cmd);
+    if (be_link_select(s->link, r->db) != 0 || rd_map_put(&s->inflight, r->id, r) != 0) {
+        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        px_req_done(r);
+        return;
+    }
+    if (be_link_send(s->link, s->scratch.data, s->scratch.len, read_reply_cb,
+                     (void *)(uintptr_t)r->id) != 0) {
+        rd_map_del(&s->inflight, r->id);
+        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        px_req_done(r);
+        return;
+    }
+    r->state = REQ_INFLIGHT;
+    r->c->inflight++;
+    s->total_reads++;
+}
+
+/* A read leaves the waiting queues: sent, or failed with msg. */
+static void read_release(struct px_server *s, struct px_req *r, const char *msg)
+{
+    struct px_client *c = r->c;
+    c->reads_waiting--;
+    r->wait = PX_W_NONE;
+    if (c->closed) {
+        r->state = REQ_DONE;
+        px_client_maybe_free(c);
+        return;
+    }
+    if (msg) {
+        rd_resp_simple(&r->reply, '-', msg);
+        px_req_done(r);
+    } else {
+        read_send(s, r);
+    }
+    px_client_dispatch(c); /* writes behind this read may go now */
+}
+
+/* Sends every waiting read whose index the local Redis has been sent. */
+void px_process_waiting_reads(struct px_server *s)
+{
+    while (s->wait_head) {
+        struct px_req *r = s->wait_head;
+        if (s->backend_ready && be_apply_sent(s->apply) < r->need_index)
+            break;
+        q_pop(&s->wait_head, &s->wait_tail);
+        read_release(s, r, NULL);
+    }
+}
+
+static void wait_for_index(struct px_server *s, struct px_req *r, uint64_t index)
+{
+    r->need_index = index;
+    r->wait = PX_W_INDEX;
+    q_push(&s->wait_head, &s->wait_tail, r);
+}
+
+/* Starts a read-index round for every linearizable read waiting for one. */
+static void ri_kick(struct px_server *s)
+{
+    if (s->ri_round != 0 || s->ri_head == NULL)
+        return;
+    uint64_t round = ++s->next_seq | (1ULL << 63);
+    if (rn_read_index(s->node, round) != RN_OK)
+        return; /* no leader known yet: housekeeping tries again */
+    s->ri_round = round;
+    s->ri_started = ev_now(s->loop);
+    s->ri_round_count = 0;
+    for (struct px_req *r = s->ri_head; r; r = r->wnext) {
+        r->wait = PX_W_ROUND_SENT;
+        r->round = round;
+        s->ri_round_count++;
+    }
+}
+
+void px_on_read_index(struct px_server *s, uint64_t round, uint64_t index)
+{
+    if (round != s->ri_round)
+        return;
+    s->ri_round = 0;
+    if (index == 0) {
+        /* Leadership changed under the round: the reads wait for the next one. */
+        for (struct px_req *r = s->ri_head; r; r = r->wnext)
+            if (r->wait == PX_W_ROUND_SENT)
+                r->wait = PX_W_ROUND;
+        ri_kick(s);
+        return;
+    }
+    /* The reads of this round are at the head of the queue, in order. */
+    while (s->ri_head && s->ri_head->wait == PX_W_ROUND_SENT && s->ri_head->round == round) {
+        struct px_req *r = q_pop(&s->ri_head, &s->ri_tail);
+        wait_for_index(s, r, index);
+    }
+    ri_kick(s);
+    px_process_waiting_reads(s);
+}
+
+void px_route_read(struct px_server *s, struct px_req *r)
+{
+    if (!s->backend_ready) {
+        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        r->state = REQ_DONE;
+        return;
+    }
+    r->state = REQ_WAIT_INDEX;
+    r->c->reads_waiting++;
+    r->deadline = ev_now(s->loop) + s->cfg->read_timeout_ms / 1000.0;
+    if (r->c->consistency == PX_CONSISTENCY_LINEARIZABLE && rn_in_cluster(s->node)) {
+        r->wait = PX_W_ROUND;
+        q_push(&s->ri_head, &s->ri_tail, r);
+        ri_kick(s);
+        return;
+    }
+    /* EVENTUAL and SESSION read what this node has; after a restart SESSION still waits for
+     * what was committed before it (the client may have seen it on this node). */
+    uint64_t need = r->c->consistency == PX_CONSISTENCY_EVENTUAL ? 0 : s->restart_commit;
+    if (s->wait_head == NULL && be_apply_sent(s->apply) >= need) {
+        r->c->reads_waiting--;
+        read_send(s, r);
+        return;
+    }
+    wait_for_index(s, r, need);
+}
+
+/* ---- writes ---- */
+
+static void write_try(struct px_server *s, struct px_req *r);
+
+static void write_wait_leader(struct px_server *s, struct px_req *r)
+{
+    if (r->wait == PX_W_COMMIT)
+        pend_del(s, r);
+    r->wait = PX_W_LEADER;
+    r->prop_index = r->prop_term = 0;
+    q_push(&s->lw_head, &s->lw_tail, r);
+}
+
+static void write_pending(struct px_server *s, struct px_req *r, uint64_t index, uint64_t term)
+{
+    if (r->wait != PX_W_COMMIT)
+        pend_add(s, r);
+    r->wait = PX_W_COMMIT;
+    r->prop_index = index;
+    r->prop_term = term;
+    if (index && (s->min_prop_index == 0 || index < s->min_prop_index))
+        s->min_prop_index = index;
+}
+
+static void write_try(struct px_server *s, struct px_req *r)
+{
+    uint64_t index = 0, term = 0;
+    int rc = rn_propose(s->node, r->id, r->entry.data, r->entry.len, &index, &term);
+    switch (rc) {
+    case RN_OK:
+        write_pending(s, r, index, term);
+        if (index <= s->last_applied && s->last_applied > 0)
+            px_on_applied_check(s);
+        return;
+    case RN_FORWARDED:
+        write_pending(s, r, 0, 0);
+        return;
+    case RN_ENOLEADER:
+    case RN_ETRANSFER:
+        write_wait_leader(s, r);
+        return;
+    case RN_ENOCLUSTER:
+        inflight_fail(s, r,
+                      "CLUSTERDOWN this node is not part of a cluster yet "
+                      "(RAFT.CLUSTER INIT or RAFT.CLUSTER JOIN)");
+        return;
+    case RN_EFULL:
+        inflight_fail(s, r, "TRYAGAIN too many writes waiting for commit; retry shortly");
+        return;
+    case RN_ETOOBIG:
+        inflight_fail(s, r, "ERR command too large for the log");
+        return;
+    default:
+        inflight_fail(s, r, "ERR redraft cannot write its log; writes are refused");
+        return;
+    }
+}
+
+void px_route_write(struct px_server *s, struct px_req *r)
+{
+    struct be_entry_hdr h = {
+        .flags = 0,
+        .origin = rn_id(s->node),
+        .reqid = r->id,
+        .db = (uint64_t)r->db,
+        .time_ms = (uint64_t)(ev_now(s->loop) * 1000.0),
+        .ncmds = 1,
+    };
+    /* The seed only needs to differ from command to command; it is recorded in the entry. */
+    uint64_t seed = r->id * 0x9e3779b97f4a7c15ULL ^ h.time_ms;
+    if (px_rewrite(r->def, &r->cmd, h.time_ms, seed, &s->rewrite) != 0 ||
+        be_entry_put_hdr(&r->entry, &h) != 0 ||
+        be_entry_put_cmd(&r->entry, s->rewrite.argc, s->rewrite.argv, s->rewrite.argvlen) != 0 ||
+        rd_map_put(&s->inflight, r->id, r) != 0) {
+        px_reply_err(r, "ERR out of memory");
+        r->state = REQ_DONE;
+        return;
+    }
+    double now = ev_now(s->loop);
+    r->deadline = now + s->cfg->write_timeout_ms / 1000.0;
+    r->leader_deadline = now + s->cfg->leader_wait_ms / 1000.0;
+    r->state = REQ_INFLIGHT;
+    r->c->inflight++;
+    r->c->writes_pending++;
+    s->total_writes++;
+    write_try(s, r);
+}
+
+void px_on_proposed(struct px_server *s, uint64_t reqid, uint64_t index, uint64_t term)
+{
+    struct px_req *r = rd_map_get(&s->inflight, reqid);
+    if (r == NULL || r->wait != PX_W_COMMIT)
+        return;
+    write_pending(s, r, index, term);
+    if (index <= s->last_applied)
+        px_on_applied_check(s);
+}
+
+void px_on_propose_failed(struct px_server *s, uint64_t reqid, int code)
+{
+    struct px_req *r = rd_map_get(&s->inflight, reqid);
+    if (r == NULL || r->wait != PX_W_COMMIT)
+        return;
+    /* The leader did not propose it: waiting for a leader again is safe. */
+    write_wait_leader(s, r);
+}
+
+/* Writes whose index was applied with another entry were lost with a leader change: they
+ * will never be applied, so they go back to wait for a leader. */
+void px_on_applied_check(struct px_server *s)
+{
+    if (s->min_prop_index == 0 || s->min_prop_index > s->last_applied)
+        return;
+    uint64_t min = 0;
+    struct px_req *r = s->pend_head;
+    while (r) {
+        struct px_req *next = r->pnext;
+        if (r->wait == PX_W_COMMIT && r->prop_index != 0) {
+            if (r->prop_index <= s->last_applied) {
+                rd_verbose("write %llu proposed at %llu (term %llu) was lost with a leader "
+                           "change; proposing it again",
+                           (unsigned long long)r->id, (unsigned long long)r->prop_index,
+                           (unsigned long long)r->prop_term);
+                write_wait_leader(s, r);
+            } else if (min == 0 || r->prop_index < min) {
+                min = r->prop_index;
+            }
+        }
+        r = next;
+    }
+    s->min_prop_index = min;
+    px_kick_leader_waiters(s);
+}
+
+void px_kick_leader_waiters(struct px_server *s)
+{
+    if (s->lw_head == NULL || rn_leader(s->node) == 0)
+        return;
+    struct px_req *head = s->lw_head;
+    s->lw_head = s->lw_tail = NULL;
+    while (head) {
+        struct px_req *r = head;
+        head = r->wnext;
+        r->wnext = NULL;
+        r->wait = PX_W_NONE;
+        write_try(s, r);
+    }
+}
+
+/* ---- asynchronous cluster commands ---- */
+
+int px_async_start(struct px_server *s, struct px_req *r)
+{
+    if (rd_map_put(&s->inflight, r->id, r) != 0)
+        return -1;
+    r->state = REQ_INFLIGHT;
+    r->wait = PX_W_ADMIN;
+    r->deadline = ev_now(s->loop) + s->cfg->write_timeout_ms / 1000.0;
+    r->c->inflight++;
+    pend_add(s, r);
+    return 0;
+}
+
+void px_async_done(struct px_server *s, uint64_t reqid, const char *resp, size_t len)
+{
+    struct px_req *r = rd_map_get(&s->inflight, reqid);
+    if (r == NULL || r->wait != PX_W_ADMIN)
+        return;
+    rd_map_del(&s->inflight, reqid);
+    pend_del(s, r);
+    r->wait = PX_W_NONE;
+    r->c->inflight--;
+    if (rd_buf_append(&r->reply, resp, len) != 0)
+        px_reply_err(r, "ERR out of memory");
+    px_req_done(r);
+}
+
+void px_server_on_admin_reply(struct px_server *s, uint64_t reqid, const char *resp, size_t len)
+{
+    px_async_done(s, reqid, resp, len);
+}
+
+/* ---- time ---- */
+
+static void expire_reads(struct px_server *s, double now)
+{
+    /* Reads that could not get a read index in time (no leader, partitioned). */
+    struct px_req **pp = &s->ri_head;
+    s->ri_tail = NULL;
+    while (*pp) {
+        struct px_req *r = *pp;
+        if (r->deadline <= now && r->wait == PX_W_ROUND) {
+            *pp = r->wnext;
+            read_release(s, r,
+                         "TRYAGAIN no read index: this node cannot reach the leader "
+                         "(use CLIENT CONSISTENCY EVENTUAL for a possibly stale read)");
+            continue;
+        }
+        s->ri_tail = r;
+        pp = &r->wnext;
+    }
+    /* A round whose answer never came (a lost message) is started again. */
+    if (s->ri_round != 0 && now - s->ri_started > s->cfg->election_timeout_ms / 1000.0) {
+        s->ri_round = 0;
+        for (struct px_req *r = s->ri_head; r; r = r->wnext)
+            r->wait = PX_W_ROUND;
+    }
+    ri_kick(s);
+}
+
+static void expire_writes(struct px_server *s, double now)
+{
+    struct px_req **pp = &s->lw_head;
+    s->lw_tail = NULL;
+    while (*pp) {
+        struct px_req *r = *pp;
+        if (r->leader_deadline <= now || r->deadline <= now) {
+            *pp = r->wnext;
+            r->wait = PX_W_NONE;
+            inflight_fail(s, r, "CLUSTERDOWN no leader; the write was not applied");
+            continue;
+        }
+        s->lw_tail = r;
+        pp = &r->wnext;
+    }
+    struct px_req *r = s->pend_head;
+    while (r) {
+        struct px_req *next = r->pnext;
+        if (r->deadline <= now) {
+            if (r->wait == PX_W_ADMIN)
+                inflight_fail(s, r, "TIMEOUT the cluster command got no answer in time");
+            else
+                inflight_fail(s, r,
+                              "TIMEOUT the write was not confirmed in time (leader lost?): it "
+                              "may or may not have been applied");
+        }
+        r = next;
+    }
+}
+
+static void housekeeping_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct px_server *s = w->data;
+    double now = ev_now(loop);
+    px_kick_leader_waiters(s);
+    expire_writes(s, now);
+    expire_reads(s, now);
+}
+
+void px_route_init(struct px_server *s)
+{
+    ev_timer_init(&s->housekeeping, housekeeping_cb, HOUSEKEEPING_MS / 1000.0,
+                  HOUSEKEEPING_MS / 1000.0);
+    s->housekeeping.data = s;
+    ev_timer_start(s->loop, &s->housekeeping);
+}
+
+void px_route_stop(struct px_server *s)
+{
+    ev_timer_stop(s->loop, &s->housekeeping);
+}
+
+/* ---- events from the node and the backend ---- */
+
+void px_server_on_role(struct px_server *s, int role, uint64_t term, uint64_t leader)
+{
+    px_kick_leader_waiters(s);
+    ri_kick(s);
+}
+
+void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *info)
+{
+    uint64_t last = rn_last_index(s->node);
+    uint64_t first = rn_first_index(s->node);
+    uint64_t applied = info->applied;
+    s->hidden_db = info->hidden_db;
+    snprintf(s->backend_version, sizeof(s->backend_version), "%s", info->version);
+    s->backend_err[0] = '\0';
+
+    if (!info->applied_present && info->visible_keys > 0 && last > 1) {
+        snprintf(s->backend_err, sizeof(s->backend_err),
+                 "local redis holds %lld keys that redraft did not write (no applied index), "
+                 "while redraft's log has %llu entries; refusing to serve until this is resolved",
+                 info->visible_keys, (unsigned long long)last);
+    } else if (applied > last) {
+        snprintf(s->backend_err, sizeof(s->backend_err),
+                 "local redis has applied index %llu, beyond redraft's log (last index %llu): "
+                 "wrong redis or lost log; refusing to serve",
+                 (unsigned long long)applied, (unsigned long long)last);
+    } else if (applied + 1 < first) {
+        snprintf(s->backend_err, sizeof(s->backend_err),
+                 "local redis is at index %llu but the log starts at %llu; it needs a snapshot",
+                 (unsigned long long)applied, (unsigned long long)first);
+    }
+    if (s->backend_err[0]) {
+        rd_warning("%s", s->backend_err);
+        return;
+    }
+    if (!info->applied_present && info->visible_keys > 0)
+        rd_notice("local redis holds %lld keys and redraft's log is empty: adopting the existing "
+                  "dataset as the starting state",
+                  info->visible_keys);
+    if (applied < s->last_applied)
+        rd_warning("local redis came back at applied index %llu, behind the %llu it had "
+                   "confirmed (it lost data: restarted without persistence?); replaying the log "
+                   "from %llu",
+                   (unsigned long long)applied, (unsigned long long)s->last_applied,
+                   (unsigned long long)applied + 1);
+    else if (s->run_id[0] && strcmp(s->run_id, info->run_id) != 0)
+        rd_notice("local redis restarted (run id %s, was %s) with its data at index %llu",
+                  info->run_id, s->run_id, (unsigned long long)applied);
+    uint64_t commit = rn_commit_index(s->node);
+    if (applied < commit)
+        rd_notice("applying log entries %llu..%llu to the local redis",
+                  (unsigned long long)applied + 1, (unsigned long long)commit);
+    snprintf(s->run_id, sizeof(s->run_id), "%s", info->run_id);
+    /* Reads must not see a Redis behind what it had already shown (or what was committed
+     * before this process started). */
+    if (s->last_applied > s->restart_commit)
+        s->restart_commit = s->last_applied;
+    s->last_applied = applied;
+    s->backend_ready = 1;
+    be_apply_start(s->apply, applied);
+    be_apply_commit(s->apply, commit);
+    px_process_waiting_reads(s);
+}
+
+void px_server_on_backend_down(struct px_server *s, const char *why)
+{
+    s->backend_ready = 0;
+    be_apply_stop(s->apply);
+    /* Reads waiting for an index cannot be served now. */
+    while (s->wait_head) {
+        struct px_req *r = q_pop(&s->wait_head, &s->wait_tail);
+        read_release(s, r, "TRYAGAIN local redis unavailable");
+    }
+}
+
+void px_server_on_write_reply(struct px_server *s, uint64_t reqid, const char *resp, size_t len)
+{
+    struct px_req *r = rd_map_get(&s->inflight, reqid);
+    if (r == NULL || r->def == NULL || r->def->route != PX_ROUTE_WRITE)
+        return; /* its client is gone, or it came in before this node restarted */
+    rd_map_del(&s->inflight, reqid);
+    if (r->wait == PX_W_COMMIT)
+        pend_del(s, r);
+    else if (r->wait == PX_W_LEADER) {
+        /* Applied although we thought it lost: take it out of the leader-wait queue. */
+        struct px_req **pp = &s->lw_head;
+        s->lw_tail = NULL;
+        while (*pp) {
+            if (*pp == r)
+                *pp = r->wnext;
+            else {
+                s->lw_tail = *pp;
+                pp = &(*pp)->wnext;
+            }
+        }
+    }
+    r->wait = PX_W_NONE;
+    r->c->inflight--;
+    r->c->writes_pending--;
+    if (rd_buf_append(&r->reply, resp, len) != 0)
+        px_reply_err(r, "ERR out of memory");
+    px_req_done(r);
+}
+
+void px_server_on_applied(struct px_server *s, uint64_t index)
+{
+    if (index > s->last_applied)
+        s->last_applied = index;
+    px_on_applied_check(s);
+    px_process_waiting_reads(s);
+}
+
+void px_server_on_committed(struct px_server *s, uint64_t commit)
+{
+    be_apply_commit(s->apply, commit);
+    px_process_waiting_reads(s);
+}
