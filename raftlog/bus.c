@@ -970,9 +970,10 @@ static void conn_read(struct bus_conn *c)
         ssize_t n = read(c->fd, c->rbuf.data + c->rbuf.len, room);
         if (n == 0) {
             conn_close(c, CW_IO,
-                       c->state == CS_READY ? "closed by the other end"
-                                            : "closed by the other end during the handshake "
-                                              "(is cluster-secret the same on both nodes?)");
+                       c->state == CS_READY
+                           ? "closed by the other end"
+                           : "closed by the other end during the handshake (it may have another "
+                             "cluster-secret, or expect another node at this address)");
             return;
         }
         if (n < 0 && errno == EINTR)
