@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DEMO=$ROOT/demo
-NODES=${DEMO_NODES:-1}
+NODES=${DEMO_NODES:-3}
 REDIS_BASE=${DEMO_REDIS_PORT:-16379}
 RAFT_BASE=${DEMO_PORT:-7379}
 
@@ -41,10 +41,13 @@ start() {
         exit 1
     fi
     mkdir -p "$DEMO"
+    # One secret for the demo's cluster bus, kept with its data.
+    [ -s "$DEMO/cluster-secret" ] || od -An -tx1 -N16 /dev/urandom | tr -d ' \n' > "$DEMO/cluster-secret"
+    secret=$(cat "$DEMO/cluster-secret")
     for i in $(seq 1 "$NODES"); do
         rp=$((REDIS_BASE + i - 1))
         pp=$((RAFT_BASE + i - 1))
-        for p in "$rp" "$pp"; do
+        for p in "$rp" "$pp" $((pp + 10000)); do
             port_free "$p" || { echo "port $p is in use; set DEMO_PORT/DEMO_REDIS_PORT" >&2; stop; exit 1; }
         done
         mkdir -p "$DEMO/redis$i" "$DEMO/node$i"
@@ -52,25 +55,41 @@ start() {
         setsid redis-server --port "$rp" --bind 127.0.0.1 --save "" --appendonly no \
             --dir "$DEMO/redis$i" --daemonize no > "$DEMO/redis$i.log" 2>&1 < /dev/null &
         echo $! > "$DEMO/redis$i.pid"
+        # Node 1 forms the cluster; the others join it through its client port. Both options
+        # act only on a first start: after that each node's log knows the cluster.
+        if [ "$i" -eq 1 ]; then form=(--cluster-init yes); else form=(--cluster-join "127.0.0.1:$RAFT_BASE"); fi
         setsid "$ROOT/build/redraft" --port "$pp" --bind 127.0.0.1 --redis "127.0.0.1:$rp" \
-            --dir "$DEMO/node$i" --node-id "$i" --logfile "$DEMO/node$i.log" \
-            > "$DEMO/node$i.out" 2>&1 < /dev/null &
+            --dir "$DEMO/node$i" --logfile "$DEMO/node$i.log" --cluster-secret "$secret" \
+            "${form[@]}" > "$DEMO/node$i.out" 2>&1 < /dev/null &
         echo $! > "$DEMO/node$i.pid"
     done
     for i in $(seq 1 "$NODES"); do
         pp=$((RAFT_BASE + i - 1))
         wait_ping "$pp" || { echo "redraft on port $pp did not answer; see $DEMO/node$i.log" >&2; stop; exit 1; }
     done
+    # Wait (bounded) until every node is a voter and a write goes through.
+    for _ in $(seq 1 100); do
+        voters=$(redis-cli -p "$RAFT_BASE" raft.info 2>/dev/null | tr -d '\r' | sed -n 's/^num_voters://p')
+        [ "${voters:-0}" -eq "$NODES" ] && redis-cli -p "$RAFT_BASE" set demo:ready 1 2>/dev/null | grep -q OK && break
+        sleep 0.1
+    done
+    if [ "${voters:-0}" -ne "$NODES" ]; then
+        echo "the cluster did not form (voters: ${voters:-0}); see $DEMO/node*.log" >&2
+        stop
+        exit 1
+    fi
     echo
-    echo "redraft is running:"
+    echo "redraft is running: a $NODES-node cluster"
     for i in $(seq 1 "$NODES"); do
         echo "  node $i: redraft on 127.0.0.1:$((RAFT_BASE + i - 1)), its redis-server on 127.0.0.1:$((REDIS_BASE + i - 1))"
     done
     echo
-    echo "try:"
+    echo "try (any node takes writes; every node reads them):"
     echo "  redis-cli -p $RAFT_BASE set greeting hello"
-    echo "  redis-cli -p $RAFT_BASE get greeting"
-    echo "  redis-cli -p $RAFT_BASE incr visits"
+    echo "  redis-cli -p $((RAFT_BASE + 1)) get greeting"
+    echo "  redis-cli -p $((RAFT_BASE + 2)) incr visits"
+    echo "  redis-cli -p $RAFT_BASE raft.info"
+    echo "  kill -9 \$(cat demo/node1.pid)   # the others elect a leader; restart with make demo-stop && make demo"
     echo
     echo "logs and data: $DEMO/    stop with: make demo-stop"
 }
