@@ -279,6 +279,10 @@ proc test {name code {expected __undefined__}} {
 proc ::rd::report_failure_context {} {
     if {[llength $::rd::pairs] == 0} return
     set p [lindex $::rd::pairs end]
+    if {[dict exists $p cluster]} {
+        ::rd::report_cluster_context
+        return
+    }
     puts "  tmp dir (kept): [dict get $p dir]"
     set log [dict get $p redraft_log]
     if {!$::rd::direct && [file exists $log]} {
@@ -729,4 +733,747 @@ proc ::rd::stop_pair {} {
     stop_process [dict get $p redis_pid]
     set_pair redraft_pid 0
     set_pair redis_pid 0
+}
+
+# ---------------------------------------------------------------------------
+# Clusters: n redis-servers, each with a redraft in front, the redrafts forming
+# one Raft group.
+#
+#   start_cluster n {options} {body}
+#       options: redraft {args...}  extra redraft options for every node (after
+#                                   the defaults, so they win)
+#                secret S           the cluster secret (default redraft-test-secret)
+#       Node 1 starts with --cluster-init yes, the others with --cluster-join
+#       <node 1>; returns once all n are voters, a leader exists and every link
+#       is up (bounded).  `r` is a client of node 1.  Nodes are numbered 1..n;
+#       add_node makes n+1.
+#   node_port i / node_redis_port i / node_bus_port i / node_pid i /
+#   node_id i / node_dir i / node_log i        what node i is
+#   node_client i          a client of node i's redraft (kept, reconnected
+#                          when the node was restarted)
+#   node_info i ?ms?       RAFT.INFO of node i as a dict ({} if no answer)
+#   node_call i ms cmd...  one command on a fresh connection, bounded by ms:
+#                          the reply (raw_read_reply form), or {} on no answer
+#   cluster_leader         index of the node that says it is leader (highest
+#                          term wins), 0 if none
+#   wait_for_leader ?ms?   wait until the running nodes agree on one leader
+#   wait_for_voters k ?ms? wait until the leader counts k voters, links up
+#   kill_node i ?sig?      kill -9 (or TERM) node i's redraft, wait until gone
+#   restart_node i         start node i's redraft again (same ports and dir)
+#   stop_node i / cont_node i   SIGSTOP / SIGCONT node i's redraft
+#   add_node ?opts?        start one more pair that joins the cluster
+#   forget_node i          mark node i as no longer in the cluster (after
+#                          RAFT.NODE REMOVE) and stop it
+#   live_nodes             indexes of the nodes running and not stopped
+#   dataset_of i           the dataset of node i's redis-server, read
+#                          directly: {db key type value pexpiretime} per key
+#   assert_replicas_identical ?nodes? ?ms?  poll until every node's dataset
+#                          is the same (default: live_nodes)
+#   start_load name ports ?opts?  a child process writing to the cluster;
+#                          stop_load name -> what it recorded (see below)
+
+namespace eval ::rd {
+    variable cl                    ;# the running cluster (one at a time)
+    array set cl {n 0}
+    variable cluster_timeout_ms 20000
+}
+
+proc ::rd::cl_get {i key} {
+    if {![info exists ::rd::cl($i,$key)]} {error "no node $i in the cluster"}
+    return $::rd::cl($i,$key)
+}
+
+proc node_port {i} {::rd::cl_get $i port}
+proc node_redis_port {i} {::rd::cl_get $i redis_port}
+proc node_bus_port {i} {::rd::cl_get $i bus_port}
+proc node_pid {i} {::rd::cl_get $i redraft_pid}
+proc node_redis_pid {i} {::rd::cl_get $i redis_pid}
+proc node_dir {i} {::rd::cl_get $i dir}
+proc node_log {i} {::rd::cl_get $i redraft_log}
+proc cluster_size {} {return $::rd::cl(n)}
+
+# The node id, as node i reported it after it started.
+proc node_id {i} {
+    if {[::rd::cl_get $i id] eq {}} {
+        set info [node_info $i 2000]
+        if {![dict exists $info node_id]} {error "node $i did not tell its id"}
+        set ::rd::cl($i,id) [dict get $info node_id]
+    }
+    return $::rd::cl($i,id)
+}
+
+# Index of the node with this id (0 if none).
+proc node_index {id} {
+    for {set i 1} {$i <= $::rd::cl(n)} {incr i} {
+        if {$::rd::cl($i,id) eq $id} {return $i}
+    }
+    return 0
+}
+
+# Nodes whose redraft runs and is not stopped, and that were not forgotten.
+proc live_nodes {} {
+    set out {}
+    for {set i 1} {$i <= $::rd::cl(n)} {incr i} {
+        if {$::rd::cl($i,redraft_pid) != 0 && !$::rd::cl($i,stopped) &&
+            !$::rd::cl($i,gone)} {
+            lappend out $i
+        }
+    }
+    return $out
+}
+
+proc ::rd::node_args {i} {
+    set args [list --port $::rd::cl($i,port) --bind 127.0.0.1 \
+        --redis 127.0.0.1:$::rd::cl($i,redis_port) --dir $::rd::cl($i,raft_dir) \
+        --logfile $::rd::cl($i,redraft_log) --loglevel verbose \
+        --cluster-port $::rd::cl($i,bus_port) \
+        --cluster-secret $::rd::cl(secret) \
+        --election-timeout 500 --heartbeat-interval 50]
+    if {$::rd::cl($i,join) eq {}} {
+        lappend args --cluster-init yes
+    } else {
+        lappend args --cluster-join $::rd::cl($i,join)
+    }
+    return [concat $args $::rd::cl(opts) $::rd::cl($i,opts)]
+}
+
+# Set up node i's record: its folder and free ports.
+proc ::rd::new_node {i join opts} {
+    set dir [file join $::rd::cl(dir) n$i]
+    file mkdir $dir
+    set port [free_port 1]
+    array set ::rd::cl [list $i,dir $dir $i,raft_dir [file join $dir raft] \
+        $i,redraft_log [file join $dir redraft.log] $i,redis_port [free_port] \
+        $i,port $port $i,bus_port [expr {$port + 10000}] $i,redis_pid 0 \
+        $i,redraft_pid 0 $i,stopped 0 $i,gone 0 $i,id {} $i,join $join \
+        $i,opts $opts $i,client {} $i,client_pid 0]
+    puts "#dir $dir"
+    flush stdout
+}
+
+proc ::rd::start_node_redis {i} {
+    set dir $::rd::cl($i,dir)
+    set log [file join $dir redis.log]
+    set pid [exec redis-server --port $::rd::cl($i,redis_port) --bind 127.0.0.1 \
+        --save {} --appendonly no --daemonize no --dir $dir >>& $log &]
+    spawned $pid
+    set ::rd::cl($i,redis_pid) $pid
+    wait_ready "redis-server of node $i" $pid $::rd::cl($i,redis_port) $log
+}
+
+# Start node i's redraft and wait until it answers at all (a joining node or
+# one without a leader may not serve data yet).
+proc start_node {i} {
+    if {$::rd::cl($i,redraft_pid) != 0} {error "node $i is already running"}
+    file mkdir $::rd::cl($i,raft_dir)
+    set out [file join $::rd::cl($i,dir) redraft.out]
+    set bin [file join $::rd::build redraft]
+    set pid [exec $bin {*}[::rd::node_args $i] >>& $out &]
+    ::rd::spawned $pid
+    set ::rd::cl($i,redraft_pid) $pid
+    set ::rd::cl($i,stopped) 0
+    set log $::rd::cl($i,redraft_log)
+    if {![file exists $log]} {set log $out}
+    ::rd::wait_ready "redraft of node $i" $pid $::rd::cl($i,port) $log PING 1
+    return $pid
+}
+
+# kill -9 (default) or TERM node i's redraft and wait until it is gone.
+proc kill_node {i {sig KILL}} {
+    set pid $::rd::cl($i,redraft_pid)
+    if {$pid == 0} return
+    if {$::rd::cl($i,stopped)} {::rd::signal CONT $pid}
+    if {$sig eq "KILL"} {::rd::kill9 $pid} else {::rd::stop_process $pid}
+    set ::rd::cl($i,redraft_pid) 0
+    set ::rd::cl($i,stopped) 0
+}
+
+# Send sig to node i's redraft without waiting (say TERM, to measure what
+# clients see while it exits); wait_node_gone i afterwards.
+proc signal_node {i sig} {
+    ::rd::signal $sig $::rd::cl($i,redraft_pid)
+}
+
+proc wait_node_gone {i {ms 5000}} {
+    set pid $::rd::cl($i,redraft_pid)
+    if {$pid == 0} return
+    if {![::rd::wait_gone $pid $ms]} {
+        ::rd::kill9 $pid
+        set ::rd::cl($i,redraft_pid) 0
+        fail "node $i (pid $pid) did not exit within $ms ms"
+    }
+    ::rd::reaped $pid
+    set ::rd::cl($i,redraft_pid) 0
+    set ::rd::cl($i,stopped) 0
+}
+
+# kill -9 node i's redraft (if running) and start it again on the same ports
+# and folder: its log holds the cluster, so it rejoins by itself.
+proc restart_node {i} {
+    kill_node $i KILL
+    start_node $i
+}
+
+proc stop_node {i} {
+    ::rd::signal STOP $::rd::cl($i,redraft_pid)
+    set ::rd::cl($i,stopped) 1
+}
+
+proc cont_node {i} {
+    ::rd::signal CONT $::rd::cl($i,redraft_pid)
+    set ::rd::cl($i,stopped) 0
+}
+
+# A client of node i's redraft, kept across calls; a new one after the node
+# was restarted, or after the old one broke (reconnect_node_client).
+proc node_client {i} {
+    set pid $::rd::cl($i,redraft_pid)
+    if {$::rd::cl($i,client) ne {} && $::rd::cl($i,client_pid) == $pid} {
+        return $::rd::cl($i,client)
+    }
+    if {$::rd::cl($i,client) ne {}} {close_client $::rd::cl($i,client)}
+    set ::rd::cl($i,client) [new_client $::rd::cl($i,port)]
+    set ::rd::cl($i,client_pid) $pid
+    return $::rd::cl($i,client)
+}
+
+proc reconnect_node_client {i} {
+    set ::rd::cl($i,client_pid) -1
+    return [node_client $i]
+}
+
+# One command on a fresh connection to node i, with a deadline of ms: the
+# reply as raw_read_reply gives it, or {} if none came.
+proc node_call {i ms args} {
+    return [::rd::call_port $::rd::cl($i,port) $ms {*}$args]
+}
+
+proc ::rd::call_port {port ms args} {
+    if {[catch {socket 127.0.0.1 $port} fd]} {return {}}
+    fconfigure $fd -translation binary -blocking 1 -buffering full
+    set saved $::rd::io_timeout_ms
+    set ::rd::io_timeout_ms $ms
+    set reply {}
+    catch {
+        puts -nonewline $fd [resp_cmd {*}$args]
+        flush $fd
+        set reply [raw_read_reply $fd]
+    }
+    set ::rd::io_timeout_ms $saved
+    catch {close $fd}
+    return $reply
+}
+
+# RAFT.INFO text -> dict (each "key:value" line; per-member lines too).
+proc ::rd::parse_info {text} {
+    set d {}
+    foreach line [split $text \n] {
+        set line [string trim $line]
+        if {$line eq {} || [string index $line 0] eq "#"} continue
+        set colon [string first : $line]
+        if {$colon < 0} continue
+        dict set d [string range $line 0 [expr {$colon - 1}]] \
+            [string range $line [expr {$colon + 1}] end]
+    }
+    return $d
+}
+
+# Per member lines of a RAFT.INFO dict -> list of dicts (id addr voter ...).
+proc info_members {info} {
+    set out {}
+    dict for {k v} $info {
+        if {![regexp {^node\d+$} $k]} continue
+        set m {}
+        foreach kv [split $v ,] {
+            set eq [string first = $kv]
+            dict set m [string range $kv 0 [expr {$eq - 1}]] [string range $kv [expr {$eq + 1}] end]
+        }
+        lappend out $m
+    }
+    return $out
+}
+
+proc node_info {i {ms 1000}} {
+    if {$::rd::cl($i,redraft_pid) == 0 || $::rd::cl($i,stopped)} {return {}}
+    set reply [node_call $i $ms RAFT.INFO]
+    if {$reply eq {} || [string index $reply 0] eq "-"} {return {}}
+    return [::rd::parse_info $reply]
+}
+
+proc cluster_leader {} {
+    set best 0
+    set best_term -1
+    foreach i [live_nodes] {
+        set info [node_info $i 500]
+        if {[dict exists $info role] && [dict get $info role] eq "leader" &&
+            [dict get $info term] > $best_term} {
+            set best $i
+            set best_term [dict get $info term]
+        }
+    }
+    return $best
+}
+
+# Wait until one running node is leader and every running node (or those
+# given) names it, in the same term.  Returns its index.
+proc wait_for_leader {{ms {}} {nodes {}}} {
+    if {$ms eq {}} {set ms $::rd::cluster_timeout_ms}
+    set deadline [expr {[clock milliseconds] + $ms}]
+    set last {}
+    while {1} {
+        if {$nodes eq {}} {set among [live_nodes]} else {set among $nodes}
+        set leader 0
+        set agree 1
+        set last {}
+        set term {}
+        foreach i $among {
+            set info [node_info $i 500]
+            if {![dict exists $info leader_id]} {set agree 0; lappend last "$i:?"; continue}
+            lappend last "$i:[dict get $info role]/[dict get $info leader_id]/t[dict get $info term]"
+            if {[dict get $info role] eq "leader"} {set leader $i}
+            if {$term eq {}} {set term [dict get $info term]}
+            if {[dict get $info term] != $term} {set agree 0}
+            if {$leader != 0 && [dict get $info leader_id] ne [node_id $leader]} {set agree 0}
+            set lid($i) [dict get $info leader_id]
+        }
+        if {$leader != 0 && $agree} {
+            foreach i $among {
+                if {$lid($i) ne [node_id $leader]} {set agree 0}
+            }
+            if {$agree} {return $leader}
+        }
+        if {[clock milliseconds] >= $deadline} {
+            fail "no leader all of nodes {$among} agree on within $ms ms ($last)"
+        }
+        after 20
+    }
+}
+
+# Wait until the leader has k voters, its links to every member are up, and
+# the leader's commit index is matched by each member.  Returns the leader.
+proc wait_for_voters {k {ms {}}} {
+    if {$ms eq {}} {set ms $::rd::cluster_timeout_ms}
+    set deadline [expr {[clock milliseconds] + $ms}]
+    while {1} {
+        set l [cluster_leader]
+        set why "no leader"
+        if {$l != 0} {
+            set info [node_info $l 500]
+            set why "leader $l: [dict get $info num_voters] voters of [dict get $info num_nodes]"
+            if {[dict get $info num_voters] == $k && [dict get $info num_nodes] == $k} {
+                set ok 1
+                foreach m [info_members $info] {
+                    if {[dict get $m link] ni {up self}} {
+                        set ok 0
+                        set why "link to [dict get $m id] is [dict get $m link]"
+                    }
+                }
+                if {$ok} {return $l}
+            }
+        }
+        if {[clock milliseconds] >= $deadline} {
+            fail "the cluster did not reach $k voters within $ms ms ($why)"
+        }
+        after 50
+    }
+}
+
+# Start one more node that joins through the given node (default: the
+# lowest live one).  Returns its index; does not wait until it is a voter.
+proc add_node {{opts {}} {via {}}} {
+    if {$via eq {}} {set via [lindex [live_nodes] 0]}
+    set i [incr ::rd::cl(n)]
+    ::rd::new_node $i 127.0.0.1:$::rd::cl($via,port) $opts
+    ::rd::start_node_redis $i
+    start_node $i
+    return $i
+}
+
+# After RAFT.NODE REMOVE: the node takes no part any more; stop it.
+proc forget_node {i} {
+    kill_node $i KILL
+    set ::rd::cl($i,gone) 1
+}
+
+# ---------------------------------------------------------------------------
+# Datasets, read from the redis-servers directly.
+
+# {db key type value pexpiretime} for every key in dbs 0..14 of node i's
+# redis-server, sorted; values in a canonical form (hash fields and set
+# members sorted).  PEXPIRETIME, not PTTL: replicas must hold the same
+# absolute deadline, and it does not change while we read.
+proc dataset_of {i} {
+    set h [redis 127.0.0.1 $::rd::cl($i,redis_port)]
+    set out {}
+    try {
+        for {set db 0} {$db < 15} {incr db} {
+            $h select $db
+            set cursor 0
+            set keys {}
+            while {1} {
+                lassign [$h scan $cursor COUNT 1000] cursor batch
+                lappend keys {*}$batch
+                if {$cursor eq "0"} break
+            }
+            foreach key [lsort -unique $keys] {
+                set type [$h type $key]
+                switch -- $type {
+                    none   {continue}
+                    string {set v [$h get $key]}
+                    list   {set v [$h lrange $key 0 -1]}
+                    set    {set v [lsort [$h smembers $key]]}
+                    zset   {set v [$h zrange $key 0 -1 WITHSCORES]}
+                    hash   {
+                        set v {}
+                        foreach {f x} [$h hgetall $key] {lappend v [list $f $x]}
+                        set v [lsort -index 0 $v]
+                    }
+                    stream {set v [$h xrange $key - +]}
+                    default {set v [$h dump $key]}
+                }
+                lappend out [list $db $key $type $v [$h pexpiretime $key]]
+            }
+        }
+    } finally {
+        catch {$h close}
+    }
+    return [lsort $out]
+}
+
+# The first difference between two datasets, in words.
+proc ::rd::dataset_diff {a b} {
+    set i 0
+    foreach x $a y $b {
+        if {$x ne $y} {
+            return "first difference at entry $i: '[clip $x]' vs '[clip $y]'"
+        }
+        incr i
+    }
+    return {}
+}
+
+# Poll until every node in nodes (default: live_nodes) has the same dataset;
+# fail with the first difference after ms.  Returns the number of keys.
+proc assert_replicas_identical {{nodes {}} {ms 10000}} {
+    if {$nodes eq {}} {set nodes [live_nodes]}
+    set deadline [expr {[clock milliseconds] + $ms}]
+    while {1} {
+        set first [lindex $nodes 0]
+        set ref [dataset_of $first]
+        set why {}
+        foreach i [lrange $nodes 1 end] {
+            set d [dataset_of $i]
+            if {$d ne $ref} {
+                set why "node $i ([llength $d] keys) differs from node $first\
+                    ([llength $ref] keys): [::rd::dataset_diff $d $ref]"
+                break
+            }
+        }
+        if {$why eq {}} {return [llength $ref]}
+        if {[clock milliseconds] >= $deadline} {
+            fail "replicas not identical after $ms ms: $why"
+        }
+        after 100
+    }
+}
+
+# ---------------------------------------------------------------------------
+# Write load from a child process, so it runs while the test body blocks.
+#
+# start_load name ports ?opts?: a child tclsh sends, one at a time, SET
+# <prefix>:k:<seq> <seq> or INCR <prefix>:ctr (alternating), to the first
+# port; on an error or a lost connection it moves to the next port.  Each
+# request has a deadline (opts: timeout ms, default 3000); it stops when
+# told (stop_load) or after max seconds (default 60).  Its file gets a
+# line per event: "sent SEQ CMD", "ack SEQ MS REPLY" (MS: wall clock) or
+# "err SEQ MS MSG".
+# stop_load name -> dict: sent_sets acked_sets (seq lists), sent_incrs,
+# acked_incrs, errors (count), gaps (longest time without an ack, ms)...
+
+set ::rd::load_script {
+    lassign $argv ports prefix out stopfile timeout max pause
+    set f [open $out w]
+    fconfigure $f -buffering line
+    set deadline [expr {[clock milliseconds] + $max * 1000}]
+    set pi 0
+    set fd {}
+    proc rd_connect {} {
+        global fd ports pi
+        catch {close $fd}
+        set fd {}
+        set port [lindex $ports [expr {$pi % [llength $ports]}]]
+        if {[catch {socket 127.0.0.1 $port} s]} {return 0}
+        fconfigure $s -translation binary -blocking 0
+        set fd $s
+        return 1
+    }
+    proc rd_reply {ms} {
+        global fd
+        set end [expr {[clock milliseconds] + $ms}]
+        set buf {}
+        while {1} {
+            if {[catch {gets $fd line} n]} {return [list err "read: $n"]}
+            if {$n >= 0} {return [list ok [string trimright $line \r]]}
+            if {[eof $fd]} {return [list err closed]}
+            set left [expr {$end - [clock milliseconds]}]
+            if {$left <= 0} {return [list err timeout]}
+            set ::wake {}
+            fileevent $fd readable {set ::wake r}
+            set t [after $left {set ::wake t}]
+            vwait ::wake
+            after cancel $t
+            fileevent $fd readable {}
+        }
+    }
+    set seq 0
+    while {![file exists $stopfile] && [clock milliseconds] < $deadline} {
+        if {$fd eq {} && ![rd_connect]} {
+            incr pi
+            after 20
+            continue
+        }
+        incr seq
+        if {$seq % 2} {
+            set args [list SET $prefix:k:$seq $seq]
+        } else {
+            set args [list INCR $prefix:ctr]
+        }
+        set req "*[llength $args]\r\n"
+        foreach a $args {append req "\$[string length $a]\r\n$a\r\n"}
+        puts $f "sent $seq [lindex $args 0]"
+        if {[catch {puts -nonewline $fd $req; flush $fd} e]} {
+            set r [list err "write: $e"]
+        } else {
+            set r [rd_reply $timeout]
+        }
+        set now [clock milliseconds]
+        lassign $r how what
+        if {$how eq "ok" && [string index $what 0] ne "-"} {
+            puts $f "ack $seq $now $what"
+        } else {
+            puts $f "err $seq $now [string map {\n { } \r {}} $what]"
+            # The stream may be out of step: start over, on the next node.
+            catch {close $fd}
+            set fd {}
+            incr pi
+        }
+        if {$pause > 0} {after $pause}
+    }
+    puts $f done
+    close $f
+}
+
+proc start_load {name ports args} {
+    set o [dict merge {timeout 3000 max 60 pause 0 prefix {}} $args]
+    set prefix [expr {[dict get $o prefix] ne {} ? [dict get $o prefix] : $name}]
+    set dir $::rd::cl(dir)
+    set script [file join $dir load.tcl]
+    if {![file exists $script]} {
+        set f [open $script w]
+        puts $f $::rd::load_script
+        close $f
+    }
+    set out [file join $dir load-$name.txt]
+    set stop [file join $dir load-$name.stop]
+    file delete $stop
+    set pid [exec [info nameofexecutable] $script $ports $prefix $out $stop \
+        [dict get $o timeout] [dict get $o max] [dict get $o pause] >>& [file join $dir load-$name.err] &]
+    ::rd::spawned $pid
+    set ::rd::loads($name) [list $pid $out $stop $prefix]
+    return $pid
+}
+
+# Tell the load to stop, wait for it (bounded), and sum up its file.
+proc stop_load {name} {
+    lassign $::rd::loads($name) pid out stop prefix
+    close [open $stop w]
+    if {![::rd::wait_gone $pid 8000]} {
+        ::rd::signal KILL $pid
+        ::rd::wait_gone $pid 2000
+    }
+    ::rd::reaped $pid
+    unset ::rd::loads($name)
+    return [load_results $out $prefix]
+}
+
+proc load_results {out prefix} {
+    set r [dict create prefix $prefix sent_sets {} acked_sets {} sent_incrs 0 \
+        acked_incrs 0 incr_replies {} errors 0 error_msgs {} acks 0 gaps 0 \
+        first_ms 0 last_ms 0 ack_times {}]
+    set f [open $out r]
+    set data [read $f]
+    close $f
+    set cmd {}
+    set prev 0
+    foreach line [split $data \n] {
+        set what [lindex $line 0]
+        if {$what eq "sent"} {
+            set cmd([lindex $line 1]) [lindex $line 2]
+            if {[lindex $line 2] eq "SET"} {
+                dict lappend r sent_sets [lindex $line 1]
+            } else {
+                dict incr r sent_incrs
+            }
+        } elseif {$what eq "ack"} {
+            lassign $line - seq ms reply
+            dict incr r acks
+            dict lappend r ack_times $ms
+            if {$prev != 0 && $ms - $prev > [dict get $r gaps]} {dict set r gaps [expr {$ms - $prev}]}
+            set prev $ms
+            if {[dict get $r first_ms] == 0} {dict set r first_ms $ms}
+            dict set r last_ms $ms
+            if {$cmd($seq) eq "SET"} {
+                dict lappend r acked_sets $seq
+            } else {
+                dict incr r acked_incrs
+                dict lappend r incr_replies $reply
+            }
+        } elseif {$what eq "err"} {
+            dict incr r errors
+            if {[llength [dict get $r error_msgs]] < 5} {
+                dict lappend r error_msgs [lrange $line 3 end]
+            }
+        }
+    }
+    return $r
+}
+
+# Every acknowledged SET of a load is on node i with its value, and its
+# counter is within [acked, sent].
+proc assert_load_on_node {i res} {
+    set h [redis 127.0.0.1 $::rd::cl($i,redis_port)]
+    try {
+        set prefix [dict get $res prefix]
+        set missing {}
+        foreach seq [dict get $res acked_sets] {
+            set v [$h get $prefix:k:$seq]
+            if {$v ne $seq} {lappend missing "$prefix:k:$seq=$v"}
+        }
+        if {[llength $missing]} {
+            fail "node $i lacks [llength $missing] of [llength [dict get $res acked_sets]]\
+                acknowledged SETs: [lrange $missing 0 9]"
+        }
+        set ctr [$h get $prefix:ctr]
+        if {$ctr eq {}} {set ctr 0}
+        assert_range $ctr [dict get $res acked_incrs] [dict get $res sent_incrs] \
+            "counter $prefix:ctr on node $i"
+    } finally {
+        catch {$h close}
+    }
+}
+
+# ---------------------------------------------------------------------------
+# start_cluster
+
+proc start_cluster {n options body} {
+    if {$::rd::direct} {
+        incr ::rd::skipped
+        puts "\[skip\]: start_cluster $n in $::rd::file -- a cluster needs redraft"
+        return
+    }
+    if {$::rd::cl(n) != 0} {error "start_cluster: one cluster at a time"}
+    set root [::rd::new_tmpdir]
+    array unset ::rd::cl
+    array set ::rd::cl [list n 0 dir $root \
+        secret [expr {[dict exists $options secret] ? [dict get $options secret] : "redraft-test-secret"}] \
+        opts [expr {[dict exists $options redraft] ? [dict get $options redraft] : {}}]]
+    # A pair record, so that new_client, raw_connect and the failure report
+    # work as they do for start_pair.
+    lappend ::rd::pairs [dict create dir $root raft_dir {} redraft_log {} \
+        redis_port 0 redraft_port 0 redis_pid 0 redraft_pid 0 redis_opts {} \
+        redraft_opts {} clients {} raws {} client {} cluster 1]
+    puts "#dir $root"
+    flush stdout
+    set failed_before $::rd::failed
+    set rc [catch {
+        for {set i 1} {$i <= $n} {incr i} {
+            ::rd::new_node $i [expr {$i == 1 ? {} : "127.0.0.1:$::rd::cl(1,port)"}] {}
+            set ::rd::cl(n) $i
+        }
+        for {set i 1} {$i <= $n} {incr i} {::rd::start_node_redis $i}
+        start_node 1
+        wait_for_leader {} 1
+        for {set i 2} {$i <= $n} {incr i} {start_node $i}
+        wait_for_voters $n
+        wait_for_leader
+        for {set i 1} {$i <= $n} {incr i} {node_id $i}
+        set p [lindex $::rd::pairs end]
+        dict set p redraft_port $::rd::cl(1,port)
+        dict set p redis_port $::rd::cl(1,redis_port)
+        lset ::rd::pairs end $p
+        set c [node_client 1]
+        ::rd::set_pair client $c
+        uplevel 1 [list set r $c]
+        uplevel 1 $body
+    } result opts]
+    if {$rc == 1 && ![string match "assertion:*" $result] &&
+        [lindex [dict get $opts -errorcode] 0] ne "RDSKIP"} {
+        incr ::rd::failed
+        puts "\[err\]: start_cluster in $::rd::file"
+        foreach line [split $result \n] {puts "  $line"}
+        ::rd::report_failure_context
+        set rc 0
+    } elseif {$rc == 1 && [string match "assertion:*" $result]} {
+        incr ::rd::failed
+        puts "\[err\]: start_cluster in $::rd::file"
+        puts "  [string range $result 10 end]"
+        ::rd::report_failure_context
+        set rc 0
+    }
+    set keep [expr {$::rd::failed > $failed_before || $rc != 0}]
+    ::rd::stop_cluster
+    for {set i 1} {$i <= $::rd::cl(n)} {incr i} {
+        puts "#undir $::rd::cl($i,dir)"
+    }
+    if {$keep} {
+        puts "# kept $root"
+    } else {
+        file delete -force $root
+    }
+    puts "#undir $root"
+    flush stdout
+    set ::rd::pairs [lrange $::rd::pairs 0 end-1]
+    array unset ::rd::cl
+    set ::rd::cl(n) 0
+    if {$rc != 0} {return -options $opts $result}
+}
+
+proc ::rd::stop_cluster {} {
+    set p [lindex $::rd::pairs end]
+    foreach name [dict get $p clients] {close_client $name}
+    foreach fd [dict get $p raws] {catch {close $fd}}
+    foreach name [array names ::rd::loads] {catch {stop_load $name}}
+    # Every redraft at once (TERM, then KILL), so that they do not spend
+    # their exit handing leadership to one another in turn; then the redis.
+    set pids {}
+    for {set i 1} {$i <= $::rd::cl(n)} {incr i} {
+        set pid $::rd::cl($i,redraft_pid)
+        if {$pid == 0} continue
+        signal CONT $pid
+        signal TERM $pid
+        lappend pids $pid
+    }
+    foreach pid $pids {
+        if {![wait_gone $pid $::rd::stop_timeout_ms]} {
+            signal KILL $pid
+            wait_gone $pid $::rd::stop_timeout_ms
+        }
+        reaped $pid
+    }
+    for {set i 1} {$i <= $::rd::cl(n)} {incr i} {
+        set ::rd::cl($i,redraft_pid) 0
+        stop_process $::rd::cl($i,redis_pid)
+        set ::rd::cl($i,redis_pid) 0
+    }
+}
+
+# The failure report of a cluster test: the last lines of every node's log.
+proc ::rd::report_cluster_context {} {
+    puts "  tmp dir (kept): $::rd::cl(dir)"
+    for {set i 1} {$i <= $::rd::cl(n)} {incr i} {
+        set log $::rd::cl($i,redraft_log)
+        if {![file exists $log]} continue
+        puts "  --- node $i (port $::rd::cl($i,port), id $::rd::cl($i,id)): last lines of $log"
+        foreach line [tail_lines $log 12] {puts "  | $line"}
+    }
 }
