@@ -1303,7 +1303,7 @@ proc load_results {out prefix} {
     set f [open $out r]
     set data [read $f]
     close $f
-    set cmd {}
+    array set cmd {}
     set prev 0
     foreach line [split $data \n] {
         set what [lindex $line 0]
@@ -1326,7 +1326,7 @@ proc load_results {out prefix} {
                 dict lappend r acked_sets $seq
             } else {
                 dict incr r acked_incrs
-                dict lappend r incr_replies $reply
+                dict lappend r incr_replies [string trimleft $reply :]
             }
         } elseif {$what eq "err"} {
             dict incr r errors
