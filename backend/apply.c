@@ -265,6 +265,9 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
         if (batch_send(ap, b, item) != 0)
             return -1;
     }
+    /* A transaction may SELECT inside: what follows it must select again. */
+    if (it->multi)
+        *cur_db = UINT64_MAX;
     if (rc < 0) {
         /* The entry was validated before it was proposed; a failure here is a corrupt log. */
         rd_warning("log entry %llu is malformed; applied as a no-op", (unsigned long long)index);

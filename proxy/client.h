@@ -57,6 +57,10 @@ struct px_req {
     double deadline;                /* when a write's outcome becomes "unknown" */
     double leader_deadline;         /* when a write without a leader gives up */
     struct rd_buf entry;            /* a write's encoded log entry, kept for re-proposing */
+    struct px_cmd *mcmds;           /* EXEC: the transaction's commands (owned) */
+    const struct px_cmddef **mdefs;
+    size_t nm;
+    int db_after; /* EXEC: 1 + the database a queued SELECT leaves the client in (0: none) */
     struct rd_buf reply;
 };
 
@@ -75,6 +79,10 @@ struct px_client {
     int db;
     int authed;
     int consistency;
+    int in_multi, multi_dirty; /* MULTI state (multi.c) */
+    struct px_cmd *mq;         /* queued commands */
+    const struct px_cmddef **mq_defs;
+    size_t mq_len, mq_cap, mq_bytes;
     char *name;
     char addr[64];
     char laddr[64];

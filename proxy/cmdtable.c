@@ -42,7 +42,7 @@ struct px_override {
 
 #define WHY_PUBSUB "pub/sub subscriptions are not supported by redraft yet"
 #define WHY_BLOCK  "blocking commands are not supported by redraft yet"
-#define WHY_MULTI  "transactions (MULTI/EXEC/WATCH) are not supported by redraft yet"
+#define WHY_WATCH  "WATCH is not supported by redraft yet (MULTI/EXEC without it is)"
 #define WHY_ADMIN  "this would change the local redis behind redraft's back; not allowed"
 #define WHY_REPL   "replication of the local redis is managed by redraft; not allowed"
 
@@ -82,11 +82,11 @@ static const struct px_override overrides[] = {
     REFUSE("unsubscribe", WHY_PUBSUB),
     REFUSE("punsubscribe", WHY_PUBSUB),
     REFUSE("sunsubscribe", WHY_PUBSUB),
-    REFUSE("multi", WHY_MULTI),
-    REFUSE("exec", WHY_MULTI),
-    REFUSE("discard", WHY_MULTI),
-    REFUSE("watch", WHY_MULTI),
-    REFUSE("unwatch", WHY_MULTI),
+    LOCAL("multi", PX_L_MULTI),
+    LOCAL("exec", PX_L_EXEC),
+    LOCAL("discard", PX_L_DISCARD),
+    REFUSE("watch", WHY_WATCH),
+    REFUSE("unwatch", WHY_WATCH),
     REFUSE("wait", "WAIT is not supported by redraft yet"),
     REFUSE("config|set",
            "CONFIG SET is not supported by redraft yet (it would make replicas differ)"),

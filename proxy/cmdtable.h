@@ -62,6 +62,9 @@ enum px_local {
     PX_L_RAFT_NODE,
     PX_L_RAFT_TRANSFER,
     PX_L_RAFT_INFO,
+    PX_L_MULTI,
+    PX_L_EXEC,
+    PX_L_DISCARD,
 };
 
 /* Argument checks made before a command is routed. */

@@ -356,6 +356,9 @@ int px_local_exec(struct px_client *c, struct px_req *r)
     case PX_L_CLIENT_INFO:
         do_client_info(c, r);
         break;
+    case PX_L_MULTI:
+    case PX_L_EXEC:
+    case PX_L_DISCARD: /* multi.c answers these before local commands are run */
     case PX_L_NONE:
         px_reply_err(r, "ERR internal: no local handler");
         rd_warning("no local handler for '%s'", r->def->name);

@@ -87,7 +87,7 @@ static void inflight_fail(struct px_server *s, struct px_req *r, const char *msg
         pend_del(s, r);
     r->wait = PX_W_NONE;
     r->c->inflight--;
-    if (r->def->route == PX_ROUTE_WRITE)
+    if (r->def->route == PX_ROUTE_WRITE || r->nm > 0)
         r->c->writes_pending--;
     rd_resp_simple(&r->reply, '-', msg);
     px_req_done(r);
@@ -394,10 +394,19 @@ void px_route_write(struct px_server *s, struct px_req *r)
     };
     /* The seed only needs to differ from command to command; it is recorded in the entry. */
     uint64_t seed = r->id * 0x9e3779b97f4a7c15ULL ^ h.time_ms;
-    if (px_rewrite(r->def, &r->cmd, h.time_ms, seed, &s->rewrite) != 0 ||
-        be_entry_put_hdr(&r->entry, &h) != 0 ||
-        be_entry_put_cmd(&r->entry, s->rewrite.argc, s->rewrite.argv, s->rewrite.argvlen) != 0 ||
-        rd_map_put(&s->inflight, r->id, r) != 0) {
+    if (r->nm > 0) {
+        h.flags = BE_ENTRY_F_MULTI;
+        h.ncmds = (uint32_t)r->nm;
+    }
+    int bad = be_entry_put_hdr(&r->entry, &h) != 0;
+    for (size_t i = 0; !bad && i < (r->nm > 0 ? r->nm : 1); i++) {
+        const struct px_cmd *cmd = r->nm > 0 ? &r->mcmds[i] : &r->cmd;
+        const struct px_cmddef *def = r->nm > 0 ? r->mdefs[i] : r->def;
+        bad =
+            px_rewrite(def, cmd, h.time_ms, seed + i, &s->rewrite) != 0 ||
+            be_entry_put_cmd(&r->entry, s->rewrite.argc, s->rewrite.argv, s->rewrite.argvlen) != 0;
+    }
+    if (bad || rd_map_put(&s->inflight, r->id, r) != 0) {
         px_reply_err(r, "ERR out of memory");
         r->state = REQ_DONE;
         return;
@@ -665,7 +674,7 @@ void px_server_on_backend_down(struct px_server *s, const char *why)
 void px_server_on_write_reply(struct px_server *s, uint64_t reqid, const char *resp, size_t len)
 {
     struct px_req *r = rd_map_get(&s->inflight, reqid);
-    if (r == NULL || r->def == NULL || r->def->route != PX_ROUTE_WRITE)
+    if (r == NULL || r->def == NULL || (r->def->route != PX_ROUTE_WRITE && r->nm == 0))
         return; /* its client is gone, or it came in before this node restarted */
     rd_map_del(&s->inflight, reqid);
     if (r->wait == PX_W_COMMIT)

@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "proxy/client.h"
 #include "proxy/rewrite.h"
+#include "proxy/multi.h"
 #include "proxy/route.h"
 #include "raftlog/node.h"
 
@@ -49,6 +50,10 @@ void px_reply_err(struct px_req *r, const char *fmt, ...)
 static void req_free(struct px_req *r)
 {
     px_cmd_free(&r->cmd);
+    for (size_t i = 0; i < r->nm; i++)
+        px_cmd_free(&r->mcmds[i]);
+    free(r->mcmds);
+    free(r->mdefs);
     rd_buf_free(&r->entry);
     rd_buf_free(&r->reply);
     free(r);
@@ -79,6 +84,7 @@ static void client_free(struct px_client *c)
         c->next->prev = c->prev;
     rd_buf_free(&c->in);
     rd_buf_free(&c->out);
+    px_multi_free(c);
     free(c->name);
     free(c);
 }
@@ -279,6 +285,8 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         if (r->def == NULL) {
             rd_resp_simple(&r->reply, '-', err);
             r->state = REQ_DONE;
+            if (c->in_multi)
+                c->multi_dirty = 1; /* as Redis: EXEC will answer EXECABORT */
             return 0;
         }
     }
@@ -286,6 +294,29 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
     if (s->cfg->requirepass[0] && !c->authed && !(d->flags & PX_CF_NO_AUTH)) {
         px_reply_err(r, "NOAUTH Authentication required.");
         r->state = REQ_DONE;
+        if (c->in_multi)
+            c->multi_dirty = 1;
+        return 0;
+    }
+    int mrc = r->nm > 0 ? PX_MULTI_EXEC : px_multi_dispatch(c, r);
+    if (mrc == PX_MULTI_DONE) {
+        r->state = REQ_DONE;
+        return 0;
+    }
+    if (mrc == PX_MULTI_EXEC) {
+        /* EXEC: the whole transaction is one write. */
+        if (s->backend_err[0]) {
+            px_reply_err(r, "ERR %s", s->backend_err);
+            r->state = REQ_DONE;
+            return 0;
+        }
+        if (c->reads_waiting > 0)
+            return 1;
+        r->db = c->db;
+        if (r->db_after > 0)
+            c->db = r->db_after - 1;
+        s->total_commands++;
+        px_route_write(s, r);
         return 0;
     }
     switch (d->route) {
