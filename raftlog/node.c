@@ -28,6 +28,7 @@ struct rn_node {
     int role;
     uint64_t term, leader;
     uint64_t conf_index;              /* index of the configuration the bus peers reflect */
+    uint64_t conf_hint;               /* index of the last stored configuration entry */
     uint64_t peers[RAFT_MEMBERS_MAX]; /* ids given to the bus */
     unsigned npeers;
     struct rd_buf scratch;
@@ -160,6 +161,19 @@ static int persist(struct rn_node *n, const struct raft_ready *rd)
         }
         if (rlog_append(n->store, n->ents, rd->n_entries) != 0)
             return -1;
+        /* Where the last configuration entry is, kept in the same batch, so a restart need not
+         * scan the log for it. A suffix that replaced it leaves it unknown (0: scan). */
+        uint64_t conf = n->conf_hint;
+        if (conf >= rd->entries[0].index)
+            conf = 0;
+        for (size_t i = 0; i < rd->n_entries; i++)
+            if (rd->entries[i].type == RAFT_ENTRY_CONF)
+                conf = rd->entries[i].index;
+        if (conf != n->conf_hint) {
+            if (rlog_set_meta_u64(n->store, "conf_index", conf) != 0)
+                return -1;
+            n->conf_hint = conf;
+        }
     }
     if (rd->hs_changed) {
         struct rlog_hard_state hs = {rd->hs.term, rd->hs.vote, rd->hs.commit};
@@ -437,6 +451,9 @@ struct rn_node *rn_node_new(struct ev_loop *loop, struct rlog *store, struct bus
      * entries it already knows committed. */
     rs.applied = hs.commit;
     n->commit = hs.commit;
+    if (rlog_get_meta_u64(store, "conf_index", &n->conf_hint) != 0)
+        n->conf_hint = 0;
+    rs.conf_index_hint = n->conf_hint;
 
     struct raft_config rc;
     raft_config_defaults(&rc);
@@ -516,7 +533,7 @@ int rn_bootstrap(struct rn_node *n, const char *bus_addr, char *err, size_t errl
     struct rlog_entry e = {.index = 1, .term = 1, .type = RAFT_ENTRY_CONF, .data = buf, .len = len};
     struct rlog_hard_state hs = {.term = 1, .vote = 0, .commit = 1};
     if (rlog_append(n->store, &e, 1) != 0 || rlog_set_hard_state(n->store, &hs) != 0 ||
-        rlog_flush(n->store, 1) != 0) {
+        rlog_set_meta_u64(n->store, "conf_index", 1) != 0 || rlog_flush(n->store, 1) != 0) {
         snprintf(err, errlen, "ERR cannot write the log: %s", rlog_last_error(n->store));
         return -1;
     }
@@ -536,6 +553,8 @@ int rn_bootstrap(struct rn_node *n, const char *bus_addr, char *err, size_t errl
     rs.hs.commit = 1;
     rs.last_index = 1;
     rs.applied = 1;
+    rs.conf_index_hint = 1;
+    n->conf_hint = 1;
     struct raft *r;
     int rcode = raft_new(&rc, &rs, &r);
     if (rcode != 0) {

@@ -1235,7 +1235,8 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *rs, struc
         commit = r->log.last;
     r->log.commit = commit;
     r->log.applied = applied < commit ? applied : commit;
-    raft_conf_at(r, r->log.last, &r->conf, &r->conf_index);
+    if (!raft_conf_from_hint(r, rs->conf_index_hint))
+        raft_conf_at(r, r->log.last, &r->conf, &r->conf_index);
     r->role = RAFT_FOLLOWER;
     r->booting = 1;
     reset_randomized_timeout(r);

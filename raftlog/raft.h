@@ -234,6 +234,11 @@ struct raft_restore {
     struct raft_snapshot_meta snapshot;
     uint64_t last_index; /* last stored entry; snapshot.index when the log is empty */
     uint64_t applied;    /* index the caller's state machine has applied (>= snapshot.index) */
+    /* Optional: the index of the last configuration entry in the stored log, if the caller
+     * tracks it (0: unknown). It spares the core a backward scan of the whole log at start,
+     * which costs one storage read per entry. It must be exact: no configuration entry may
+     * follow it in the log (the caller records it in the same write as the entries). */
+    uint64_t conf_index_hint;
 };
 
 struct raft;

@@ -30,6 +30,25 @@ void raft_conf_at(struct raft *r, uint64_t index, struct raft_conf *out, uint64_
     *index_out = r->snap.index;
 }
 
+/* Takes the configuration from the caller's hint when the entry there is one; 0 otherwise (the
+ * caller then scans). */
+int raft_conf_from_hint(struct raft *r, uint64_t hint)
+{
+    if (hint == 0 || hint <= r->log.snap_index || hint > r->log.last)
+        return 0;
+    struct raft_entry e;
+    int owned;
+    if (raft_log_entry(&r->log, hint, &e, &owned) != RAFT_OK)
+        return 0;
+    int ok = e.type == RAFT_ENTRY_CONF &&
+             raft_conf_entry_decode(e.data, e.len, NULL, NULL, &r->conf) == RAFT_OK;
+    if (owned)
+        free(e.data);
+    if (ok)
+        r->conf_index = hint;
+    return ok;
+}
+
 /* Leader: keep one progress per member other than this node. New members start probing from the
  * end of the log and count as recently active, so adding one never trips check-quorum. */
 void raft_conf_sync_progress(struct raft *r)

@@ -45,7 +45,9 @@ struct tnode {
     size_t n_reads;
     struct raft_snapshot_fetch fetch;
     uint64_t want_snapshot;
-    int storage_broken; /* reads fail with RAFT_EIO */
+    int storage_broken;   /* reads fail with RAFT_EIO */
+    unsigned entry_reads; /* storage entry() calls */
+    uint64_t conf_hint;   /* given to raft_new as raft_restore.conf_index_hint */
 };
 
 struct tc {
@@ -84,6 +86,7 @@ static int st_entry(void *ctx, uint64_t index, struct raft_entry *out)
     struct tnode *n = ctx;
     if (n->storage_broken)
         return RAFT_EIO;
+    n->entry_reads++;
     if (index <= n->snap.index || index > dlast(n))
         return RAFT_ENOTFOUND;
     const struct raft_entry *e = &n->log[index - n->snap.index - 1];
@@ -136,8 +139,11 @@ static void start(struct tc *c, uint64_t id)
     cfg.seed = id * 7919;
     cfg.storage = &ops;
     cfg.storage_ctx = n;
-    struct raft_restore rs = {
-        .hs = n->hs, .snapshot = n->snap, .last_index = dlast(n), .applied = n->snap.index};
+    struct raft_restore rs = {.hs = n->hs,
+                              .snapshot = n->snap,
+                              .last_index = dlast(n),
+                              .applied = n->snap.index,
+                              .conf_index_hint = n->conf_hint};
     assert_int_equal(raft_new(&cfg, &rs, &n->r), 0);
     n->up = 1;
     n->last_applied = n->snap.index;
@@ -1168,6 +1174,38 @@ static void test_restart_keeps_term_vote_and_log(void **state)
     cluster_free(c);
 }
 
+/* A caller that tracks where its last configuration entry is spares the core the backward scan
+ * of the whole log at start; a hint that is not a configuration entry falls back to the scan. */
+static void test_restart_with_conf_hint(void **state)
+{
+    struct tc *c = cluster(3);
+    campaign(c, 1);
+    stabilize(c);
+    for (int i = 0; i < 50; i++)
+        propose(c, 1, "x");
+    stabilize(c);
+    uint64_t idx;
+    crash(c, 2);
+    c->nodes[2].conf_hint = 1;
+    c->nodes[2].entry_reads = 0;
+    restart(c, 2);
+    assert_true(c->nodes[2].entry_reads <= 2);
+    assert_int_equal(raft_conf_voters(raft_conf(c->nodes[2].r, &idx)), 3);
+    assert_int_equal(idx, 1);
+    crash(c, 3);
+    c->nodes[3].conf_hint = 40; /* a normal entry: not trusted */
+    c->nodes[3].entry_reads = 0;
+    restart(c, 3);
+    assert_true(c->nodes[3].entry_reads >= 50);
+    assert_int_equal(raft_conf_voters(raft_conf(c->nodes[3].r, &idx)), 3);
+    assert_int_equal(idx, 1);
+    stabilize(c);
+    assert_int_equal(propose(c, 1, "y"), 0);
+    stabilize(c);
+    assert_int_equal(commit(c, 2), commit(c, 1));
+    cluster_free(c);
+}
+
 static void test_propose_limits(void **state)
 {
     struct raft_config cfg = test_cfg();
@@ -1221,6 +1259,7 @@ int main(void)
         cmocka_unit_test(test_storage_error_is_sticky),
         cmocka_unit_test(test_early_messages_wait_for_durable_term),
         cmocka_unit_test(test_restart_keeps_term_vote_and_log),
+        cmocka_unit_test(test_restart_with_conf_hint),
         cmocka_unit_test(test_propose_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
