@@ -1,11 +1,13 @@
 /* join.c: RAFT.CLUSTER JOIN, and the cluster-init / cluster-join options at start.
  *
  * A node joins by asking a member, over that member's client port (as in RedisRaft), to run
- * `RAFT.NODE ADD <our id> <our bus address>`. Any member will do: a follower passes the command
- * to the leader, which adds us as a learner; the leader then connects to our bus address and
- * sends us the log, and promotes us to voter once we have caught up. Addresses are tried in
- * turn. A join asked by a client answers it once; a join from the config file retries every
- * second until it succeeds (a container may start before its peers).
+ * `RAFT.NODE ADD <our id> <our bus address> <proof>`, the proof an HMAC of the two keyed with
+ * the cluster secret: a node that does not know the secret is refused before it is a member. Any
+ * member will do: a follower passes the command to the leader, which adds us as a learner; the
+ * leader then connects to our bus address and sends us the log, and promotes us to voter once we
+ * have caught up. Addresses are tried in turn. A join asked by a client answers it once; a join
+ * from the config file retries every second until it succeeds (a container may start before its
+ * peers).
  */
 #include <ev.h>
 #include <hiredis/adapters/libev.h>
@@ -122,7 +124,10 @@ static void connect_cb(const redisAsyncContext *cac, int status)
         redisAsyncCommand(ac, auth_reply_cb, NULL, "AUTH %s", s->cfg->requirepass);
     char id[32];
     snprintf(id, sizeof(id), "%llu", (unsigned long long)rn_id(s->node));
-    redisAsyncCommand(ac, add_reply_cb, NULL, "RAFT.NODE ADD %s %s", id, s->bus_announce);
+    char proof[RN_JOIN_PROOF_HEX + 1];
+    rn_join_proof(s->cfg->cluster_secret, rn_id(s->node), s->bus_announce, strlen(s->bus_announce),
+                  proof);
+    redisAsyncCommand(ac, add_reply_cb, NULL, "RAFT.NODE ADD %s %s %s", id, s->bus_announce, proof);
 }
 
 static void disconnect_cb(const redisAsyncContext *ac, int status)

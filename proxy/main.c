@@ -324,6 +324,7 @@ int main(int argc, char **argv)
         .heartbeat_ticks = 1,
         .seed = random_u64(),
         .uncommitted_bytes_max = 256u * 1024 * 1024,
+        .secret = a.cfg.cluster_secret,
     };
     if (ncfg.election_ticks < 3) {
         rd_warning("election-timeout must be at least 3 heartbeat intervals");

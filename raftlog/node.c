@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/sha256.h"
 #include "raftlog/bus.h"
 #include "raftlog/raft.h"
 #include "raftlog/store.h"
@@ -709,7 +710,27 @@ static int is_node_cmd(const char *a, size_t alen)
     return eq(a, alen, "node") || eq(a, alen, "raft.node");
 }
 
-/* argv: RAFT.NODE ADD id addr | RAFT.NODE REMOVE id ("NODE" also accepted) */
+void rn_join_proof(const char *secret, uint64_t id, const char *addr, size_t addrlen,
+                   char out[RN_JOIN_PROOF_HEX + 1])
+{
+    struct rd_hmac_sha256 h;
+    char idbuf[32];
+    int n = snprintf(idbuf, sizeof(idbuf), "%llu|", (unsigned long long)id);
+    rd_hmac_sha256_init(&h, secret, strlen(secret));
+    rd_hmac_sha256_update(&h, "redraft-join|", 13);
+    rd_hmac_sha256_update(&h, idbuf, (size_t)n);
+    rd_hmac_sha256_update(&h, addr, addrlen);
+    uint8_t mac[RD_SHA256_LEN];
+    rd_hmac_sha256_final(&h, mac);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < RD_SHA256_LEN; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[RN_JOIN_PROOF_HEX] = '\0';
+}
+
+/* argv: RAFT.NODE ADD id addr [proof] | RAFT.NODE REMOVE id ("NODE" also accepted) */
 int rn_admin(struct rn_node *n, uint64_t reqid, int argc, const char **argv, const size_t *argvlen,
              struct rd_buf *out)
 {
@@ -721,13 +742,24 @@ int rn_admin(struct rn_node *n, uint64_t reqid, int argc, const char **argv, con
         return admin_forward(n, reqid, argc, argv, argvlen, out);
     uint64_t id;
     if (argc >= 3 && is_node_cmd(argv[0], argvlen[0]) && eq(argv[1], argvlen[1], "add")) {
-        if (argc != 4 || parse_u64(argv[2], argvlen[2], &id) != 0 || id == 0) {
+        if ((argc != 4 && argc != 5) || parse_u64(argv[2], argvlen[2], &id) != 0 || id == 0) {
             rd_resp_simple(out, '-', "ERR usage: RAFT.NODE ADD <id> <host:port>");
             return 0;
         }
         if (argvlen[3] == 0 || argvlen[3] > RAFT_MEMBER_BLOB_BYTES_MAX) {
             rd_resp_simple(out, '-', "ERR invalid node address");
             return 0;
+        }
+        if (argc == 5) {
+            char want[RN_JOIN_PROOF_HEX + 1];
+            rn_join_proof(n->cfg.secret ? n->cfg.secret : "", id, argv[3], argvlen[3], want);
+            if (argvlen[4] != RN_JOIN_PROOF_HEX || !rd_ct_memeq(want, argv[4], RN_JOIN_PROOF_HEX)) {
+                rd_warning("refused the join of node %llu at %.*s: it does not know the cluster "
+                           "secret",
+                           (unsigned long long)id, (int)argvlen[3], argv[3]);
+                rd_resp_simple(out, '-', "ERR join refused: wrong cluster secret");
+                return 0;
+            }
         }
         uint64_t idx;
         const struct raft_conf *c = raft_conf(n->raft, &idx);

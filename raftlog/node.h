@@ -75,7 +75,14 @@ struct rn_node_cfg {
     int heartbeat_ticks;
     uint64_t seed;
     size_t uncommitted_bytes_max;
+    const char *secret; /* the cluster secret (borrowed; lives as long as the node) */
 };
+
+#define RN_JOIN_PROOF_HEX 64
+/* The proof a joining node sends with RAFT.NODE ADD: hex HMAC-SHA256 over its id and address
+ * keyed with the cluster secret, so a node that does not know the secret cannot join. */
+void rn_join_proof(const char *secret, uint64_t id, const char *addr, size_t addrlen,
+                   char out[RN_JOIN_PROOF_HEX + 1]);
 
 struct rn_node;
 
@@ -100,7 +107,9 @@ int rn_read_index(struct rn_node *n, uint64_t rctx);
 int rn_flush(struct rn_node *n);
 int rn_fetch(struct rn_node *n, uint64_t index, void **data, size_t *len);
 
-/* Membership and leadership commands (RAFT.NODE ADD|REMOVE, RAFT.TRANSFER-LEADER). On the
+/* Membership and leadership commands (RAFT.NODE ADD id addr [proof] | REMOVE id). ADD with a
+ * proof (a join) is refused unless the proof matches this cluster's secret; without one it is
+ * an operator's command, trusted like any client command. On the
  * leader they run now and the reply (RESP) is appended to out, returning 0; on a follower they
  * go to the leader and RN_FORWARDED is returned (the reply comes through cbs->admin_reply). */
 int rn_admin(struct rn_node *n, uint64_t reqid, int argc, const char **argv, const size_t *argvlen,

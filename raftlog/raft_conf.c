@@ -147,8 +147,12 @@ int raft_propose_conf_change(struct raft *r, int change, uint64_t node, const vo
         if (!m || m->voter)
             return RAFT_EINVAL;
         struct raft_progress *pr = raft_progress_find(r, node);
-        if (!pr || pr->match + r->cfg.promote_lag_entries_max < r->log.last)
-            return RAFT_ENOTREADY; /* thesis §4.2.1: catch up before counting in quorums */
+        /* Thesis §4.2.1: catch up before counting in quorums. Being within the lag is not
+         * enough on a short log (a learner that never answered has match 0): it must also
+         * hold the configuration that added it, which proves it is alive and receiving. */
+        if (!pr || pr->match < r->conf_index ||
+            pr->match + r->cfg.promote_lag_entries_max < r->log.last)
+            return RAFT_ENOTREADY;
         m->voter = 1;
         break;
     }
