@@ -107,6 +107,11 @@ sim: $(BUILD)/raft-sim
 compat: deps all
 	@tests/compat/run.sh
 
+# Throughput and latency of raw Redis, one redraft and a 3-node cluster, side by side
+# (contrib/bench/bench.sh; BENCH_N, BENCH_ROUNDS, BENCH_QUICK=1; docs/benchmarks.md).
+bench: deps all
+	@BUILD=$(BUILD) contrib/bench/bench.sh
+
 demo: deps all
 	@scripts/demo.sh start
 
