@@ -4,7 +4,8 @@
 # nodes count exactly, and every replica's redis-server ends up holding the
 # same dataset, key by key, type by type, with the same absolute expiries.
 
-start_cluster 3 {} {
+# The bus on its default port (client port + 10000), as most users run it.
+start_cluster 3 {default_bus_port 1} {
 
     test {RAFT.INFO: three voters, one leader, every link up} {
         set leader [wait_for_leader]

@@ -743,6 +743,10 @@ proc ::rd::stop_pair {} {
 #       options: redraft {args...}  extra redraft options for every node (after
 #                                   the defaults, so they win)
 #                secret S           the cluster secret (default redraft-test-secret)
+#                default_bus_port 1 no --cluster-port: the bus on client port
+#                                   + 10000, redraft's default (otherwise a
+#                                   port of its own, away from the ephemeral
+#                                   range)
 #       Node 1 starts with --cluster-init yes, the others with --cluster-join
 #       <node 1>; returns once all n are voters, a leader exists and every link
 #       is up (bounded).  `r` is a client of node 1.  Nodes are numbered 1..n;
@@ -826,9 +830,9 @@ proc ::rd::node_args {i} {
     set args [list --port $::rd::cl($i,port) --bind 127.0.0.1 \
         --redis 127.0.0.1:$::rd::cl($i,redis_port) --dir $::rd::cl($i,raft_dir) \
         --logfile $::rd::cl($i,redraft_log) --loglevel verbose \
-        --cluster-port $::rd::cl($i,bus_port) \
         --cluster-secret $::rd::cl(secret) \
         --election-timeout 500 --heartbeat-interval 50]
+    if {!$::rd::cl(default_bus)} {lappend args --cluster-port $::rd::cl($i,bus_port)}
     if {$::rd::cl($i,join) eq {}} {
         lappend args --cluster-init yes
     } else {
@@ -841,10 +845,20 @@ proc ::rd::node_args {i} {
 proc ::rd::new_node {i join opts} {
     set dir [file join $::rd::cl(dir) n$i]
     file mkdir $dir
-    set port [free_port 1]
+    # The default bus port, client port + 10000, lands in the kernel's
+    # ephemeral range (32768-60999), where an outgoing connection may take
+    # it while a node is down; so unless asked for the default, the bus gets
+    # a port of its own from free_port's range.
+    if {$::rd::cl(default_bus)} {
+        set port [free_port 1]
+        set bus [expr {$port + 10000}]
+    } else {
+        set port [free_port]
+        set bus [free_port]
+    }
     array set ::rd::cl [list $i,dir $dir $i,raft_dir [file join $dir raft] \
         $i,redraft_log [file join $dir redraft.log] $i,redis_port [free_port] \
-        $i,port $port $i,bus_port [expr {$port + 10000}] $i,redis_pid 0 \
+        $i,port $port $i,bus_port $bus $i,redis_pid 0 \
         $i,redraft_pid 0 $i,stopped 0 $i,gone 0 $i,id {} $i,join $join \
         $i,opts $opts $i,client {} $i,client_pid 0]
     puts "#dir $dir"
@@ -1375,6 +1389,7 @@ proc start_cluster {n options body} {
     set root [::rd::new_tmpdir]
     array unset ::rd::cl
     array set ::rd::cl [list n 0 dir $root \
+        default_bus [expr {[dict exists $options default_bus_port] && [dict get $options default_bus_port]}] \
         secret [expr {[dict exists $options secret] ? [dict get $options secret] : "redraft-test-secret"}] \
         opts [expr {[dict exists $options redraft] ? [dict get $options redraft] : {}}]]
     # A pair record, so that new_client, raw_connect and the failure report
