@@ -184,6 +184,61 @@ start_cluster 3 {default_bus_port 1} {
         assert_replicas_identical {1 2 3}
     } {*}
 
+    test {MULTI/EXEC through a follower is applied as one on every node} {
+        set leader [wait_for_leader]
+        set f [lindex [lsearch -all -inline -not -exact {1 2 3} $leader] 0]
+        set c [new_client [node_port $f]]
+        $c del tx:n tx:l
+        # Raw, to see the error inside EXEC's reply (redis.tcl raises it).
+        set fd [raw_connect [node_port $f]]
+        raw_send $fd [join [list [resp_cmd MULTI] [resp_cmd SET tx:s one] \
+            [resp_cmd INCRBY tx:n 10] [resp_cmd RPUSH tx:l a b] [resp_cmd INCR tx:s] \
+            [resp_cmd EXEC]] {}]
+        assert_equal +OK [raw_read_reply $fd]
+        for {set k 0} {$k < 4} {incr k} {assert_equal +QUEUED [raw_read_reply $fd]}
+        set replies [raw_read_reply $fd]
+        assert_equal 4 [llength $replies]
+        assert_equal {+OK :10 :2} [lrange $replies 0 2]
+        assert_match {-ERR value is not an integer*} [lindex $replies 3]
+        foreach i {1 2 3} {
+            set o [node_client $i]
+            assert_equal one [$o get tx:s]
+            assert_equal 10 [$o get tx:n]
+            assert_equal {a b} [$o lrange tx:l 0 -1]
+        }
+        $c multi
+        $c set tx:s two
+        assert_equal OK [$c discard]
+        assert_equal one [[node_client $leader] get tx:s]
+        # No node's Redis ever shows half a transaction: 200 pipelined
+        # transactions of two INCRs, watched on the third node meanwhile.
+        set third [lindex [lsearch -all -inline -not -exact {1 2 3} $f] end]
+        set ev [new_client [node_port $third]]
+        $ev client consistency eventual
+        set batch {}
+        for {set k 0} {$k < 200} {incr k} {
+            append batch [resp_cmd MULTI] [resp_cmd INCR tx:a] [resp_cmd INCR tx:b] [resp_cmd EXEC]
+        }
+        raw_send $fd $batch
+        set seen {}
+        set deadline [expr {[clock milliseconds] + 10000}]
+        while {1} {
+            lassign [$ev mget tx:a tx:b] a b
+            assert_equal $a $b "node $third showed half a transaction"
+            lappend seen $a
+            if {$a eq "200" || [clock milliseconds] > $deadline} break
+        }
+        assert_equal 200 $a
+        for {set k 0} {$k < 200} {incr k} {
+            for {set j 0} {$j < 3} {incr j} {raw_read_reply $fd}
+            assert_equal [list :[expr {$k + 1}] :[expr {$k + 1}]] [raw_read_reply $fd]
+        }
+        puts "    [llength [lsort -unique $seen]] distinct states seen on node $third while applying"
+        close_client $ev
+        close_client $c
+        assert_replicas_identical {1 2 3}
+    }
+
     test {CLIENT CONSISTENCY: per connection, default linearizable, invalid level refused} {
         set c [new_client [node_port 2]]
         assert_equal linearizable [$c client consistency]

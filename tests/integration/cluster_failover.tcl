@@ -147,6 +147,22 @@ start_cluster 3 [list redraft [list --election-timeout $election_ms --heartbeat-
         assert_replicas_identical {1 2 3}
     }
 
+    test {A follower whose redis-server restarts empty is refilled with the whole dataset} {
+        set leader [wait_for_leader]
+        set f [lindex [others $leader] 0]
+        for {set k 0} {$k < 300} {incr k} {[node_client $leader] rpush refill:l $k}
+        [node_client $leader] set refill:ttl x PX 600000
+        assert_replicas_identical {1 2 3}
+        restart_node_redis $f
+        # Reads through it never give the empty Redis's answer as success.
+        set rc [catch {[reconnect_node_client $f] llen refill:l} got]
+        if {!$rc} {assert_equal 300 $got "a read right after its redis came back empty"}
+        assert_replicas_identical {1 2 3} 15000
+        assert_equal 300 [[reconnect_node_client $f] llen refill:l]
+        assert_equal OK [[node_client $f] set refill:after yes]
+        assert_replicas_identical {1 2 3}
+    }
+
     test {SIGTERM on the leader hands leadership over: writes stall much less than an election timeout} {
         set old [wait_for_leader]
         lassign [others $old] f1 f2

@@ -765,6 +765,7 @@ proc ::rd::stop_pair {} {
 #   kill_node i ?sig?      kill -9 (or TERM) node i's redraft, wait until gone
 #   restart_node i         start node i's redraft again (same ports and dir)
 #   stop_node i / cont_node i   SIGSTOP / SIGCONT node i's redraft
+#   restart_node_redis i   kill -9 node i's redis-server, start it empty
 #   add_node ?opts?        start one more pair that joins the cluster
 #   forget_node i          mark node i as no longer in the cluster (after
 #                          RAFT.NODE REMOVE) and stop it
@@ -926,6 +927,14 @@ proc wait_node_gone {i {ms 5000}} {
 proc restart_node {i} {
     kill_node $i KILL
     start_node $i
+}
+
+# kill -9 node i's redis-server (its data is gone: no persistence) and start
+# a new, empty one on the same port; node i's redraft must notice and refill it.
+proc restart_node_redis {i} {
+    ::rd::kill9 $::rd::cl($i,redis_pid)
+    set ::rd::cl($i,redis_pid) 0
+    ::rd::start_node_redis $i
 }
 
 proc stop_node {i} {
