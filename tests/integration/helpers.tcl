@@ -316,7 +316,26 @@ proc ::rd::alive {pid} {
     }]} {return 0}
     # The state follows the ") " that closes the command name.
     set state [string index [string range $stat [expr {[string last ") " $stat] + 2}] end] 0]
-    return [expr {$state ne "Z" && $state ne "X"}]
+    if {$state ne "Z" && $state ne "X"} {return 1}
+    # A zombie main thread is not the end yet: after kill -9 the main thread
+    # of a multi-threaded process (redraft runs RocksDB's threads) turns Z
+    # while its other threads still exit, and until the last one is gone the
+    # process keeps its files open, RocksDB's LOCK among them; a restart in
+    # that window fails with "While lock file: ... LOCK: Resource
+    # temporarily unavailable".  So the process is gone when no thread is
+    # left but the zombie one.
+    set tasks [glob -nocomplain -directory /proc/$pid/task *]
+    foreach t $tasks {
+        if {[file tail $t] eq $pid} continue
+        if {[catch {
+            set f [open $t/stat r]
+            set tstat [read $f]
+            close $f
+        }]} continue
+        set ts [string index [string range $tstat [expr {[string last ") " $tstat] + 2}] end] 0]
+        if {$ts ne "Z" && $ts ne "X"} {return 1}
+    }
+    return 0
 }
 
 proc ::rd::signal {sig pid} {
