@@ -53,6 +53,7 @@ struct px_req {
     enum px_wait wait;
     uint64_t need_index;
     uint64_t prop_index, prop_term; /* where the leader put the write (0: not known yet) */
+    uint64_t fwd_term;              /* a forwarded write: the only term it may be proposed in */
     uint64_t round;                 /* the read-index round it is in */
     double deadline;                /* when a write's outcome becomes "unknown" */
     double leader_deadline;         /* when a write without a leader gives up */
@@ -126,6 +127,7 @@ struct px_server {
     struct px_req *lw_head, *lw_tail;     /* writes waiting for a leader */
     struct px_req *pend_head, *pend_tail; /* proposed writes and cluster commands in flight */
     uint64_t min_prop_index;              /* lowest prop_index in the pending list (hint) */
+    uint64_t unacked_checked_term;        /* newest term check_unacked_forwards has acted on */
     ev_timer housekeeping;
     struct px_join *join; /* a RAFT.CLUSTER JOIN in progress */
     char bus_announce[256];

@@ -333,7 +333,7 @@ static void write_wait_leader(struct px_server *s, struct px_req *r)
     if (r->wait == PX_W_COMMIT)
         pend_del(s, r);
     r->wait = PX_W_LEADER;
-    r->prop_index = r->prop_term = 0;
+    r->prop_index = r->prop_term = r->fwd_term = 0;
     q_push(&s->lw_head, &s->lw_tail, r);
 }
 
@@ -360,6 +360,7 @@ static void write_try(struct px_server *s, struct px_req *r)
         return;
     case RN_FORWARDED:
         write_pending(s, r, 0, 0);
+        r->fwd_term = term;
         return;
     case RN_ENOLEADER:
     case RN_ETRANSFER:
@@ -442,10 +443,37 @@ void px_on_propose_failed(struct px_server *s, uint64_t reqid, int code)
 
 /* Writes whose index was applied with another entry were lost with a leader change: they
  * will never be applied, so they go back to wait for a leader. */
+/* Writes forwarded in an older term, never acknowledged, are lost once this node has applied the
+ * first entry of a newer term (rn_term_start): proposed again. */
+static void check_unacked_forwards(struct px_server *s)
+{
+    uint64_t cterm, cidx;
+    rn_term_start(s->node, &cterm, &cidx);
+    if (cidx == 0 || s->last_applied < cidx || cterm <= s->unacked_checked_term)
+        return;
+    s->unacked_checked_term = cterm;
+    struct px_req *r = s->pend_head;
+    while (r) {
+        struct px_req *next = r->pnext;
+        if (r->wait == PX_W_COMMIT && r->prop_index == 0 && r->fwd_term != 0 &&
+            r->fwd_term < cterm) {
+            rd_verbose("write %llu forwarded in term %llu was never proposed (term %llu began "
+                       "at %llu); forwarding it again",
+                       (unsigned long long)r->id, (unsigned long long)r->fwd_term,
+                       (unsigned long long)cterm, (unsigned long long)cidx);
+            write_wait_leader(s, r);
+        }
+        r = next;
+    }
+}
+
 void px_on_applied_check(struct px_server *s)
 {
-    if (s->min_prop_index == 0 || s->min_prop_index > s->last_applied)
+    check_unacked_forwards(s);
+    if (s->min_prop_index == 0 || s->min_prop_index > s->last_applied) {
+        px_kick_leader_waiters(s);
         return;
+    }
     uint64_t min = 0;
     struct px_req *r = s->pend_head;
     while (r) {

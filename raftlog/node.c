@@ -30,6 +30,7 @@ struct rn_node {
     uint64_t term, leader;
     uint64_t conf_index;              /* index of the configuration the bus peers reflect */
     uint64_t conf_hint;               /* index of the last stored configuration entry */
+    uint64_t cterm, cterm_index;      /* newest term among committed entries, and its first */
     uint64_t peers[RAFT_MEMBERS_MAX]; /* ids given to the bus */
     unsigned npeers;
     struct rd_buf scratch;
@@ -237,6 +238,11 @@ int rn_flush(struct rn_node *n)
         }
         send_msgs(n, rd.msgs, rd.n_msgs, unreachable, &nunreach);
         refresh_peers(n);
+        for (size_t i = 0; i < rd.n_committed; i++)
+            if (rd.committed[i].term > n->cterm) {
+                n->cterm = rd.committed[i].term;
+                n->cterm_index = rd.committed[i].index;
+            }
         if (rd.n_committed > 0) {
             uint64_t last = rd.committed[rd.n_committed - 1].index;
             if (last > n->commit) {
@@ -317,19 +323,23 @@ static int map_raft_err(int rc)
 
 static void on_fwd(struct rn_node *n, uint64_t from, const uint8_t *p, size_t len)
 {
-    uint64_t reqid;
+    uint64_t hdr[2]; /* reqid, the term the sender forwarded it in */
     size_t used;
-    if (get_u64s(p, len, &reqid, 1, &used) != 0) {
+    if (get_u64s(p, len, hdr, 2, &used) != 0) {
         rd_warning("malformed forwarded write from node %llu", (unsigned long long)from);
         return;
     }
     uint64_t index, term;
-    int rc = raft_propose(n->raft, p + used, len - used, &index, &term);
+    /* Proposed only in the term the sender meant: then a write it never heard back about can
+     * only have been proposed in that term, which it can rule out later (see rn_term_start). */
+    int rc = raft_role(n->raft) == RAFT_LEADER && raft_term(n->raft) != hdr[1]
+                 ? RAFT_ENOTLEADER
+                 : raft_propose(n->raft, p + used, len - used, &index, &term);
     if (rc == 0) {
-        uint64_t v[3] = {reqid, index, term};
+        uint64_t v[3] = {hdr[0], index, term};
         send_frame_u64s(n, from, RN_BUS_FWD_ACK, v, 3);
     } else {
-        uint64_t v[2] = {reqid, (uint64_t)(-map_raft_err(rc))};
+        uint64_t v[2] = {hdr[0], (uint64_t)(-map_raft_err(rc))};
         send_frame_u64s(n, from, RN_BUS_FWD_NACK, v, 2);
     }
 }
@@ -589,12 +599,16 @@ int rn_propose(struct rn_node *n, uint64_t reqid, const void *data, size_t len, 
     uint64_t leader = raft_leader(n->raft);
     if (leader == 0 || leader == n->cfg.id)
         return RN_ENOLEADER;
+    uint64_t term = raft_term(n->raft);
     rd_buf_reset(&n->scratch);
     rd_put_varint(&n->scratch, reqid);
+    rd_put_varint(&n->scratch, term);
     if (rd_buf_append(&n->scratch, data, len) != 0)
         return RN_ENOMEM;
     if (bus_send(n->bus, leader, RN_BUS_FWD, n->scratch.data, n->scratch.len) != 0)
         return RN_ENOLEADER;
+    if (term_out)
+        *term_out = term;
     return RN_FORWARDED;
 }
 
@@ -814,6 +828,12 @@ int rn_transfer_leader(struct rn_node *n, uint64_t target)
 }
 
 /* ---- looking inside ---- */
+
+void rn_term_start(const struct rn_node *n, uint64_t *term, uint64_t *index)
+{
+    *term = n->cterm;
+    *index = n->cterm_index;
+}
 
 uint64_t rn_id(const struct rn_node *n)
 {

@@ -100,8 +100,15 @@ int rn_bootstrap(struct rn_node *n, const char *bus_addr, char *err, size_t errl
 /* Marks a node that asked to join (so it reports itself as waiting to be added). */
 void rn_set_joining(struct rn_node *n);
 
+/* RN_OK: proposed here at *index_out, *term_out. RN_FORWARDED: sent to the leader, to be
+ * proposed only in term *term_out (the leader refuses it in any other term). */
 int rn_propose(struct rn_node *n, uint64_t reqid, const void *data, size_t len, uint64_t *index_out,
                uint64_t *term_out);
+/* The newest term among the entries committed since start, and the index of its first entry.
+ * Once a node has applied that index, no entry of an older term can commit any more (terms
+ * only grow along the log): a write forwarded in an older term and not applied by then never
+ * will be. (0, 0) before any entry was committed since start. */
+void rn_term_start(const struct rn_node *n, uint64_t *term, uint64_t *index);
 int rn_read_index(struct rn_node *n, uint64_t rctx);
 /* Processes the core's ready state (persist, send, report). Called once per loop turn. */
 int rn_flush(struct rn_node *n);
