@@ -387,4 +387,4 @@ echo "$p passed, $f failed"
 [ "$f" = 0 ]
 }
 
-main "$@"
+main "$@"; exit $?
