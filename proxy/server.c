@@ -36,6 +36,7 @@ struct px_server *px_the_server(void)
 }
 
 static void client_flush_replies(struct px_client *c);
+static void client_parse(struct px_client *c);
 
 void px_reply_err(struct px_req *r, const char *fmt, ...)
 {
@@ -637,19 +638,31 @@ void px_server_free(struct px_server *s)
     free(s);
 }
 
-void px_server_before_sleep(struct px_server *s)
+int px_server_before_sleep(struct px_server *s)
 {
+    int parsed = 0;
     struct px_client *c = s->pw_head;
     s->pw_head = NULL;
     while (c) {
         struct px_client *next = c->pw_next;
         c->pending_write = 0;
+        if (c->closed) {
+            px_client_maybe_free(c);
+            c = next;
+            continue;
+        }
+        /* Commands read before the client hit PX_PIPELINE_MAX wait in its input buffer; no
+         * socket event will announce them, so they are parsed here once it has room again. */
+        if (!c->reading_paused && !c->close_after_reply && rd_buf_unread(&c->in) > 0) {
+            size_t before = c->nreqs;
+            client_parse(c);
+            parsed |= c->nreqs != before;
+        }
         if (!c->closed)
             client_write(c);
-        else
-            px_client_maybe_free(c);
         c = next;
     }
+    return parsed;
 }
 
 size_t px_server_clients(const struct px_server *s)

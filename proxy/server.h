@@ -40,7 +40,10 @@ void px_server_set_backend(struct px_server *s, struct be_link *link, struct be_
 int px_server_listen(struct px_server *s, char *err, size_t errlen);
 void px_server_free(struct px_server *s);
 
-void px_server_before_sleep(struct px_server *s);
+/* Writes the turn's replies, and parses commands left waiting in input buffers (a client that
+ * had hit its pipeline limit). Returns 1 when that produced new requests: the caller then
+ * flushes the log again before sleeping. */
+int px_server_before_sleep(struct px_server *s);
 
 /* Backend events (wired by main). */
 void px_server_on_commands(struct px_server *s, const struct redisReply *reply);

@@ -63,6 +63,21 @@ start_pair {} {
         r get ryw
     } {499}
 
+    test {A pipeline deeper than redraft's per-client queue (3000 SET+GET pairs) is served whole} {
+        # All of it reaches redraft's input buffer at once; past PX_PIPELINE_MAX queued
+        # requests redraft stops parsing until replies drain, and must come back to the
+        # commands already buffered although the socket stays quiet.
+        set fd [raw_connect]
+        set buf {}
+        for {set i 0} {$i < 3000} {incr i} {
+            append buf [resp_cmd SET deep $i] [resp_cmd GET deep]
+        }
+        raw_send $fd $buf
+        set got [read_replies $fd 6000]
+        assert_equal 6000 [llength $got]
+        list [lindex $got 5998] [lindex $got 5999]
+    } {+OK 2999}
+
     test {Writes and reads alternate on one client, each read sees the last write} {
         r del alt
         for {set i 1} {$i <= 100} {incr i} {
