@@ -158,6 +158,7 @@ struct px_server *px_the_server(void);
 void px_reply_err(struct px_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void px_client_close(struct px_client *c, const char *why);
 void px_client_dispatch(struct px_client *c);
+int px_route_check(struct px_server *s, struct px_req *r);
 void px_client_maybe_free(struct px_client *c);
 /* A request has its reply: flush what can go, dispatch what may follow. */
 void px_req_done(struct px_req *r);

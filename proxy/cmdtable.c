@@ -88,10 +88,12 @@ static const struct px_override overrides[] = {
     REFUSE("watch", WHY_WATCH),
     REFUSE("unwatch", WHY_WATCH),
     REFUSE("wait", "WAIT is not supported by redraft yet"),
-    REFUSE("config|set",
-           "CONFIG SET is not supported by redraft yet (it would make replicas differ)"),
+    /* Through the log, so every replica runs with the same settings; parameters that point
+     * Redis elsewhere or make replicas differ are refused (server.c, route_check). */
+    {"config|set", PX_ROUTE_WRITE, PX_L_NONE, PX_CHK_CONFIG_SET, 0, NULL},
     REFUSE("config|rewrite", WHY_ADMIN),
-    REFUSE("config|resetstat", WHY_ADMIN),
+    /* Statistics are each node's own. */
+    {"config|resetstat", PX_ROUTE_READ, PX_L_NONE, PX_CHK_NONE, 0, NULL},
     REFUSE("debug", "DEBUG is not supported by redraft"),
     REFUSE("shutdown", "SHUTDOWN is not allowed through redraft; stop redraft and redis instead"),
     REFUSE("replicaof", WHY_REPL),

@@ -68,7 +68,7 @@ enum px_local {
 };
 
 /* Argument checks made before a command is routed. */
-enum px_check { PX_CHK_NONE = 0, PX_CHK_DB_ARG, PX_CHK_NO_BLOCK_OPT };
+enum px_check { PX_CHK_NONE = 0, PX_CHK_DB_ARG, PX_CHK_NO_BLOCK_OPT, PX_CHK_CONFIG_SET };
 
 struct px_cmddef {
     char name[48];    /* lower case; "config|get" for a subcommand */

@@ -96,6 +96,8 @@ static int queueable(struct px_client *c, struct px_req *r)
             return 0;
         }
     }
+    if ((d->route == PX_ROUTE_READ || d->route == PX_ROUTE_WRITE) && px_route_check(c->s, r) != 0)
+        return 0;
     if (c->mq_len >= PX_MULTI_CMDS_MAX || c->mq_bytes > PX_MULTI_BYTES_MAX) {
         px_reply_err(r, "ERR transaction too large for redraft");
         return 0;

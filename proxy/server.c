@@ -237,10 +237,73 @@ static int parse_db_index(const struct px_server *s, const char *arg, long long 
     return 0;
 }
 
-/* Checks made before routing. Returns 0, or -1 with the error in r->reply. */
-static int route_check(struct px_server *s, struct px_req *r)
+/* CONFIG SET parameters redraft refuses: where Redis keeps or finds its data, how it is
+ * reached, its replication (redraft's business), and memory limits that would make a replica
+ * evict on its own. Prefix matches end with '*'. */
+static const char *const config_denied[] = {
+    "dir",
+    "dbfilename",
+    "appendfilename",
+    "appenddirname",
+    "logfile",
+    "pidfile",
+    "replicaof",
+    "slaveof",
+    "masterauth",
+    "masteruser",
+    "requirepass",
+    "port",
+    "bind",
+    "unixsocket*",
+    "tls-*",
+    "aclfile",
+    "maxmemory",
+    "cluster-*",
+    "replica-*",
+    "slave-*",
+    "repl-*",
+    "protected-mode",
+    "bind-source-addr",
+    "enable-*-command",
+    "databases",
+};
+
+static int config_param_denied(const char *p)
+{
+    for (size_t i = 0; i < sizeof(config_denied) / sizeof(config_denied[0]); i++) {
+        const char *d = config_denied[i];
+        size_t n = strlen(d);
+        if (d[n - 1] == '*' && strchr(d, '*') == d + n - 1) {
+            if (strncasecmp(p, d, n - 1) == 0)
+                return 1;
+        } else if (strchr(d, '*') != NULL) {
+            /* "enable-*-command" */
+            const char *star = strchr(d, '*');
+            size_t pre = (size_t)(star - d), post = n - pre - 1, pl = strlen(p);
+            if (pl >= pre + post && strncasecmp(p, d, pre) == 0 &&
+                strcasecmp(p + pl - post, star + 1) == 0)
+                return 1;
+        } else if (strcasecmp(p, d) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Checks made before routing (and before queueing inside MULTI). Returns 0, or -1 with the
+ * error in r->reply. */
+int px_route_check(struct px_server *s, struct px_req *r)
 {
     const struct px_cmddef *d = r->def;
+    if (d->check == PX_CHK_CONFIG_SET) {
+        for (int i = 2; i < r->cmd.argc; i += 2) {
+            if (config_param_denied(r->cmd.argv[i])) {
+                px_reply_err(r, "ERR CONFIG SET %s is not allowed through redraft", r->cmd.argv[i]);
+                return -1;
+            }
+        }
+        return 0;
+    }
     if (d->check == PX_CHK_DB_ARG) {
         for (int i = 1; i < r->cmd.argc; i++) {
             int is_db = d->check_arg > 0 ? (i == d->check_arg ||
@@ -338,7 +401,7 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         r->state = REQ_DONE;
         return 0;
     }
-    if (route_check(s, r) != 0) {
+    if (px_route_check(s, r) != 0) {
         r->state = REQ_DONE;
         return 0;
     }

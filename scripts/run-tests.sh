@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs redraft's test groups and ends with one line "N passed, M failed" that adds up every
 # test of every group (cmocka tests, simulator seeds, integration tests).
-# Usage: scripts/run-tests.sh [unit|sim|integration ...]   (no argument: all groups, in order)
+# Usage: scripts/run-tests.sh [unit|sim|integration|compat|bench ...]   (no argument: all, in order)
+#   compat: the fast subset of Redis's own test suite through a 3-node cluster (tests/compat)
+#   bench:  a few-second smoke run of make bench (the harness works; no targets enforced)
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(unit sim integration)
+[ ${#groups[@]} -eq 0 ] && groups=(unit sim integration compat bench)
 
 passed=0
 failed=0
@@ -60,6 +62,10 @@ for g in "${groups[@]}"; do
             run "sim" "$BUILD"/raft-sim --start 1 --count "${SIM_TEST_COUNT:-300}" ;;
         integration)
             run "integration" tclsh tests/integration/run.tcl --build "$BUILD" ;;
+        compat)
+            run "compat" env BUILD="$BUILD" tests/compat/run.sh --fast ;;
+        bench)
+            run "bench-smoke" env BUILD="$BUILD" contrib/bench/smoke.sh ;;
         *) echo "unknown test group: $g" >&2; exit 2 ;;
     esac
 done

@@ -244,6 +244,25 @@ start_pair {} {
     } {9}
 }
 
+start_pair {} {
+    test {CONFIG SET goes through the log: the setting reaches Redis, and survives a refill} {
+        assert_equal OK [r config set list-max-listpack-size 7 hash-max-listpack-entries 99]
+        assert_equal {list-max-listpack-size 7} [r config get list-max-listpack-size]
+        assert_error {ERR*} {r config set list-max-listpack-size notanumber}
+        if {![is_direct]} {
+            # A redis-server restarted empty is refilled from the log, settings included.
+            restart_redis
+            wait_for_condition 100 100 {
+                ![catch {r config get hash-max-listpack-entries} v] &&
+                $v eq {hash-max-listpack-entries 99}
+            } {
+                fail "the setting did not come back with the log: $v"
+            }
+        }
+        r config get hash-max-listpack-entries
+    } {hash-max-listpack-entries 99}
+}
+
 # Commands redraft refuses.  In a pair of their own, last: one that slipped
 # through (SHUTDOWN, REPLICAOF) would break every test after it.
 start_pair {only_redraft {plain Redis runs them}} {
@@ -254,6 +273,8 @@ start_pair {only_redraft {plain Redis runs them}} {
         {BLPOP list 1}
         {BRPOPLPUSH a b 1}
         {CONFIG SET maxmemory 1}
+        {CONFIG SET dir /tmp}
+        {CONFIG SET list-max-listpack-size 4 dbfilename x.rdb}
         {DEBUG SLEEP 0}
         {SHUTDOWN NOSAVE}
         {REPLICAOF 127.0.0.1 1}

@@ -243,8 +243,10 @@ static void test_routes(void **state)
 
     assert_int_equal(FIND(f->t, "config", "get", "x")->route, PX_ROUTE_READ);
     const struct px_cmddef *cs = FIND(f->t, "config", "set", "x", "y");
-    assert_int_equal(cs->route, PX_ROUTE_REFUSE);
-    assert_non_null(cs->why);
+    assert_int_equal(cs->route, PX_ROUTE_WRITE); /* every replica gets the same settings */
+    assert_int_equal(cs->check, PX_CHK_CONFIG_SET);
+    assert_int_equal(FIND(f->t, "config", "resetstat")->route, PX_ROUTE_READ);
+    assert_int_equal(FIND(f->t, "config", "rewrite")->route, PX_ROUTE_REFUSE);
     assert_int_equal(FIND(f->t, "client", "kill", "id", "1")->route, PX_ROUTE_REFUSE);
 
     /* checks made before routing */
