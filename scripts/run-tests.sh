@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs redraft's test groups and ends with one line "N passed, M failed" that adds up every
 # test of every group (cmocka tests, simulator seeds, integration tests).
-# Usage: scripts/run-tests.sh [unit|sim|integration|compat|bench ...]   (no argument: all, in order)
+# Usage: scripts/run-tests.sh [unit|sim|integration|clients|compat|bench ...]   (no argument: all, in order)
+#   clients: real clients (redis-py, node-redis, ioredis, redis-cli, redis-benchmark) against a
+#           3-node cluster (tests/clients), and static checks of contrib/
 #   compat: the fast subset of Redis's own test suite through a 3-node cluster (tests/compat)
 #   bench:  a few-second smoke run of make bench (the harness works; no targets enforced)
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(unit sim integration compat bench)
+[ ${#groups[@]} -eq 0 ] && groups=(unit sim integration clients compat bench)
 
 passed=0
 failed=0
@@ -62,6 +64,7 @@ for g in "${groups[@]}"; do
             run "sim" "$BUILD"/raft-sim --start 1 --count "${SIM_TEST_COUNT:-300}" ;;
         integration)
             run "integration" tclsh tests/integration/run.tcl --build "$BUILD" ;;
+        clients) run "clients" tests/clients/run.sh ;;
         compat)
             run "compat" env BUILD="$BUILD" tests/compat/run.sh --fast ;;
         bench)

@@ -227,6 +227,14 @@ got=$(printf 'set cli:pipe 1\nincr cli:pipe\nget cli:pipe\n' | redis-cli -p "$RD
 got=$(printf '*3\r\n$3\r\nSET\r\n$6\r\ncli:pp\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$6\r\ncli:pp\r\n' |
     redis-cli -p "$RD_FOLLOWER_PORT" --pipe 2>&1 | tr -d '\r' | grep -c 'errors: 0, replies: 2')
 [ "$got" = 1 ] && pass "redis-cli: --pipe mass insert" || fail "redis-cli: --pipe"
+# node-redis sends CLIENT SETINFO at connect and ignores an error reply (Redis 7.0 has no
+# SETINFO); what matters is an answer and a usable connection after it.
+got=$(printf 'client setinfo lib-name x\nping\n' | redis-cli -p "$RD_FOLLOWER_PORT" 2>&1 | tr -d '\r')
+echo "  (CLIENT SETINFO answers: $(echo "$got" | head -1))"
+[ "$(echo "$got" | tail -1)" = PONG ] && pass "redis-cli: CLIENT SETINFO answered, connection usable" ||
+    fail "redis-cli: CLIENT SETINFO: '$got'"
+got=$(redis-cli -p "$RD_FOLLOWER_PORT" hello 3 2>&1 | tr -d '\r' | head -1)
+echo "  (HELLO 3 answers: $got)"
 got=$(redis-cli -p "$RD_AUTH_PORT" ping 2>&1 | tr -d '\r')
 case "$got" in NOAUTH*) pass "redis-cli: NOAUTH without a password" ;; *) fail "redis-cli: no password: '$got'" ;; esac
 got=$(redis-cli -p "$RD_AUTH_PORT" --no-auth-warning --user default --pass pw ping 2>&1 | tr -d '\r')
@@ -272,6 +280,11 @@ else
     export NODE_PATH=$NODE_DIR/node_modules
     run_client node-redis node "$HERE/node/test_node_redis.js"
     run_client ioredis node "$HERE/node/test_ioredis.js"
+fi
+
+# Last, as it moves the leadership: the leader killed -9 under a redis-py client.
+if [ -x "$PY" ] && "$PY" -c 'import redis' 2>/dev/null; then
+    run_client redis-py-leader "$PY" "$HERE/test_redis_py.py" --leader-restart
 fi
 
 # Every node still answers after the clients' restarts.

@@ -199,6 +199,27 @@ def reconnect():
     r.close()
 
 
+def leader_restart():
+    """kill -9 the leader and restart it: the client retries (CLUSTERDOWN/TRYAGAIN/connection
+    errors) until a write goes through, then reads it on every node."""
+    r = redis.Redis(port=LEADER, decode_responses=True, **KW)
+    eq(r.set("py:lr", "before"), True)
+    subprocess.run([TMP + "/restart.sh", os.environ["RD_LEADER_NODE"]], check=True)
+    t0 = time.time()
+    eq(retry(lambda: r.set("py:lr", "after"), 20), True)
+    eq(retry(lambda: r.get("py:lr"), 20), "after")
+    for port in map(int, os.environ["RD_PORTS"].split()):
+        eq(retry(lambda: redis.Redis(port=port, decode_responses=True, **KW).get("py:lr"), 20),
+           "after")
+    print("  (writes through the restarted leader's port again after %.1fs)" % (time.time() - t0),
+          flush=True)
+    r.close()
+
+
+if sys.argv[1:] == ["--leader-restart"]:
+    check("the client rides out its leader's kill -9 and restart", leader_restart)
+    sys.exit(0)
+
 for where, port in (("follower", FOLLOWER), ("leader", LEADER)):
     suite(where, port)
 check("AUTH default/pw on a requirepass node (and NOAUTH, wrong password)", auth)
