@@ -5,7 +5,7 @@
 set -eu
 
 PKGS=(build-essential pkg-config libev-dev libhiredis-dev librocksdb-dev libcmocka-dev
-      redis-server redis-tools tcl dpkg-dev)
+      redis-server redis-tools tcl dpkg-dev python3-redis python3-yaml)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -78,9 +78,10 @@ start_pair {} {
         r del t:bl
         r multi
         r blpop t:bl 1
+        r xread block 0 streams t:nostream 0
         r lpush t:bl v
         r exec
-    } {{} 1}
+    } {{} {} 1}
 
     test {A transaction survives a kill -9 of redraft whole: all of it, exactly once} {
         needs_redraft {the log is what makes it durable}
