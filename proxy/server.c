@@ -265,6 +265,10 @@ static const char *const config_denied[] = {
     "protected-mode",
     "bind-source-addr",
     "enable-*-command",
+    /* With these set, a replica of redraft's (which has no Redis replicas) refuses every write
+     * with NOREPLICAS: the apply path would stall on every node. */
+    "min-replicas-*",
+    "min-slaves-*",
     "databases",
 };
 
