@@ -32,7 +32,12 @@ static const char *note(const struct px_cmddef *d)
     if (d->check == PX_CHK_DB_ARG)
         return "the hidden database is out of range";
     if (d->check == PX_CHK_NO_BLOCK_OPT)
-        return "the BLOCK option is refused";
+        return "the BLOCK option is refused (allowed inside MULTI, where Redis does not block)";
+    if (d->check == PX_CHK_CONFIG_SET)
+        return "every node gets the setting; parameters that point Redis elsewhere or make "
+               "replicas differ (dir, port, maxmemory, min-replicas-*, ...) are refused";
+    if (d->local == PX_L_MULTI || d->local == PX_L_EXEC || d->local == PX_L_DISCARD)
+        return "the transaction is queued by redraft and proposed as one log entry";
     if (d->route == PX_ROUTE_REFUSE)
         return d->why ? d->why : "";
     if (!strcmp(d->name, "info"))
