@@ -920,8 +920,8 @@ int raft_leader_append(struct raft *r, int type, const void *data, size_t len, u
     return RAFT_OK;
 }
 
-int raft_propose(struct raft *r, const void *data, size_t len, uint64_t *index_out,
-                 uint64_t *term_out)
+/* Whether this node may append a proposal now: a healthy leader not handing over. */
+int raft_may_propose(struct raft *r)
 {
     if (raft_sticky(r))
         return r->err;
@@ -929,13 +929,22 @@ int raft_propose(struct raft *r, const void *data, size_t len, uint64_t *index_o
         return RAFT_ENOTLEADER;
     if (r->transferee)
         return RAFT_ETRANSFER;
+    return RAFT_OK;
+}
+
+int raft_propose(struct raft *r, const void *data, size_t len, uint64_t *index_out,
+                 uint64_t *term_out)
+{
+    int rc = raft_may_propose(r);
+    if (rc != RAFT_OK)
+        return rc;
     if (len && !data)
         return RAFT_EINVAL;
     if (r->cfg.uncommitted_bytes_max && r->uncommitted_bytes > 0 &&
         r->uncommitted_bytes + len > r->cfg.uncommitted_bytes_max)
         return RAFT_EFULL;
     uint64_t idx;
-    int rc = raft_leader_append(r, RAFT_ENTRY_NORMAL, data, len, &idx);
+    rc = raft_leader_append(r, RAFT_ENTRY_NORMAL, data, len, &idx);
     if (rc != RAFT_OK)
         return rc;
     if (index_out)

@@ -116,12 +116,9 @@ void raft_conf_on_truncated(struct raft *r)
 int raft_propose_conf_change(struct raft *r, int change, uint64_t node, const void *blob,
                              size_t blob_len, uint64_t *index_out)
 {
-    if (raft_sticky(r))
-        return r->err;
-    if (r->role != RAFT_LEADER)
-        return RAFT_ENOTLEADER;
-    if (r->transferee)
-        return RAFT_ETRANSFER;
+    int rc = raft_may_propose(r);
+    if (rc != RAFT_OK)
+        return rc;
     if (node == 0)
         return RAFT_EINVAL;
     if (r->conf_index > r->log.commit || !raft_committed_in_term(r))
@@ -166,7 +163,7 @@ int raft_propose_conf_change(struct raft *r, int change, uint64_t node, const vo
     }
     uint8_t buf[RAFT_CONF_ENTRY_BYTES_MAX];
     size_t len;
-    int rc = raft_conf_entry_encode(change, node, &c, buf, sizeof(buf), &len);
+    rc = raft_conf_entry_encode(change, node, &c, buf, sizeof(buf), &len);
     if (rc != RAFT_OK)
         return rc;
     return raft_leader_append(r, RAFT_ENTRY_CONF, buf, len, index_out);

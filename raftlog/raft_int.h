@@ -118,6 +118,7 @@ int raft_reads_leader(struct raft *r, uint64_t ctx, uint64_t from);
 void raft_reads_on_commit(struct raft *r);
 
 /* raft_conf.c */
+int raft_may_propose(struct raft *r);
 int raft_conf_from_hint(struct raft *r, uint64_t hint);
 void raft_conf_at(struct raft *r, uint64_t index, struct raft_conf *out, uint64_t *index_out);
 void raft_conf_set(struct raft *r, const struct raft_conf *c, uint64_t index);
