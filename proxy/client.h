@@ -81,6 +81,8 @@ struct px_client {
     int authed;
     int consistency;
     int in_multi, multi_dirty; /* MULTI state (multi.c) */
+    int in_pubsub;             /* subscribe mode (pubsub.c) */
+    struct px_sub *sub;        /* its own link to the local Redis, once it subscribed */
     struct px_cmd *mq;         /* queued commands */
     const struct px_cmddef **mq_defs;
     size_t mq_len, mq_cap, mq_bytes;
@@ -160,6 +162,9 @@ void px_client_close(struct px_client *c, const char *why);
 void px_client_dispatch(struct px_client *c);
 int px_route_check(struct px_server *s, struct px_req *r);
 void px_client_maybe_free(struct px_client *c);
+/* Output was appended to c->out outside the request queue (pub/sub): write it. Returns -1 when
+ * that closed the client (output limit): c must not be touched then. */
+int px_client_push(struct px_client *c);
 /* A request has its reply: flush what can go, dispatch what may follow. */
 void px_req_done(struct px_req *r);
 

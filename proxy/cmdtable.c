@@ -40,11 +40,10 @@ struct px_override {
         n, -1, PX_L_NONE, c, a, NULL                                                               \
     }
 
-#define WHY_PUBSUB "pub/sub subscriptions are not supported by redraft yet"
-#define WHY_BLOCK  "blocking commands are not supported by redraft yet"
-#define WHY_WATCH  "WATCH is not supported by redraft yet (MULTI/EXEC without it is)"
-#define WHY_ADMIN  "this would change the local redis behind redraft's back; not allowed"
-#define WHY_REPL   "replication of the local redis is managed by redraft; not allowed"
+#define WHY_BLOCK "blocking commands are not supported by redraft yet"
+#define WHY_WATCH "WATCH is not supported by redraft yet (MULTI/EXEC without it is)"
+#define WHY_ADMIN "this would change the local redis behind redraft's back; not allowed"
+#define WHY_REPL  "replication of the local redis is managed by redraft; not allowed"
 
 static const struct px_override overrides[] = {
     LOCAL("ping", PX_L_PING),
@@ -76,12 +75,12 @@ static const struct px_override overrides[] = {
     /* PFCOUNT may rewrite the cardinality cached inside the value: every replica must. */
     WRITE("pfcount"),
     REFUSE("monitor", "MONITOR is not supported by redraft yet"),
-    REFUSE("subscribe", WHY_PUBSUB),
-    REFUSE("psubscribe", WHY_PUBSUB),
-    REFUSE("ssubscribe", WHY_PUBSUB),
-    REFUSE("unsubscribe", WHY_PUBSUB),
-    REFUSE("punsubscribe", WHY_PUBSUB),
-    REFUSE("sunsubscribe", WHY_PUBSUB),
+    LOCAL("subscribe", PX_L_PUBSUB),
+    LOCAL("psubscribe", PX_L_PUBSUB),
+    LOCAL("ssubscribe", PX_L_PUBSUB),
+    LOCAL("unsubscribe", PX_L_PUBSUB),
+    LOCAL("punsubscribe", PX_L_PUBSUB),
+    LOCAL("sunsubscribe", PX_L_PUBSUB),
     LOCAL("multi", PX_L_MULTI),
     LOCAL("exec", PX_L_EXEC),
     LOCAL("discard", PX_L_DISCARD),

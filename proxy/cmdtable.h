@@ -65,6 +65,7 @@ enum px_local {
     PX_L_MULTI,
     PX_L_EXEC,
     PX_L_DISCARD,
+    PX_L_PUBSUB,
 };
 
 /* Argument checks made before a command is routed. */

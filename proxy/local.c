@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "proxy/client.h"
+#include "proxy/pubsub.h"
 #include "raftlog/node.h"
 #include "raftlog/raft.h"
 
@@ -333,6 +334,7 @@ int px_local_exec(struct px_client *c, struct px_req *r)
         do_select(c, r);
         break;
     case PX_L_RESET:
+        px_pubsub_close(c);
         c->db = 0;
         free(c->name);
         c->name = NULL;
@@ -359,6 +361,7 @@ int px_local_exec(struct px_client *c, struct px_req *r)
     case PX_L_MULTI:
     case PX_L_EXEC:
     case PX_L_DISCARD: /* multi.c answers these before local commands are run */
+    case PX_L_PUBSUB:  /* pubsub.c forwards these; inside MULTI they are refused */
     case PX_L_NONE:
         px_reply_err(r, "ERR internal: no local handler");
         rd_warning("no local handler for '%s'", r->def->name);

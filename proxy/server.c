@@ -23,6 +23,7 @@
 #include "proxy/client.h"
 #include "proxy/rewrite.h"
 #include "proxy/multi.h"
+#include "proxy/pubsub.h"
 #include "proxy/route.h"
 #include "raftlog/node.h"
 
@@ -85,6 +86,7 @@ static void client_free(struct px_client *c)
         c->next->prev = c->prev;
     rd_buf_free(&c->in);
     rd_buf_free(&c->out);
+    px_pubsub_close(c);
     px_multi_free(c);
     free(c->name);
     free(c);
@@ -127,6 +129,7 @@ void px_client_close(struct px_client *c, const char *why)
     close(c->fd);
     c->fd = -1;
     c->closed = 1;
+    px_pubsub_close(c);
     s->nclients--;
     client_drop_undispatched(c);
     px_client_maybe_free(c);
@@ -179,6 +182,20 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct px_client *c = w->data;
     client_write(c);
+}
+
+int px_client_push(struct px_client *c)
+{
+    if (c->closed)
+        return -1;
+    if ((long long)rd_buf_unread(&c->out) > c->s->cfg->client_output_buffer_limit) {
+        rd_warning("client id=%llu addr=%s closed for overcoming of output buffer limits",
+                   (unsigned long long)c->id, c->addr);
+        px_client_close(c, NULL);
+        return -1;
+    }
+    client_want_write(c);
+    return 0;
 }
 
 /* Moves the replies of the finished requests at the head of the queue to the output. */
@@ -364,6 +381,23 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         r->state = REQ_DONE;
         if (c->in_multi)
             c->multi_dirty = 1;
+        return 0;
+    }
+    if (c->in_pubsub && !px_pubsub_allowed(d->name)) {
+        px_reply_err(r,
+                     "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+                     "QUIT / RESET are allowed in this context",
+                     d->name);
+        r->state = REQ_DONE;
+        return 0;
+    }
+    if (!c->in_multi && (d->local == PX_L_PUBSUB || (c->in_pubsub && d->local == PX_L_PING))) {
+        /* Its replies come straight from the subscriber link: everything before it must
+         * have been answered first. */
+        if (c->head != r)
+            return 1;
+        px_pubsub_forward(c, r);
+        r->state = REQ_DONE;
         return 0;
     }
     int mrc = r->nm > 0 ? PX_MULTI_EXEC : px_multi_dispatch(c, r);

@@ -268,8 +268,6 @@ start_pair {} {
 start_pair {only_redraft {plain Redis runs them}} {
     foreach cmd {
         {MONITOR}
-        {SUBSCRIBE chan}
-        {PSUBSCRIBE ch*}
         {BLPOP list 1}
         {BRPOPLPUSH a b 1}
         {CONFIG SET maxmemory 1}

@@ -36,6 +36,8 @@ static const char *note(const struct px_cmddef *d)
     if (d->check == PX_CHK_CONFIG_SET)
         return "every node gets the setting; parameters that point Redis elsewhere or make "
                "replicas differ (dir, port, maxmemory, min-replicas-*, ...) are refused";
+    if (d->local == PX_L_PUBSUB)
+        return "sent on the subscriber's own link to the local redis";
     if (d->local == PX_L_MULTI || d->local == PX_L_EXEC || d->local == PX_L_DISCARD)
         return "the transaction is queued by redraft and proposed as one log entry";
     if (d->route == PX_ROUTE_REFUSE)

@@ -227,8 +227,8 @@ static void test_routes(void **state)
     assert_int_equal(FIND(f->t, "client", "id")->local, PX_L_CLIENT_ID);
 
     const struct px_cmddef *sub = FIND(f->t, "subscribe", "c");
-    assert_int_equal(sub->route, PX_ROUTE_REFUSE);
-    assert_non_null(sub->why);
+    assert_int_equal(sub->local, PX_L_PUBSUB); /* its own link to the local redis */
+    assert_int_equal(FIND(f->t, "punsubscribe")->local, PX_L_PUBSUB);
     const struct px_cmddef *blpop = FIND(f->t, "blpop", "l", "0");
     assert_int_equal(blpop->route, PX_ROUTE_REFUSE);
     assert_non_null(strstr(blpop->why, "blocking"));
