@@ -36,6 +36,32 @@ static const char spop_script[] =
     "end\n"
     "if hascount then return out else return out[1] end\n";
 
+/* XADD with an automatic id: every replica must pick the same one. The id's milliseconds come
+ * from the entry's time (ARGV[1]), but never go below the stream's last id, as Redis's own `*`
+ * does: last + 1 when the stream is ahead (a proposer's clock behind another's). ARGV[2] is
+ * where the id goes among the XADD arguments that follow. */
+static const char xadd_script[] =
+    "local ms = tonumber(ARGV[1])\n"
+    "local pos = tonumber(ARGV[2])\n"
+    "local args = {}\n"
+    "for i = 3, #ARGV do args[#args + 1] = ARGV[i] end\n"
+    "local last_ms, last_seq = -1, -1\n"
+    "local info = redis.pcall('XINFO', 'STREAM', KEYS[1])\n"
+    "if type(info) == 'table' and not info.err then\n"
+    "  for i = 1, #info - 1, 2 do\n"
+    "    if info[i] == 'last-generated-id' then\n"
+    "      local a, b = string.match(info[i + 1], '^(%d+)-(%d+)$')\n"
+    "      last_ms, last_seq = tonumber(a), tonumber(b)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if last_ms >= ms then\n"
+    "  args[pos] = string.format('%.0f-%.0f', last_ms, last_seq + 1)\n"
+    "else\n"
+    "  args[pos] = string.format('%.0f-0', ms)\n"
+    "end\n"
+    "return redis.pcall('XADD', unpack(args))\n";
+
 static int rw_reserve(struct px_rewrite *rw, size_t n)
 {
     if (n <= rw->cap)
@@ -206,6 +232,46 @@ static int rw_spop(const struct px_cmd *cmd, uint64_t seed, struct px_rewrite *r
     return 1;
 }
 
+/* The index of XADD's id argument (after NOMKSTREAM and MAXLEN|MINID [=|~] n [LIMIT c]). */
+static int xadd_id_pos(const struct px_cmd *cmd)
+{
+    int i = 2;
+    while (i < cmd->argc) {
+        if (is(cmd, i, "NOMKSTREAM")) {
+            i++;
+        } else if (is(cmd, i, "MAXLEN") || is(cmd, i, "MINID")) {
+            i++;
+            if (is(cmd, i, "=") || is(cmd, i, "~"))
+                i++;
+            i++;
+            if (is(cmd, i, "LIMIT"))
+                i += 2;
+        } else {
+            break;
+        }
+    }
+    return i < cmd->argc ? i : -1;
+}
+
+/* XADD key ... * field value ... -> EVAL <script> 1 key ms pos XADD-args */
+static int rw_xadd(const struct px_cmd *cmd, uint64_t now_ms, struct px_rewrite *rw)
+{
+    int pos = xadd_id_pos(cmd);
+    if (pos < 0 || cmd->argvlen[pos] != 1 || cmd->argv[pos][0] != '*')
+        return 0; /* an explicit id (or a syntax error) is deterministic already */
+    if (rw_reserve(rw, (size_t)cmd->argc + 8) != 0)
+        return 0;
+    rw->argc = 0;
+    rw_push_str(rw, "EVAL");
+    rw_push(rw, xadd_script, sizeof(xadd_script) - 1);
+    rw_push_str(rw, "1");
+    rw_push(rw, cmd->argv[1], cmd->argvlen[1]);
+    rw_push_num(rw, (long long)now_ms);
+    rw_push_num(rw, pos); /* 1-based among the arguments after XADD: argv[pos] is the id */
+    rw_copy(rw, cmd, 1, cmd->argc);
+    return 1;
+}
+
 int px_rewrite(const struct px_cmddef *def, const struct px_cmd *cmd, uint64_t now_ms,
                uint64_t seed, struct px_rewrite *rw)
 {
@@ -231,6 +297,8 @@ int px_rewrite(const struct px_cmddef *def, const struct px_cmd *cmd, uint64_t n
         done = rw_restore(cmd, now_ms, rw);
     else if (!strcmp(n, "spop") && cmd->argc >= 2)
         done = rw_spop(cmd, seed, rw);
+    else if (!strcmp(n, "xadd") && cmd->argc >= 5)
+        done = rw_xadd(cmd, now_ms, rw);
     if (!done) {
         rw->argc = 0;
         rw->nnums = 0;

@@ -7,7 +7,9 @@
  *     EXPIRE/PEXPIRE -> PEXPIREAT, SETEX/PSETEX -> SET .. PXAT, SET .. EX/PX -> SET .. PXAT,
  *     GETEX .. EX/PX -> GETEX .. PXAT, RESTORE with a relative TTL -> RESTORE .. ABSTTL;
  *   - SPOP becomes a short Lua script that picks members from the sorted set contents with a
- *     seed chosen now and carried in the entry, so every replica pops the same members.
+ *     seed chosen now and carried in the entry, so every replica pops the same members;
+ *   - XADD with `*` becomes a Lua script that gives the new entry the id <entry time>-0, or the
+ *     stream's last id + 1 when that is later, so every replica makes the same id.
  * A command whose arguments are invalid is left as it is: Redis rejects it the same way on
  * every replica, with its own error text.
  *

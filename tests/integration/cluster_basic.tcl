@@ -53,6 +53,19 @@ start_cluster 3 {default_bus_port 1} {
         assert {[dict get $info applied_index] >= 1}
     }
 
+    test {XADD with an automatic id makes the same ids on every replica} {
+        # Each node's Redis applies the entry at its own moment: left to itself, each would pick
+        # its own clock's id. The id comes from the entry's time instead.
+        for {set i 0} {$i < 150} {incr i} {
+            [node_client [expr {$i % 3 + 1}]] xadd xa:s * n $i
+        }
+        [node_client 1] xadd xa:s 99999999999999-1 n future
+        set after [[node_client 2] xadd xa:s * n after]
+        assert_equal 99999999999999-2 $after
+        assert_replicas_identical {1 2 3}
+        [node_client 3] xlen xa:s
+    } {152}
+
     test {A write through any node is read by linearizable reads on every node at once} {
         foreach w {1 2 3} {
             for {set k 0} {$k < 20} {incr k} {

@@ -24,8 +24,8 @@ static const char *route_name(const struct px_cmddef *d)
 
 static const char *note(const struct px_cmddef *d)
 {
-    static const char *rewritten[] = {"expire", "pexpire", "setex", "psetex", "set",
-                                      "getex",  "restore", "spop",  NULL};
+    static const char *rewritten[] = {"expire", "pexpire", "setex",   "psetex", "set",
+                                      "xadd",   "getex",   "restore", "spop",   NULL};
     for (int i = 0; rewritten[i]; i++)
         if (!strcmp(d->name, rewritten[i]))
             return "made deterministic before it is logged (absolute expiry / recorded seed)";

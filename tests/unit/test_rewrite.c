@@ -102,6 +102,20 @@ static void test_spop(void **state)
     assert_string_equal(rewrite("spop", "SPOP s x"), "SPOP s x");
 }
 
+static void test_xadd(void **state)
+{
+    (void)state;
+    assert_string_equal(rewrite("xadd", "XADD s * f v"),
+                        "EVAL <script> 1 s 1700000000000 2 s * f v");
+    assert_string_equal(rewrite("xadd", "XADD s NOMKSTREAM MAXLEN ~ 10 LIMIT 5 * f v"),
+                        "EVAL <script> 1 s 1700000000000 8 s NOMKSTREAM MAXLEN ~ 10 LIMIT 5 * f v");
+    assert_string_equal(rewrite("xadd", "XADD s MINID 5 * f v"),
+                        "EVAL <script> 1 s 1700000000000 4 s MINID 5 * f v");
+    /* an explicit id is deterministic already */
+    assert_string_equal(rewrite("xadd", "XADD s 5-1 f v"), "XADD s 5-1 f v");
+    assert_string_equal(rewrite("xadd", "XADD s 5-* f v"), "XADD s 5-* f v");
+}
+
 static void test_untouched(void **state)
 {
     (void)state;
@@ -114,7 +128,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expire),      cmocka_unit_test(test_setex),
         cmocka_unit_test(test_set_options), cmocka_unit_test(test_restore),
-        cmocka_unit_test(test_spop),        cmocka_unit_test(test_untouched),
+        cmocka_unit_test(test_spop),        cmocka_unit_test(test_xadd),
+        cmocka_unit_test(test_untouched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
