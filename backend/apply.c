@@ -205,16 +205,16 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
         it->kind = ITEM_VOID;
         return 0;
     }
+    /* The whole entry is checked before any of its commands is sent: a malformed one must
+     * not leave half of itself in the batch. Decoding is deterministic, so every replica
+     * makes the same no-op of it. */
     struct be_entry_hdr h;
-    const char *verr = rd_map_get(&ap->voids, index);
-    if (verr == NULL && be_entry_open(&ap->rd, data, len, &h) != 0) {
+    int ok = be_entry_check(&ap->rd, data, len) == 0 && be_entry_open(&ap->rd, data, len, &h) == 0;
+    if (!ok)
         rd_warning("log entry %llu is malformed; applied as a no-op", (unsigned long long)index);
-        verr = "ERR redraft: malformed log entry";
-        memset(&h, 0, sizeof(h));
-    }
-    if (verr != NULL) {
-        /* Entries voided earlier still report their error to their origin. */
-        if (be_entry_open(&ap->rd, data, len, &h) == 0) {
+    if (!ok || rd_map_get(&ap->voids, index) != NULL) {
+        /* Entries voided earlier (refused by Redis when queued) still report their error. */
+        if (ok) {
             it->mine = h.origin == ap->node_id;
             it->reqid = h.reqid;
         }
@@ -268,15 +268,8 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
     /* A transaction may SELECT inside: what follows it must select again. */
     if (it->multi)
         *cur_db = UINT64_MAX;
-    if (rc < 0) {
-        /* The entry was validated before it was proposed; a failure here is a corrupt log. */
-        rd_warning("log entry %llu is malformed; applied as a no-op", (unsigned long long)index);
-        it->kind = ITEM_VOID;
-        it->npos = 0;
-        char *msg = strdup("ERR redraft: malformed log entry");
-        if (msg != NULL && rd_map_put(&ap->voids, index, msg) != 0)
-            free(msg);
-    }
+    if (rc < 0) /* cannot happen: be_entry_check read the same bytes */
+        return -1;
     return 0;
 }
 

@@ -103,14 +103,20 @@ void be_entry_reader_free(struct be_entry_reader *r)
     r->argcap = 0;
 }
 
+int be_entry_check(struct be_entry_reader *r, const void *data, size_t len)
+{
+    struct be_entry_hdr h;
+    struct be_cmd c;
+    int rc = be_entry_open(r, data, len, &h);
+    while (rc == 0 && (rc = be_entry_next(r, &c)) == 1)
+        rc = 0;
+    return rc == 0 ? 0 : -1;
+}
+
 int be_entry_validate(const void *data, size_t len)
 {
     struct be_entry_reader r = {0};
-    struct be_entry_hdr h;
-    struct be_cmd c;
-    int rc = be_entry_open(&r, data, len, &h);
-    while (rc == 0 && (rc = be_entry_next(&r, &c)) == 1)
-        rc = 0;
+    int rc = be_entry_check(&r, data, len);
     be_entry_reader_free(&r);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }

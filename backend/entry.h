@@ -66,7 +66,10 @@ int be_entry_open(struct be_entry_reader *r, const void *data, size_t len, struc
 int be_entry_next(struct be_entry_reader *r, struct be_cmd *cmd);
 void be_entry_reader_free(struct be_entry_reader *r);
 
-/* Validates a whole entry (header and every command) without keeping anything. 0 or -1. */
+/* Validates a whole entry (header and every command) with r's scratch, keeping nothing: the
+ * reader must be opened again to read the entry. 0 or -1. */
+int be_entry_check(struct be_entry_reader *r, const void *data, size_t len);
+/* The same with a reader of its own. */
 int be_entry_validate(const void *data, size_t len);
 
 #endif
