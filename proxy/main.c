@@ -394,9 +394,11 @@ int main(int argc, char **argv)
     rc = 0;
 
 out:
-    px_server_free(a.server);
-    be_apply_free(a.apply);
+    /* The link first: freeing it calls every pending reply callback (with no reply), and
+     * those reach the apply path and the server, which must still be there. */
     be_link_free(a.link);
+    be_apply_free(a.apply);
+    px_server_free(a.server);
     rn_node_free(a.node);
     bus_free(a.bus);
     if (a.store)
