@@ -103,8 +103,8 @@ free_port() {
 # A subshell would lose USED; pick ports into variables with this.
 pick() { local p; p=$(free_port); USED="$USED$p "; printf -v "$1" '%s' "$p"; }
 
-wait_ping() { # port [password]
-    for _ in $(seq 1 100); do
+wait_ping() { # port [password]   (up to 30 s: a loaded CI machine starts slowly)
+    for _ in $(seq 1 300); do
         redis-cli -p "$1" ${2:+--no-auth-warning -a "$2"} ping 2>/dev/null | grep -q PONG && return 0
         sleep 0.1
     done
@@ -158,8 +158,27 @@ echo \$! > "$TMP/node\$1.pid"
 EOF
 chmod +x "$TMP/kill.sh" "$TMP/start.sh"
 
+# Shows why node i did not come up: whether it still runs, and the ends of its logs.
+explain_node() { # i
+    local i=$1 pid
+    pid=$(cat "$TMP/node$i.pid")
+    if kill -0 "$pid" 2>/dev/null; then echo "node $i (pid $pid) is running"; else echo "node $i (pid $pid) has exited"; fi
+    echo "--- node$i.log (last 20 lines)"
+    tail -n 20 "$TMP/node$i.log" 2>/dev/null
+    echo "--- node$i.out"
+    tail -n 20 "$TMP/node$i.out" 2>/dev/null
+    echo "--- redis$i.log (last 10 lines)"
+    tail -n 10 "$TMP/redis$i.log" 2>/dev/null
+    echo "--- listening sockets on its ports"
+    ss -ltnp 2>/dev/null | grep -E ":(${PORT[$i]}|${BPORT[$i]}|${RPORT[$i]})\b" || echo "(none)"
+}
 for i in 1 2 3; do
-    wait_ping "${PORT[$i]}" || { fail "cluster: node $i did not answer (log: $TMP/node$i.log)"; KEEP_TMP=1; finish; }
+    if ! wait_ping "${PORT[$i]}"; then
+        fail "cluster: node $i did not answer on port ${PORT[$i]} within 30 s"
+        explain_node "$i"
+        KEEP_TMP=1
+        finish
+    fi
 done
 wait_ping "${PORT[4]}" pw || fail "auth node did not answer"
 formed=0
