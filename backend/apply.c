@@ -501,6 +501,16 @@ void be_apply_start(struct be_apply *ap, uint64_t applied)
     apply_kick(ap);
 }
 
+void be_apply_pause(struct be_apply *ap)
+{
+    ap->running = 0;
+}
+
+int be_apply_idle(const struct be_apply *ap)
+{
+    return ap->inflight == NULL;
+}
+
 void be_apply_stop(struct be_apply *ap)
 {
     if (ap->sent > ap->applied) {

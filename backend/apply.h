@@ -55,6 +55,11 @@ void be_apply_stop(struct be_apply *ap);
 /* Entries through commit may be applied. */
 void be_apply_commit(struct be_apply *ap, uint64_t commit);
 
+/* Stops sending new batches but lets the one in flight finish (be_apply_idle says when);
+ * be_apply_stop and be_apply_start follow. */
+void be_apply_pause(struct be_apply *ap);
+int be_apply_idle(const struct be_apply *ap); /* no batch in flight */
+
 uint64_t be_apply_applied(const struct be_apply *ap); /* confirmed by Redis */
 uint64_t be_apply_sent(const struct be_apply *ap);    /* written to the link */
 int be_apply_running(const struct be_apply *ap);

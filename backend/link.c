@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "common/log.h"
 
@@ -401,4 +404,21 @@ void be_link_reset(struct be_link *l, const char *why)
     ac->data = NULL;
     redisAsyncFree(ac);
     link_went_down(l, why);
+}
+
+void be_link_local_ip(const struct be_link *l, char *buf, size_t len)
+{
+    snprintf(buf, len, "127.0.0.1");
+    if (l->ac == NULL || l->port == 0)
+        return;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(l->ac->c.fd, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    char host[INET6_ADDRSTRLEN];
+    const void *a = ss.ss_family == AF_INET6
+                        ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                        : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+    if (inet_ntop(ss.ss_family, a, host, sizeof(host)) != NULL)
+        snprintf(buf, len, "%s", host);
 }

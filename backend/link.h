@@ -63,6 +63,9 @@ int be_link_send_argv(struct be_link *l, int argc, const char **argv, const size
 int be_link_select(struct be_link *l, int db);
 /* After sending something that may change the selected db (a MULTI batch), forget it. */
 void be_link_forget_db(struct be_link *l);
+/* The local address of the connection (the address Redis can reach this process at), or
+ * "127.0.0.1" when it is a unix socket or down. */
+void be_link_local_ip(const struct be_link *l, char *buf, size_t len);
 /* Drops the connection (it will reconnect); used when the owner detects a broken state. */
 void be_link_reset(struct be_link *l, const char *why);
 

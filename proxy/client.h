@@ -143,6 +143,10 @@ struct px_server {
     uint64_t last_applied;   /* highest applied index Redis confirmed */
     uint64_t restart_commit; /* reads never see a Redis behind this (commit at start) */
     char run_id[41];
+    struct px_snap *snap;   /* snapshots (proxy/snapshot.c) */
+    int loading;            /* a snapshot is being loaded into the local Redis */
+    int trust_applied;      /* the next handshake follows a snapshot load (see route.c) */
+    long long foreign_keys; /* keys Redis held that redraft did not write (last handshake) */
     /* stats */
     uint64_t total_commands, total_writes, total_reads, total_conns, rejected_conns;
 };
@@ -154,6 +158,9 @@ int px_local_exec(struct px_client *c, struct px_req *r);
 void px_async_done(struct px_server *s, uint64_t reqid, const char *resp, size_t len);
 /* Registers r as an asynchronous local command waiting until its deadline. */
 int px_async_start(struct px_server *s, struct px_req *r);
+
+/* The error a command gets while the local Redis cannot be used (route.c). */
+const char *px_backend_unavailable(const struct px_server *s);
 
 /* Shared helpers (server.c). */
 struct px_server *px_the_server(void);

@@ -61,6 +61,8 @@ static const struct opt opts[] = {
     INT("leader-wait-timeout", leader_wait_ms, 0, 600000),
     INT("write-timeout", write_timeout_ms, 100, 600000),
     INT("read-timeout", read_timeout_ms, 100, 600000),
+    INT("snapshot-log-entries", snapshot_log_entries, 0, 1LL << 40),
+    MEM("snapshot-log-bytes", snapshot_log_bytes, 0, 1LL << 50),
 };
 
 const char *px_consistency_name(int level)
@@ -106,6 +108,8 @@ void px_config_init(struct px_config *c)
     c->leader_wait_ms = 5000;
     c->write_timeout_ms = 10000;
     c->read_timeout_ms = 5000;
+    c->snapshot_log_entries = 100000;
+    c->snapshot_log_bytes = 256LL * 1024 * 1024;
 }
 
 /* "1gb", "64mb", "100k", "1024": Redis's memory units. */

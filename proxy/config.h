@@ -37,6 +37,9 @@ struct px_config {
     int leader_wait_ms;   /* a write with no leader waits this long, then CLUSTERDOWN */
     int write_timeout_ms; /* a proposed write not applied by then: outcome unknown */
     int read_timeout_ms;  /* a linearizable read without a read index by then: TRYAGAIN */
+    /* snapshots: taken when the log since the last one holds this many entries or bytes */
+    long long snapshot_log_entries; /* 0: never by count */
+    long long snapshot_log_bytes;   /* 0: never by size */
 };
 
 enum { PX_CONSISTENCY_LINEARIZABLE = 0, PX_CONSISTENCY_SESSION, PX_CONSISTENCY_EVENTUAL };

@@ -17,8 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/link.h"
 #include "common/log.h"
 #include "proxy/client.h"
+#include "proxy/snapshot.h"
 #include "proxy/server.h"
 #include "raftlog/node.h"
 
@@ -56,6 +58,34 @@ static void join_finish(struct px_join *j, const char *resp)
     if (j->reqid)
         px_async_done(s, j->reqid, resp, strlen(resp));
     free(j);
+}
+
+static void flushed_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct px_server *s = privdata;
+    redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        rd_warning("could not empty the local redis: %s", r->str);
+    /* A fresh handshake reads the (now empty) dataset again. */
+    if (r)
+        be_link_reset(s->link, "emptied before joining");
+}
+
+/* A node that joins takes the cluster's data: whatever its Redis held before (keys of its own,
+ * or the applied index of another cluster) would otherwise sit under what the log rebuilds. */
+static void flush_foreign(struct px_server *s)
+{
+    if (!s->backend_ready && !s->backend_err[0])
+        return;
+    if (s->foreign_keys == 0 && s->last_applied == 0)
+        return;
+    rd_warning("the local redis holds data that is not the cluster's (%lld keys without an "
+               "applied index, applied index %llu): emptying it (FLUSHALL) before the cluster's "
+               "data arrives",
+               s->foreign_keys, (unsigned long long)s->last_applied);
+    static const char *argv[] = {"FLUSHALL"};
+    static const size_t lens[] = {8};
+    be_link_send_argv(s->link, 1, argv, lens, flushed_cb, s);
 }
 
 static void join_failed_attempt(struct px_join *j, const char *why)
@@ -97,6 +127,7 @@ static void add_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
     rd_notice("joined the cluster through %s; waiting for the leader to send the log",
               j->addrs[j->cur]);
     rn_set_joining(j->s->node);
+    flush_foreign(j->s);
     join_finish(j, "+OK\r\n");
 }
 
@@ -237,9 +268,12 @@ void px_server_cluster_start(struct px_server *s)
         char err[256];
         if (rn_bootstrap(s->node, s->bus_announce, err, sizeof(err)) != 0)
             rd_warning("cluster-init: %s", err);
-        else
+        else {
             rd_notice("cluster initialized (cluster-init yes): node %llu is its first member",
                       (unsigned long long)rn_id(s->node));
+            if (s->foreign_keys > 0 && s->snap)
+                px_snap_adopt(s->snap);
+        }
         return;
     }
     if (s->cfg->cluster_join[0]) {

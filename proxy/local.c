@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "proxy/client.h"
+#include "proxy/snapshot.h"
 #include "proxy/pubsub.h"
 #include "raftlog/node.h"
 #include "raftlog/raft.h"
@@ -216,6 +217,8 @@ static void do_raft_init(struct px_client *c, struct px_req *r)
     }
     rd_notice("cluster initialized: this node (%llu) is its first member",
               (unsigned long long)rn_id(c->s->node));
+    if (c->s->foreign_keys > 0 && c->s->snap)
+        px_snap_adopt(c->s->snap);
     reply_ok(r);
 }
 
@@ -298,6 +301,8 @@ int px_local_exec(struct px_client *c, struct px_req *r)
         struct rd_buf info;
         rd_buf_init(&info);
         rn_info(c->s->node, &info);
+        if (c->s->snap)
+            px_snap_info(c->s->snap, &info);
         rd_resp_bulk(b, info.data ? info.data : "", info.len);
         rd_buf_free(&info);
         break;

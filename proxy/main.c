@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "proxy/config.h"
 #include "proxy/server.h"
+#include "proxy/snapshot.h"
 #include "raftlog/bus.h"
 #include "raftlog/node.h"
 #include "raftlog/raft.h"
@@ -43,6 +44,7 @@ struct app {
     struct px_server *server;
     struct be_link *link;
     struct be_apply *apply;
+    struct px_snap *snap;
     ev_prepare before_sleep;
     ev_idle more_work;
     ev_signal sigterm, sigint;
@@ -96,6 +98,22 @@ static void on_committed(void *ctx, uint64_t commit)
     struct app *a = ctx;
     if (a->server)
         px_server_on_committed(a->server, commit);
+}
+
+static void on_snapshot_fetch(void *ctx, uint64_t index, uint64_t term, uint64_t from)
+{
+    struct app *a = ctx;
+    if (a->snap)
+        px_snap_on_fetch(a->snap, index, term, from);
+    else
+        rn_snapshot_fetch_failed(a->node);
+}
+
+static void on_snap_frame(void *ctx, uint64_t from, uint8_t type, const void *payload, size_t len)
+{
+    struct app *a = ctx;
+    if (a->snap)
+        px_snap_on_frame(a->snap, from, type, payload, len);
 }
 
 static void on_commands(void *ctx, const struct redisReply *reply)
@@ -349,6 +367,8 @@ int main(int argc, char **argv)
         .propose_failed = on_propose_failed,
         .admin_reply = on_admin_reply,
         .role_changed = on_role,
+        .snapshot_fetch = on_snapshot_fetch,
+        .snap_frame = on_snap_frame,
     };
     a.node = rn_node_new(a.loop, a.store, a.bus, &ncfg, &a, &ncbs, err, sizeof(err));
     if (a.node == NULL) {
@@ -364,11 +384,14 @@ int main(int argc, char **argv)
     static const struct be_apply_cbs acbs = {
         .fetch = on_fetch, .reply = on_reply, .applied = on_applied};
     a.apply = be_apply_new(a.loop, a.link, id, a.cfg.apply_batch_max, &a, &acbs);
-    if (a.node == NULL || a.server == NULL || a.link == NULL || a.apply == NULL) {
+    if (a.server && a.link && a.apply)
+        a.snap = px_snap_new(a.loop, &a.cfg, a.node, a.link, a.apply, a.server);
+    if (a.node == NULL || a.server == NULL || a.link == NULL || a.apply == NULL || a.snap == NULL) {
         rd_warning("out of memory at start");
         goto out;
     }
     px_server_set_backend(a.server, a.link, a.apply);
+    px_server_set_snap(a.server, a.snap);
     if (px_server_listen(a.server, err, sizeof(err)) != 0) {
         rd_warning("%s", err);
         goto out;
@@ -395,9 +418,11 @@ int main(int argc, char **argv)
 
 out:
     /* The link first: freeing it calls every pending reply callback (with no reply), and
-     * those reach the apply path and the server, which must still be there. */
+     * those reach the apply path, the snapshot loader and the server, which must still be
+     * there. */
     be_link_free(a.link);
     be_apply_free(a.apply);
+    px_snap_free(a.snap);
     px_server_free(a.server);
     rn_node_free(a.node);
     bus_free(a.bus);

@@ -240,7 +240,7 @@ static struct px_sub *sub_open(struct px_client *c)
 int px_pubsub_forward(struct px_client *c, struct px_req *r)
 {
     if (c->sub == NULL && (c->sub = sub_open(c)) == NULL) {
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        px_reply_err(r, "%s", px_backend_unavailable(c->s));
         return -1;
     }
     struct px_sub *sb = c->sub;
@@ -251,7 +251,7 @@ int px_pubsub_forward(struct px_client *c, struct px_req *r)
         c->in_pubsub = 1;
     if (sub_flush(sb) != 0) {
         px_pubsub_close(c);
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        px_reply_err(r, "%s", px_backend_unavailable(c->s));
         return -1;
     }
     return 0;

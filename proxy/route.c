@@ -26,6 +26,8 @@
 #include "common/log.h"
 #include "proxy/client.h"
 #include "proxy/route.h"
+#include "proxy/server.h"
+#include "proxy/snapshot.h"
 #include "raftlog/node.h"
 #include "raftlog/raft.h"
 
@@ -128,6 +130,8 @@ static int encode_info(struct px_server *s, const struct px_req *r, const redisR
         if (body.len > 0)
             rd_buf_append(&body, "\r\n", 2);
         rn_info(s->node, &body);
+        if (s->snap)
+            px_snap_info(s->snap, &body);
         rd_buf_printf(&body, "applied_index:%llu\r\nlocal_redis:%s\r\n",
                       (unsigned long long)s->last_applied, s->backend_ready ? "up" : "down");
     }
@@ -177,7 +181,7 @@ static void read_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     r->c->inflight--;
     if (reply == NULL)
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        px_reply_err(r, "%s", px_backend_unavailable(s));
     else if (encode_read_reply(s, r, reply, &r->reply) != 0)
         px_reply_err(r, "ERR out of memory");
     px_req_done(r);
@@ -195,21 +199,21 @@ static void read_send(struct px_server *s, struct px_req *r)
 {
     r->wait = PX_W_NONE;
     if (!s->backend_ready) {
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        px_reply_err(r, "%s", px_backend_unavailable(s));
         px_req_done(r);
         return;
     }
     rd_buf_reset(&s->scratch);
     fmt_cmd(&s->scratch, &r->cmd);
     if (be_link_select(s->link, r->db) != 0 || rd_map_put(&s->inflight, r->id, r) != 0) {
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        px_reply_err(r, "%s", px_backend_unavailable(s));
         px_req_done(r);
         return;
     }
     if (be_link_send(s->link, s->scratch.data, s->scratch.len, read_reply_cb,
                      (void *)(uintptr_t)r->id) != 0) {
         rd_map_del(&s->inflight, r->id);
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        px_reply_err(r, "%s", px_backend_unavailable(s));
         px_req_done(r);
         return;
     }
@@ -300,7 +304,7 @@ void px_on_read_index(struct px_server *s, uint64_t round, uint64_t index)
 void px_route_read(struct px_server *s, struct px_req *r)
 {
     if (!s->backend_ready) {
-        px_reply_err(r, "TRYAGAIN local redis unavailable");
+        px_reply_err(r, "%s", px_backend_unavailable(s));
         r->state = REQ_DONE;
         return;
     }
@@ -631,8 +635,35 @@ void px_server_on_role(struct px_server *s, int role, uint64_t term, uint64_t le
     ri_kick(s);
 }
 
+const char *px_backend_unavailable(const struct px_server *s)
+{
+    return s->loading ? "TRYAGAIN loading a snapshot into the local redis; retry shortly"
+                      : "TRYAGAIN local redis unavailable";
+}
+
+void px_server_set_snap(struct px_server *s, struct px_snap *snap)
+{
+    s->snap = snap;
+}
+
+void px_server_set_loading(struct px_server *s, int on)
+{
+    s->loading = on;
+    if (on)
+        px_server_on_backend_down(s, "loading a snapshot");
+}
+
+void px_server_trust_applied(struct px_server *s)
+{
+    s->trust_applied = 1;
+}
+
 void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *info)
 {
+    if (s->loading)
+        return; /* a reconnect in the middle of a load: the loader resets the link after it */
+    int trusted = s->trust_applied;
+    s->trust_applied = 0;
     uint64_t last = rn_last_index(s->node);
     uint64_t first = rn_first_index(s->node);
     uint64_t applied = info->applied;
@@ -640,29 +671,39 @@ void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *
     snprintf(s->backend_version, sizeof(s->backend_version), "%s", info->version);
     s->backend_err[0] = '\0';
 
+    s->foreign_keys = info->applied_present ? 0 : info->visible_keys;
     if (!info->applied_present && info->visible_keys > 0 && last > 1) {
         snprintf(s->backend_err, sizeof(s->backend_err),
                  "local redis holds %lld keys that redraft did not write (no applied index), "
                  "while redraft's log has %llu entries; refusing to serve until this is resolved",
                  info->visible_keys, (unsigned long long)last);
-    } else if (applied > last) {
+    } else if (applied > last && !trusted) {
         snprintf(s->backend_err, sizeof(s->backend_err),
                  "local redis has applied index %llu, beyond redraft's log (last index %llu): "
                  "wrong redis or lost log; refusing to serve",
                  (unsigned long long)applied, (unsigned long long)last);
     } else if (applied + 1 < first) {
         snprintf(s->backend_err, sizeof(s->backend_err),
-                 "local redis is at index %llu but the log starts at %llu; it needs a snapshot",
+                 "TRYAGAIN local redis is at index %llu but the log starts at %llu; it is being "
+                 "refilled from the latest snapshot",
                  (unsigned long long)applied, (unsigned long long)first);
+        if (s->snap == NULL || px_snap_restore_local(s->snap) != 0)
+            snprintf(s->backend_err, sizeof(s->backend_err),
+                     "local redis is at index %llu but the log starts at %llu and there is no "
+                     "snapshot to refill it from",
+                     (unsigned long long)applied, (unsigned long long)first);
     }
     if (s->backend_err[0]) {
         rd_warning("%s", s->backend_err);
         return;
     }
-    if (!info->applied_present && info->visible_keys > 0)
+    if (!info->applied_present && info->visible_keys > 0) {
         rd_notice("local redis holds %lld keys and redraft's log is empty: adopting the existing "
                   "dataset as the starting state",
                   info->visible_keys);
+        if (rn_in_cluster(s->node) && s->snap)
+            px_snap_adopt(s->snap);
+    }
     if (applied < s->last_applied)
         rd_warning("local redis came back at applied index %llu, behind the %llu it had "
                    "confirmed (it lost data: restarted without persistence?); replaying the log "
@@ -695,7 +736,7 @@ void px_server_on_backend_down(struct px_server *s, const char *why)
     /* Reads waiting for an index cannot be served now. */
     while (s->wait_head) {
         struct px_req *r = q_pop(&s->wait_head, &s->wait_tail);
-        read_release(s, r, "TRYAGAIN local redis unavailable");
+        read_release(s, r, px_backend_unavailable(s));
     }
 }
 

@@ -360,7 +360,7 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         if (r->cmd.argc == 1 && !strcasecmp(r->cmd.argv[0], "ping"))
             rd_resp_simple(&r->reply, '+', "PONG");
         else
-            px_reply_err(r, "TRYAGAIN local redis unavailable");
+            px_reply_err(r, "%s", px_backend_unavailable(s));
         r->state = REQ_DONE;
         return 0;
     }
@@ -408,7 +408,8 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
     if (mrc == PX_MULTI_EXEC) {
         /* EXEC: the whole transaction is one write. */
         if (s->backend_err[0]) {
-            px_reply_err(r, "ERR %s", s->backend_err);
+            px_reply_err(r, "%s%s", strncmp(s->backend_err, "TRYAGAIN ", 9) ? "ERR " : "",
+                         s->backend_err);
             r->state = REQ_DONE;
             return 0;
         }
@@ -435,7 +436,8 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         break;
     }
     if (s->backend_err[0]) {
-        px_reply_err(r, "ERR %s", s->backend_err);
+        px_reply_err(r, "%s%s", strncmp(s->backend_err, "TRYAGAIN ", 9) ? "ERR " : "",
+                     s->backend_err);
         r->state = REQ_DONE;
         return 0;
     }

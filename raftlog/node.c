@@ -38,6 +38,8 @@ struct rn_node {
     size_t msgcap;
     struct rlog_entry *ents;
     size_t entcap;
+    struct raft_snapshot_meta snap; /* the latest snapshot's metadata */
+    int joins_blocked;              /* RAFT.NODE ADD answers TRYAGAIN (rn_block_joins) */
 };
 
 /* ---- storage for the core ---- */
@@ -144,8 +146,31 @@ static void refresh_peers(struct rn_node *n)
 
 /* ---- ready ---- */
 
+/* Stages the snapshot's metadata: index and term (with the log trim) and its configuration. */
+static int stage_snapshot(struct rn_node *n, const struct raft_snapshot_meta *m, int discard)
+{
+    uint8_t conf[RAFT_CONF_BYTES_MAX];
+    size_t clen;
+    if (raft_conf_encode(&m->conf, conf, sizeof(conf), &clen) != 0)
+        return -1;
+    int rc = discard ? rlog_reset_to_snapshot(n->store, m->index, m->term)
+                     : rlog_set_snapshot(n->store, m->index, m->term);
+    if (rc != 0 || rlog_set_meta(n->store, "snap_conf", conf, clen) != 0)
+        return -1;
+    /* A configuration entry the trim dropped is described by the snapshot now. */
+    if (discard || n->conf_hint <= m->index) {
+        if (rlog_set_meta_u64(n->store, "conf_index", m->index) != 0)
+            return -1;
+        n->conf_hint = m->index;
+    }
+    n->snap = *m;
+    return 0;
+}
+
 static int persist(struct rn_node *n, const struct raft_ready *rd)
 {
+    if (rd->snapshot != NULL && stage_snapshot(n, rd->snapshot, rd->snapshot_discard_log) != 0)
+        return -1;
     if (rd->n_entries > 0) {
         if (rd->n_entries > n->entcap) {
             struct rlog_entry *p = realloc(n->ents, rd->n_entries * sizeof(*p));
@@ -235,9 +260,6 @@ int rn_flush(struct rn_node *n)
         size_t nunreach = 0;
         note_role(n, &rd);
         send_msgs(n, rd.msgs_early, rd.n_msgs_early, unreachable, &nunreach);
-        if (rd.snapshot != NULL)
-            rd_warning("snapshot install requested at index %llu: not supported yet",
-                       (unsigned long long)rd.snapshot->index);
         if (persist(n, &rd) != 0) {
             /* A failed write leaves durability unknown: stop, as a database must. */
             rd_warning("log write failed: %s; this node stops taking part",
@@ -264,10 +286,21 @@ int rn_flush(struct rn_node *n)
         for (size_t i = 0; i < rd.n_reads; i++)
             if (n->cbs.read_index)
                 n->cbs.read_index(n->ctx, rd.reads[i].ctx, rd.reads[i].index);
-        if (rd.snapshot_want_index)
-            rd_verbose("snapshot wanted at %llu: not supported yet",
-                       (unsigned long long)rd.snapshot_want_index);
+        if (rd.snapshot != NULL) {
+            rd_notice("log reset to start after the installed snapshot (index %llu, term %llu)",
+                      (unsigned long long)rd.snapshot->index,
+                      (unsigned long long)rd.snapshot->term);
+            if (rd.snapshot->index > n->commit)
+                n->commit = rd.snapshot->index;
+        }
+        struct raft_snapshot_fetch fetch = rd.fetch;
         raft_advance(n->raft, &rd);
+        if (fetch.index != 0) {
+            if (n->cbs.snapshot_fetch)
+                n->cbs.snapshot_fetch(n->ctx, fetch.index, fetch.term, fetch.from);
+            else
+                raft_snapshot_fetch_failed(n->raft);
+        }
         for (size_t i = 0; i < nunreach; i++)
             raft_report_unreachable(n->raft, unreachable[i]);
     }
@@ -428,6 +461,11 @@ void rn_on_frame(struct rn_node *n, uint64_t from, uint8_t type, const void *pay
         if (get_u64s(p, len, v, 1, &used) == 0 && n->cbs.admin_reply)
             n->cbs.admin_reply(n->ctx, v[0], (const char *)p + used, len - used);
         return;
+    case RN_BUS_SNAP_REQ:
+    case RN_BUS_SNAP_CHUNK:
+        if (n->cbs.snap_frame)
+            n->cbs.snap_frame(n->ctx, from, type, payload, len);
+        return;
     default:
         rd_warning("unknown bus frame type %u from node %llu", type, (unsigned long long)from);
     }
@@ -467,6 +505,20 @@ struct rn_node *rn_node_new(struct ev_loop *loop, struct rlog *store, struct bus
     rs.hs.vote = hs.vote;
     rs.hs.commit = hs.commit;
     rlog_snapshot(store, &rs.snapshot.index, &rs.snapshot.term);
+    if (rs.snapshot.index) {
+        void *conf = NULL;
+        size_t clen = 0;
+        if (rlog_get_meta(store, "snap_conf", &conf, &clen) != 0 ||
+            raft_conf_decode(conf, clen, &rs.snapshot.conf) != 0) {
+            snprintf(err, errlen, "the log's snapshot record has no valid configuration");
+            free(conf);
+            rd_buf_free(&n->scratch);
+            free(n);
+            return NULL;
+        }
+        free(conf);
+    }
+    n->snap = rs.snapshot;
     rs.last_index = rlog_last_index(store);
     /* The apply path resumes from the index Redis itself holds; the core need not hand out
      * entries it already knows committed. */
@@ -785,6 +837,12 @@ int rn_admin(struct rn_node *n, uint64_t reqid, int argc, const char **argv, con
                 return 0;
             }
         }
+        if (n->joins_blocked) {
+            rd_resp_simple(out, '-',
+                           "TRYAGAIN the cluster's first snapshot (the data its redis held "
+                           "before the cluster existed) is not taken yet; retry shortly");
+            return 0;
+        }
         uint64_t idx;
         const struct raft_conf *c = raft_conf(n->raft, &idx);
         const struct raft_member *m = c ? raft_conf_find(c, id) : NULL;
@@ -835,6 +893,64 @@ int rn_transfer_leader(struct rn_node *n, uint64_t target)
 {
     int rc = raft_transfer_leadership(n->raft, target);
     return rc == 0 ? RN_OK : map_raft_err(rc);
+}
+
+/* ---- snapshots ---- */
+
+int rn_snapshot_taken(struct rn_node *n, uint64_t index, struct raft_snapshot_meta *meta_out)
+{
+    if (n->failed)
+        return RN_EIO;
+    struct raft_snapshot_meta m;
+    int rc = raft_snapshot_taken(n->raft, index, &m);
+    if (rc == RAFT_EINVAL || rc == RAFT_ENOTFOUND)
+        return RN_ENOTFOUND;
+    if (rc != 0 || stage_snapshot(n, &m, 0) != 0 || rlog_flush(n->store, 1) != 0) {
+        rd_warning("log write failed: %s; this node stops taking part", rlog_last_error(n->store));
+        n->failed = 1;
+        return RN_EIO;
+    }
+    n->fsyncs++;
+    rlog_compact_log(n->store);
+    if (meta_out)
+        *meta_out = m;
+    return RN_OK;
+}
+
+int rn_snapshot_installed(struct rn_node *n, const struct raft_snapshot_meta *meta)
+{
+    int rc = raft_snapshot_installed(n->raft, meta);
+    if (rc != 0) {
+        rd_warning("the raft core refused the installed snapshot at index %llu: %s",
+                   (unsigned long long)meta->index, raft_errstr(rc));
+        return RN_ENOTFOUND;
+    }
+    return RN_OK;
+}
+
+void rn_snapshot_fetch_failed(struct rn_node *n)
+{
+    raft_snapshot_fetch_failed(n->raft);
+}
+
+void rn_snapshot_meta(const struct rn_node *n, struct raft_snapshot_meta *out)
+{
+    *out = n->snap;
+}
+
+int rn_send(struct rn_node *n, uint64_t to, uint8_t type, const void *payload, size_t len)
+{
+    return bus_send(n->bus, to, type, payload, len) == 0 ? 0 : -1;
+}
+
+void rn_block_joins(struct rn_node *n, int on)
+{
+    n->joins_blocked = on;
+}
+
+struct rlog *rn_store(const struct rn_node *n)
+{
+    return n->store;
 }
 
 /* ---- looking inside ---- */

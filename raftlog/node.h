@@ -56,6 +56,8 @@ enum {
     RN_BUS_FWD_NACK = 4,    /* reqid | code (RN_E*): not proposed */
     RN_BUS_ADMIN = 5,       /* reqid | argc | args: a membership command for the leader */
     RN_BUS_ADMIN_REPLY = 6, /* reqid | RESP reply */
+    RN_BUS_SNAP_REQ = 7,    /* a follower asks for a piece of the snapshot (proxy/snapshot.c) */
+    RN_BUS_SNAP_CHUNK = 8,  /* the leader's answer: one piece of it */
 };
 
 struct rn_node_cbs {
@@ -66,6 +68,11 @@ struct rn_node_cbs {
     void (*admin_reply)(void *ctx, uint64_t reqid, const char *resp, size_t len);
     /* Role or leader changed (for logging and for writes waiting for a leader). */
     void (*role_changed)(void *ctx, int role, uint64_t term, uint64_t leader);
+    /* The leader `from` announced a snapshot at (index, term) this node needs: fetch it and
+     * then call rn_snapshot_installed, or rn_snapshot_fetch_failed. */
+    void (*snapshot_fetch)(void *ctx, uint64_t index, uint64_t term, uint64_t from);
+    /* A RN_BUS_SNAP_REQ or RN_BUS_SNAP_CHUNK frame (the snapshot transfer is the owner's). */
+    void (*snap_frame)(void *ctx, uint64_t from, uint8_t type, const void *payload, size_t len);
 };
 
 struct rn_node_cfg {
@@ -138,6 +145,26 @@ const char *rn_member_addr(const struct rn_node *n, uint64_t id, char *buf, size
 /* Cluster bus events (wired by main). */
 void rn_on_frame(struct rn_node *n, uint64_t from, uint8_t type, const void *payload, size_t len);
 void rn_on_peer_state(struct rn_node *n, uint64_t node, int up);
+
+/* Snapshots. The data is the owner's (an RDB file); the node keeps its metadata. */
+struct raft_snapshot_meta;
+/* The owner stored a snapshot of its state machine holding at least every entry through index
+ * (index <= what it has applied). Records it (term and configuration at index), drops the log
+ * through index and persists that, then compacts the freed range in the background.
+ * *meta_out gets the snapshot's metadata. 0 or an RN_E* code (RN_ENOTFOUND: index not above
+ * the current snapshot or not applied yet). */
+int rn_snapshot_taken(struct rn_node *n, uint64_t index, struct raft_snapshot_meta *meta_out);
+/* The snapshot described by meta (as fetched from the leader) is in the state machine now. */
+int rn_snapshot_installed(struct rn_node *n, const struct raft_snapshot_meta *meta);
+void rn_snapshot_fetch_failed(struct rn_node *n);
+/* The latest snapshot's metadata (index 0: none). */
+void rn_snapshot_meta(const struct rn_node *n, struct raft_snapshot_meta *out);
+/* Sends one frame to a member over the bus. 0 or -1. */
+int rn_send(struct rn_node *n, uint64_t to, uint8_t type, const void *payload, size_t len);
+struct rlog *rn_store(const struct rn_node *n);
+/* While on, RAFT.NODE ADD on this leader answers TRYAGAIN (a dataset adopted at INIT has no
+ * snapshot yet, and a node that joined now would miss it). */
+void rn_block_joins(struct rn_node *n, int on);
 
 /* Appends the "# Raft" INFO section. */
 void rn_info(struct rn_node *n, struct rd_buf *out);

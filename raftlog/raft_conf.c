@@ -34,8 +34,17 @@ void raft_conf_at(struct raft *r, uint64_t index, struct raft_conf *out, uint64_
  * caller then scans). */
 int raft_conf_from_hint(struct raft *r, uint64_t hint)
 {
-    if (hint == 0 || hint <= r->log.snap_index || hint > r->log.last)
+    if (hint == 0 || hint > r->log.last)
         return 0;
+    if (hint <= r->log.snap_index) {
+        /* The hint is exact (no configuration entry follows it), and the snapshot that covers
+         * it carries the configuration in effect at its index: that one is still current. */
+        if (r->log.snap_index == 0 || r->snap.conf.n == 0)
+            return 0;
+        r->conf = r->snap.conf;
+        r->conf_index = r->log.snap_index;
+        return 1;
+    }
     struct raft_entry e;
     int owned;
     if (raft_log_entry(&r->log, hint, &e, &owned) != RAFT_OK)

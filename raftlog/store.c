@@ -81,6 +81,12 @@ struct rlog {
 
     int failed;
     char err[ERR_MAX];
+
+    /* rlog_compact_log runs RocksDB's range compaction on a thread of its own (the db handle
+     * is thread-safe); the loop thread never waits for it, except in rlog_close. */
+    pthread_t compact_thread;
+    int compact_started, compact_busy;
+    uint64_t compact_to;
 };
 
 /* ---- CRC32C (Castagnoli), slicing-by-8, tables built once ---- */
@@ -308,6 +314,8 @@ void rlog_close(struct rlog *s)
 {
     if (!s)
         return;
+    if (s->compact_started)
+        pthread_join(s->compact_thread, NULL);
     clear_overlay(s);
     free(s->ents);
     free(s->metas);
@@ -689,6 +697,59 @@ int rlog_set_snapshot(struct rlog *s, uint64_t index, uint64_t term)
         s->last = index;
     s->pending = 1;
     return RLOG_OK;
+}
+
+int rlog_reset_to_snapshot(struct rlog *s, uint64_t index, uint64_t term)
+{
+    if (s->failed)
+        return RLOG_EIO;
+    if (index > RLOG_INDEX_MAX)
+        return RLOG_EINVAL;
+    /* Every stored entry goes, whichever side of index it is on. */
+    uint64_t first = s->snap_index + 1;
+    if (first <= s->last) {
+        unsigned char from[ENT_KEY_LEN], to[ENT_KEY_LEN];
+        ent_key(from, first);
+        ent_key(to, s->last + 1);
+        rocksdb_writebatch_delete_range(s->batch, (const char *)from, sizeof(from),
+                                        (const char *)to, sizeof(to));
+    }
+    free_staged_ents(s, 0);
+    s->n_ents = 0;
+    s->snap_index = 0; /* rlog_set_snapshot refuses to go back; this is a reset */
+    s->last = 0;
+    int rc = rlog_set_snapshot(s, index, term);
+    if (rc == RLOG_OK)
+        s->last = index;
+    return rc;
+}
+
+static void *compact_main(void *arg)
+{
+    struct rlog *s = arg;
+    unsigned char from[ENT_KEY_LEN], to[ENT_KEY_LEN];
+    ent_key(from, 0);
+    ent_key(to, s->compact_to + 1);
+    rocksdb_compact_range(s->db, (const char *)from, sizeof(from), (const char *)to, sizeof(to));
+    __atomic_store_n(&s->compact_busy, 0, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+void rlog_compact_log(struct rlog *s)
+{
+    if (s->failed || s->snap_index == 0 || __atomic_load_n(&s->compact_busy, __ATOMIC_ACQUIRE))
+        return;
+    if (s->compact_started) {
+        pthread_join(s->compact_thread, NULL);
+        s->compact_started = 0;
+    }
+    s->compact_to = s->snap_index;
+    __atomic_store_n(&s->compact_busy, 1, __ATOMIC_RELEASE);
+    if (pthread_create(&s->compact_thread, NULL, compact_main, s) != 0) {
+        __atomic_store_n(&s->compact_busy, 0, __ATOMIC_RELEASE);
+        return;
+    }
+    s->compact_started = 1;
 }
 
 /* Builds the RocksDB key for a named value; returns its length or 0 when the name is invalid. */

@@ -86,6 +86,14 @@ void rlog_hard_state(const struct rlog *s, struct rlog_hard_state *out);
  * compacts the range in the background). Entries after index are kept when they exist. */
 int rlog_set_snapshot(struct rlog *s, uint64_t index, uint64_t term);
 void rlog_snapshot(const struct rlog *s, uint64_t *index_out, uint64_t *term_out);
+/* Records a snapshot at (index, term) that replaces the whole log: every stored entry is
+ * dropped, before and after index (a follower that installed a leader's snapshot which its
+ * own log contradicts). The log is then empty, first index = index + 1. */
+int rlog_reset_to_snapshot(struct rlog *s, uint64_t index, uint64_t term);
+/* Compacts the key range of the entries a snapshot dropped, so the disk space comes back now
+ * rather than at RocksDB's next compaction of that range. Blocks while it runs; call it after
+ * the flush that recorded the snapshot. */
+void rlog_compact_log(struct rlog *s);
 
 /* Small named values (keys up to 64 bytes, values up to 64 KiB). get: value malloc'd. */
 int rlog_set_meta(struct rlog *s, const char *key, const void *val, size_t len);
