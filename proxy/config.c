@@ -63,6 +63,7 @@ static const struct opt opts[] = {
     INT("read-timeout", read_timeout_ms, 100, 600000),
     INT("snapshot-log-entries", snapshot_log_entries, 0, 1LL << 40),
     MEM("snapshot-log-bytes", snapshot_log_bytes, 0, 1LL << 50),
+    MEM("snapshot-fetch-rate", snapshot_fetch_rate, 0, 1LL << 40),
 };
 
 const char *px_consistency_name(int level)

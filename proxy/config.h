@@ -40,6 +40,7 @@ struct px_config {
     /* snapshots: taken when the log since the last one holds this many entries or bytes */
     long long snapshot_log_entries; /* 0: never by count */
     long long snapshot_log_bytes;   /* 0: never by size */
+    long long snapshot_fetch_rate;  /* bytes/s a follower pulls a snapshot at; 0: no limit */
 };
 
 enum { PX_CONSISTENCY_LINEARIZABLE = 0, PX_CONSISTENCY_SESSION, PX_CONSISTENCY_EVENTUAL };

@@ -91,6 +91,8 @@ static void on_role(void *ctx, int role, uint64_t term, uint64_t leader)
     struct app *a = ctx;
     if (a->server)
         px_server_on_role(a->server, role, term, leader);
+    if (a->snap)
+        px_snap_on_leader(a->snap, leader);
 }
 
 static void on_committed(void *ctx, uint64_t commit)

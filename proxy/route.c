@@ -635,6 +635,24 @@ void px_server_on_role(struct px_server *s, int role, uint64_t term, uint64_t le
     ri_kick(s);
 }
 
+/* May the keys a Redis holds without an applied index become the cluster's starting state?
+ * Only while nothing else can have been built on the log: no snapshot yet, no client write
+ * in it, and no other member (a node that joined has applied the log without those keys). */
+static int adoptable_log(struct px_server *s)
+{
+    if (!rn_in_cluster(s->node))
+        return 1;
+    if (rn_first_index(s->node) != 1 || rn_member_count(s->node) != 1)
+        return 0;
+    uint64_t last = rn_last_index(s->node);
+    if (last > 64)
+        return 0;
+    for (uint64_t i = 1; i <= last; i++)
+        if (rn_is_client_entry(s->node, i))
+            return 0;
+    return 1;
+}
+
 const char *px_backend_unavailable(const struct px_server *s)
 {
     return s->loading ? "TRYAGAIN loading a snapshot into the local redis; retry shortly"
@@ -672,7 +690,8 @@ void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *
     s->backend_err[0] = '\0';
 
     s->foreign_keys = info->applied_present ? 0 : info->visible_keys;
-    if (!info->applied_present && info->visible_keys > 0 && last > 1) {
+    int adoptable = !info->applied_present && info->visible_keys > 0 && adoptable_log(s);
+    if (!info->applied_present && info->visible_keys > 0 && !adoptable) {
         snprintf(s->backend_err, sizeof(s->backend_err),
                  "local redis holds %lld keys that redraft did not write (no applied index), "
                  "while redraft's log has %llu entries; refusing to serve until this is resolved",
@@ -697,9 +716,9 @@ void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *
         rd_warning("%s", s->backend_err);
         return;
     }
-    if (!info->applied_present && info->visible_keys > 0) {
-        rd_notice("local redis holds %lld keys and redraft's log is empty: adopting the existing "
-                  "dataset as the starting state",
+    if (adoptable) {
+        rd_notice("local redis holds %lld keys and redraft's log holds no writes: adopting the "
+                  "existing dataset as the starting state",
                   info->visible_keys);
         if (rn_in_cluster(s->node) && s->snap)
             px_snap_adopt(s->snap);

@@ -40,7 +40,7 @@ struct px_snap {
     struct be_apply *apply;
     struct px_server *server;
     enum snap_state state;
-    ev_timer check, wait;
+    ev_timer check, wait, pace;
     double not_before; /* no new attempt before this time (after a failure) */
     unsigned gen;      /* bumps when an operation ends: late replies of an old one are ignored */
     char path_rdb[SNAP_PATH_MAX], path_tmp[SNAP_PATH_MAX], path_recv[SNAP_PATH_MAX];
@@ -270,6 +270,7 @@ int px_snap_take_now(struct px_snap *p, char *why, size_t whylen)
 
 static void install_end(struct px_snap *p, int ok, const char *why);
 static void feeder_done(void *ctx, int ok, const char *why);
+static void fetch_abandon(struct px_snap *p, const char *why, int tell_core);
 
 static void no_one_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -468,6 +469,33 @@ static void send_req(struct px_snap *p)
     ev_timer_start(p->loop, &p->wait);
 }
 
+static void fetch_abandon(struct px_snap *p, const char *why, int tell_core)
+{
+    rd_notice("snapshot: fetch from node %llu abandoned (%s) at byte %llu of %llu",
+              (unsigned long long)p->f_from, why, (unsigned long long)p->f_off,
+              (unsigned long long)p->f_total);
+    ev_timer_stop(p->loop, &p->wait);
+    ev_timer_stop(p->loop, &p->pace);
+    p->state = SS_IDLE;
+    p->gen++;
+    p->failures++;
+    if (tell_core)
+        rn_snapshot_fetch_failed(p->node);
+}
+
+void px_snap_on_leader(struct px_snap *p, uint64_t leader)
+{
+    if (p->state == SS_FETCH && leader != 0 && leader != p->f_from)
+        fetch_abandon(p, "a new leader", 1);
+}
+
+static void pace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct px_snap *p = w->data;
+    if (p->state == SS_FETCH)
+        send_req(p);
+}
+
 void px_snap_on_fetch(struct px_snap *p, uint64_t index, uint64_t term, uint64_t from)
 {
     if (p->state == SS_CAPTURE) {
@@ -478,7 +506,13 @@ void px_snap_on_fetch(struct px_snap *p, uint64_t index, uint64_t term, uint64_t
         p->state = SS_IDLE;
         p->gen++;
     }
-    if (p->state != SS_IDLE) {
+    if (p->state == SS_FETCH && from != p->f_from)
+        fetch_abandon(p, "another leader offers its snapshot", 0);
+    if (p->state == SS_FETCH && index <= p->f_index) {
+        send_req(p); /* the same offer again: carry on */
+        return;
+    }
+    if (p->state != SS_IDLE && p->state != SS_FETCH) {
         rn_snapshot_fetch_failed(p->node);
         return;
     }
@@ -563,7 +597,16 @@ static void on_chunk(struct px_snap *p, uint64_t from, const uint8_t *d, size_t 
     p->f_total = v[4];
     p->f_meta = m;
     if (p->f_off < p->f_total) {
-        send_req(p);
+        if (p->cfg->snapshot_fetch_rate > 0 && dlen > 0) {
+            /* Pace the pulls: the next one waits as long as this chunk takes at the rate. */
+            ev_timer_stop(p->loop, &p->wait);
+            ev_timer_set(&p->wait, SNAP_CHUNK_WAIT_S, 0);
+            ev_timer_start(p->loop, &p->wait);
+            ev_timer_set(&p->pace, (double)dlen / (double)p->cfg->snapshot_fetch_rate, 0);
+            ev_timer_start(p->loop, &p->pace);
+        } else {
+            send_req(p);
+        }
         return;
     }
     ev_timer_stop(p->loop, &p->wait);
@@ -582,6 +625,7 @@ static void on_chunk(struct px_snap *p, uint64_t from, const uint8_t *d, size_t 
     /* The next fetch starts a new file. */
     p->f_off = 0;
     p->f_from = 0;
+    p->f_nonce = 0;
 }
 
 /* ---- the transfer: leader side -------------------------------------------------------------- */
@@ -602,8 +646,9 @@ static void on_req(struct px_snap *p, uint64_t from, const uint8_t *d, size_t le
     rn_snapshot_meta(p->node, &cur);
     struct rd_buf b;
     rd_buf_init(&b);
-    /* Serve the file asked for while it is at hand, else the current one from the start. */
-    if (p->s_fd < 0 || v[1] != p->s_nonce) {
+    /* Serve the file asked for while it is at hand (and still new enough), else the current
+     * one from the start. */
+    if (p->s_fd < 0 || v[1] != p->s_nonce || p->s_meta.index < v[0]) {
         if (cur.index == 0 || cur.index < v[0] || p->nonce == 0) {
             rd_put_varint(&b, 0);
             for (int i = 0; i < 6; i++)
@@ -612,7 +657,7 @@ static void on_req(struct px_snap *p, uint64_t from, const uint8_t *d, size_t le
             rd_buf_free(&b);
             return;
         }
-        if (p->s_nonce != p->nonce || p->s_fd < 0) {
+        if (p->s_nonce != p->nonce || p->s_fd < 0 || p->s_meta.index < cur.index) {
             if (p->s_fd >= 0)
                 close(p->s_fd);
             p->s_fd = open(p->path_rdb, O_RDONLY | O_CLOEXEC);
@@ -744,6 +789,8 @@ struct px_snap *px_snap_new(struct ev_loop *loop, const struct px_config *cfg, s
     ev_timer_start(loop, &p->check);
     ev_init(&p->wait, wait_cb);
     p->wait.data = p;
+    ev_init(&p->pace, pace_cb);
+    p->pace.data = p;
     return p;
 }
 
@@ -753,6 +800,7 @@ void px_snap_free(struct px_snap *p)
         return;
     ev_timer_stop(p->loop, &p->check);
     ev_timer_stop(p->loop, &p->wait);
+    ev_timer_stop(p->loop, &p->pace);
     be_capture_free(p->cap);
     be_feeder_free(p->feeder);
     if (p->f_fd >= 0)

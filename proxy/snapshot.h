@@ -45,6 +45,8 @@ void px_snap_free(struct px_snap *p);
 
 /* From the node: the leader announced a snapshot this node needs. */
 void px_snap_on_fetch(struct px_snap *p, uint64_t index, uint64_t term, uint64_t from);
+/* From the node: the leader changed (a fetch from the old one is abandoned). */
+void px_snap_on_leader(struct px_snap *p, uint64_t leader);
 /* From the node: a snapshot transfer frame. */
 void px_snap_on_frame(struct px_snap *p, uint64_t from, uint8_t type, const void *payload,
                       size_t len);

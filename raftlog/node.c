@@ -948,6 +948,22 @@ void rn_block_joins(struct rn_node *n, int on)
     n->joins_blocked = on;
 }
 
+unsigned rn_member_count(const struct rn_node *n)
+{
+    uint64_t idx;
+    const struct raft_conf *c = raft_conf(n->raft, &idx);
+    return c ? c->n : 0;
+}
+
+int rn_is_client_entry(struct rn_node *n, uint64_t index)
+{
+    struct rlog_entry e;
+    if (rlog_get(n->store, index, &e) != 0)
+        return 1; /* unknown: assume the worst */
+    free((void *)e.data);
+    return e.type == RAFT_ENTRY_NORMAL;
+}
+
 struct rlog *rn_store(const struct rn_node *n)
 {
     return n->store;

@@ -162,6 +162,10 @@ void rn_snapshot_meta(const struct rn_node *n, struct raft_snapshot_meta *out);
 /* Sends one frame to a member over the bus. 0 or -1. */
 int rn_send(struct rn_node *n, uint64_t to, uint8_t type, const void *payload, size_t len);
 struct rlog *rn_store(const struct rn_node *n);
+/* Members in the latest configuration. */
+unsigned rn_member_count(const struct rn_node *n);
+/* 1 when the stored entry at index carries a client write (not a no-op or a configuration). */
+int rn_is_client_entry(struct rn_node *n, uint64_t index);
 /* While on, RAFT.NODE ADD on this leader answers TRYAGAIN (a dataset adopted at INIT has no
  * snapshot yet, and a node that joined now would miss it). */
 void rn_block_joins(struct rn_node *n, int on);

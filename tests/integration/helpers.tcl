@@ -762,6 +762,9 @@ proc ::rd::stop_pair {} {
 #       options: redraft {args...}  extra redraft options for every node (after
 #                                   the defaults, so they win)
 #                secret S           the cluster secret (default redraft-test-secret)
+#                before_start {script}  run once the redis-servers are up and
+#                                   before any redraft starts (fill node 1's
+#                                   redis for an upgrade in place, say)
 #                default_bus_port 1 no --cluster-port: the bus on client port
 #                                   + 10000, redraft's default (otherwise a
 #                                   port of its own, away from the ephemeral
@@ -1434,6 +1437,7 @@ proc start_cluster {n options body} {
             set ::rd::cl(n) $i
         }
         for {set i 1} {$i <= $n} {incr i} {::rd::start_node_redis $i}
+        if {[dict exists $options before_start]} {uplevel 1 [dict get $options before_start]}
         start_node 1
         wait_for_leader {} 1
         for {set i 2} {$i <= $n} {incr i} {start_node $i}
