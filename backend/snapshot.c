@@ -18,7 +18,6 @@
 
 #define SNAP_IO_CHUNK    (256u * 1024) /* bytes moved per read or write */
 #define SNAP_LINE_MAX    512           /* a protocol line longer than this is garbage */
-#define SNAP_EOF_MARK    40            /* bytes of the diskless end mark */
 #define SNAP_REQ_MAX     (64u * 1024)  /* bytes a replica's handshake command may take */
 #define SNAP_REPLICA_ARG 16            /* arguments of one handshake command, at most */
 
@@ -86,26 +85,141 @@ static int fsync_close(int fd)
     return rc;
 }
 
-/* ---- capture --------------------------------------------------------------------------------- */
+/* ---- the RDB stream of a SYNC ---------------------------------------------------------------- */
 
-enum cap_state { CAP_AUTH, CAP_HEADER, CAP_BODY, CAP_DONE };
+static int rdb_fail(struct be_rdb_reader *r, const char *why)
+{
+    snprintf(r->err, sizeof(r->err), "%s", why);
+    r->state = BE_RDB_FAILED;
+    return -1;
+}
+
+void be_rdb_reader_init(struct be_rdb_reader *r, int expect_auth, be_rdb_sink_fn *sink, void *ctx)
+{
+    memset(r, 0, sizeof(*r));
+    r->state = expect_auth ? BE_RDB_AUTH : BE_RDB_HEADER;
+    r->sink = sink;
+    r->ctx = ctx;
+}
+
+/* EOF framing: everything but the last BE_RDB_EOF_MARK bytes goes to the sink; the held-back
+ * tail is compared with the mark. Returns 1 at the end, 0 to continue, -1 on a sink error. */
+static int rdb_body_eof(struct be_rdb_reader *r, const char *p, size_t n)
+{
+    while (n > 0) {
+        size_t take = n;
+        if (r->taillen + take > BE_RDB_EOF_MARK) {
+            size_t spill = r->taillen + take - BE_RDB_EOF_MARK;
+            size_t from_tail = spill < r->taillen ? spill : r->taillen;
+            if (from_tail && r->sink(r->ctx, r->tail, from_tail) != 0)
+                return -1;
+            memmove(r->tail, r->tail + from_tail, r->taillen - from_tail);
+            r->taillen -= from_tail;
+            size_t from_new = spill - from_tail;
+            if (from_new && r->sink(r->ctx, p, from_new) != 0)
+                return -1;
+            p += from_new;
+            n -= from_new;
+            r->got += spill;
+            take = n;
+        }
+        memcpy(r->tail + r->taillen, p, take);
+        r->taillen += take;
+        p += take;
+        n -= take;
+    }
+    return r->taillen == BE_RDB_EOF_MARK && memcmp(r->tail, r->mark, BE_RDB_EOF_MARK) == 0;
+}
+
+int be_rdb_reader_feed(struct be_rdb_reader *r, const char *p, size_t n)
+{
+    if (r->state == BE_RDB_DONE)
+        return 1;
+    if (r->state == BE_RDB_FAILED)
+        return -1;
+    while (n > 0) {
+        if (r->state == BE_RDB_BODY) {
+            int rc;
+            if (r->eof_mode) {
+                rc = rdb_body_eof(r, p, n);
+                if (rc < 0)
+                    snprintf(r->err, sizeof(r->err), "cannot write the snapshot file");
+            } else {
+                size_t take = n < r->want ? n : (size_t)r->want;
+                if (r->sink(r->ctx, p, take) != 0) {
+                    snprintf(r->err, sizeof(r->err), "cannot write the snapshot file");
+                    rc = -1;
+                } else {
+                    r->want -= take;
+                    r->got += take;
+                    rc = r->want == 0; /* bytes after the RDB are the replication feed */
+                }
+            }
+            r->state = rc > 0 ? BE_RDB_DONE : rc < 0 ? BE_RDB_FAILED : r->state;
+            return rc;
+        }
+        /* A line: +OK of AUTH, or the RDB header; bare newlines are keep-alives. */
+        char ch = *p++;
+        n--;
+        if (ch == '\n' && r->linelen == 0)
+            continue;
+        if (ch != '\n') {
+            if (r->linelen + 1 >= sizeof(r->line))
+                return rdb_fail(r, "redis sent a line too long for the replication protocol");
+            r->line[r->linelen++] = ch;
+            continue;
+        }
+        if (r->linelen && r->line[r->linelen - 1] == '\r')
+            r->linelen--;
+        r->line[r->linelen] = '\0';
+        r->linelen = 0;
+        if (r->line[0] == '-') {
+            snprintf(r->err, sizeof(r->err), "redis refused the sync: %.*s",
+                     (int)(sizeof(r->err) - 40), r->line + 1);
+            r->state = BE_RDB_FAILED;
+            return -1;
+        }
+        if (r->state == BE_RDB_AUTH) {
+            if (r->line[0] != '+')
+                return rdb_fail(r, "unexpected answer to AUTH");
+            r->state = BE_RDB_HEADER;
+            continue;
+        }
+        if (r->line[0] != '$')
+            return rdb_fail(r, "unexpected answer to SYNC");
+        if (strncmp(r->line, "$EOF:", 5) == 0) {
+            if (strlen(r->line + 5) != BE_RDB_EOF_MARK)
+                return rdb_fail(r, "bad diskless end mark from redis");
+            memcpy(r->mark, r->line + 5, BE_RDB_EOF_MARK);
+            r->eof_mode = 1;
+        } else {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(r->line + 1, &end, 10);
+            if (errno || *end || end == r->line + 1 || r->line[1] == '-')
+                return rdb_fail(r, "bad RDB length from redis");
+            r->want = v;
+            if (v == 0) {
+                r->state = BE_RDB_DONE;
+                return 1;
+            }
+        }
+        r->state = BE_RDB_BODY;
+    }
+    return 0;
+}
+
+/* ---- capture --------------------------------------------------------------------------------- */
 
 struct be_capture {
     struct ev_loop *loop;
     int fd, file;
     ev_io rio, wio;
     ev_timer stall;
-    enum cap_state state;
+    int done_called;
     char out[1024]; /* the request: AUTH and SYNC */
     size_t outlen, outoff;
-    char line[SNAP_LINE_MAX];
-    size_t linelen;
-    int eof_mode;
-    uint64_t want; /* $<len> framing: bytes still to come */
-    uint64_t got;
-    char mark[SNAP_EOF_MARK];
-    char tail[SNAP_EOF_MARK]; /* EOF framing: the last bytes seen, held back from the file */
-    size_t taillen;
+    struct be_rdb_reader rd;
     be_snap_done_fn *done;
     void *ctx;
 };
@@ -122,9 +236,9 @@ static void cap_stop_io(struct be_capture *c)
 
 static void cap_finish(struct be_capture *c, int ok, const char *why)
 {
-    if (c->state == CAP_DONE)
+    if (c->done_called)
         return;
-    c->state = CAP_DONE;
+    c->done_called = 1;
     cap_stop_io(c);
     if (c->file >= 0) {
         if (fsync_close(c->file) != 0 && ok) {
@@ -150,121 +264,17 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* EOF framing: everything but the last SNAP_EOF_MARK bytes goes to the file; the held-back tail
- * is compared with the mark. Returns 1 at the end, 0 to continue, -1 on a write error. */
-static int cap_body_eof(struct be_capture *c, const char *p, size_t n)
+static int cap_sink(void *ctx, const void *p, size_t n)
 {
-    /* Join the tail and the new bytes; write what can no longer be part of the mark. */
-    while (n > 0) {
-        size_t take = n;
-        if (c->taillen + take > SNAP_EOF_MARK) {
-            size_t spill = c->taillen + take - SNAP_EOF_MARK;
-            size_t from_tail = spill < c->taillen ? spill : c->taillen;
-            if (from_tail && write_all(c->file, c->tail, from_tail) != 0)
-                return -1;
-            memmove(c->tail, c->tail + from_tail, c->taillen - from_tail);
-            c->taillen -= from_tail;
-            size_t from_new = spill - from_tail;
-            if (from_new && write_all(c->file, p, from_new) != 0)
-                return -1;
-            p += from_new;
-            n -= from_new;
-            c->got += spill;
-            take = n;
-        }
-        memcpy(c->tail + c->taillen, p, take);
-        c->taillen += take;
-        p += take;
-        n -= take;
-    }
-    return c->taillen == SNAP_EOF_MARK && memcmp(c->tail, c->mark, SNAP_EOF_MARK) == 0;
-}
-
-/* Feeds received bytes through the state machine. Returns 1 when done, 0 to continue, -1 with
- * *why on failure. */
-static int cap_feed(struct be_capture *c, const char *p, size_t n, const char **why)
-{
-    while (n > 0) {
-        if (c->state == CAP_BODY) {
-            if (c->eof_mode) {
-                int rc = cap_body_eof(c, p, n);
-                if (rc < 0)
-                    *why = "cannot write the snapshot file";
-                return rc;
-            }
-            size_t take = n < c->want ? n : (size_t)c->want;
-            if (write_all(c->file, p, take) != 0) {
-                *why = "cannot write the snapshot file";
-                return -1;
-            }
-            c->want -= take;
-            c->got += take;
-            return c->want == 0 ? 1 : 0; /* bytes after the RDB are the replication feed */
-        }
-        /* A line: +OK of AUTH, or the RDB header; bare newlines are keep-alives. */
-        char ch = *p++;
-        n--;
-        if (ch == '\n' && c->linelen == 0)
-            continue;
-        if (ch != '\n') {
-            if (c->linelen + 1 >= sizeof(c->line)) {
-                *why = "redis sent a line too long for the replication protocol";
-                return -1;
-            }
-            c->line[c->linelen++] = ch;
-            continue;
-        }
-        if (c->linelen && c->line[c->linelen - 1] == '\r')
-            c->linelen--;
-        c->line[c->linelen] = '\0';
-        c->linelen = 0;
-        if (c->line[0] == '-') {
-            static char err[SNAP_LINE_MAX + 64];
-            snprintf(err, sizeof(err), "redis refused the sync: %s", c->line + 1);
-            *why = err;
-            return -1;
-        }
-        if (c->state == CAP_AUTH) {
-            if (c->line[0] != '+') {
-                *why = "unexpected answer to AUTH";
-                return -1;
-            }
-            c->state = CAP_HEADER;
-            continue;
-        }
-        if (c->line[0] != '$') {
-            *why = "unexpected answer to SYNC";
-            return -1;
-        }
-        if (strncmp(c->line, "$EOF:", 5) == 0) {
-            if (strlen(c->line + 5) != SNAP_EOF_MARK) {
-                *why = "bad diskless end mark from redis";
-                return -1;
-            }
-            memcpy(c->mark, c->line + 5, SNAP_EOF_MARK);
-            c->eof_mode = 1;
-        } else {
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(c->line + 1, &end, 10);
-            if (errno || *end || end == c->line + 1) {
-                *why = "bad RDB length from redis";
-                return -1;
-            }
-            c->want = v;
-            if (v == 0)
-                return 1;
-        }
-        c->state = CAP_BODY;
-    }
-    return 0;
+    struct be_capture *c = ctx;
+    return write_all(c->file, p, n);
 }
 
 static void cap_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct be_capture *c = w->data;
     static char buf[SNAP_IO_CHUNK];
-    for (int round = 0; round < 16 && c->state != CAP_DONE; round++) {
+    for (int round = 0; round < 16 && !c->done_called; round++) {
         ssize_t r = read(c->fd, buf, sizeof(buf));
         if (r < 0 && (errno == EAGAIN || errno == EINTR))
             break;
@@ -273,10 +283,9 @@ static void cap_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         ev_timer_again(loop, &c->stall);
-        const char *why = NULL;
-        int rc = cap_feed(c, buf, (size_t)r, &why);
+        int rc = be_rdb_reader_feed(&c->rd, buf, (size_t)r);
         if (rc != 0) {
-            cap_finish(c, rc > 0, why);
+            cap_finish(c, rc > 0, rc > 0 ? NULL : c->rd.err);
             return;
         }
     }
@@ -316,7 +325,6 @@ struct be_capture *be_capture_start(struct ev_loop *loop, const char *addr, cons
     c->done = done;
     c->ctx = ctx;
     c->fd = c->file = -1;
-    c->state = CAP_HEADER;
     size_t off = 0;
     if (password && password[0]) {
         size_t pl = strlen(password);
@@ -330,8 +338,8 @@ struct be_capture *be_capture_start(struct ev_loop *loop, const char *addr, cons
         off += pl;
         memcpy(c->out + off, "\r\n", 2);
         off += 2;
-        c->state = CAP_AUTH;
     }
+    be_rdb_reader_init(&c->rd, off > 0, cap_sink, c);
     memcpy(c->out + off, "*1\r\n$4\r\nSYNC\r\n", 14);
     c->outlen = off + 14;
     c->file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -359,7 +367,7 @@ struct be_capture *be_capture_start(struct ev_loop *loop, const char *addr, cons
 
 uint64_t be_capture_bytes(const struct be_capture *c)
 {
-    return c->got;
+    return c->rd.got;
 }
 
 void be_capture_free(struct be_capture *c)

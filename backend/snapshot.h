@@ -30,6 +30,32 @@ struct ev_loop;
 
 typedef void be_snap_done_fn(void *ctx, int ok, const char *why);
 
+/* The answer to SYNC as a byte stream, parsed without I/O: fed whatever arrives, it hands the
+ * RDB's bytes (and nothing else) to sink. Answers before the RDB: +OK (of AUTH, when expected),
+ * bare newlines (keep-alives), then `$<len>` or `$EOF:<mark>`; an error line fails it. */
+#define BE_RDB_EOF_MARK 40
+#define BE_RDB_LINE_MAX 512
+typedef int be_rdb_sink_fn(void *ctx, const void *p, size_t n); /* 0, or -1 to stop */
+enum { BE_RDB_AUTH, BE_RDB_HEADER, BE_RDB_BODY, BE_RDB_DONE, BE_RDB_FAILED };
+struct be_rdb_reader {
+    int state;
+    char line[BE_RDB_LINE_MAX];
+    size_t linelen;
+    int eof_mode;
+    uint64_t want; /* $<len> framing: bytes still to come */
+    uint64_t got;  /* RDB bytes handed to the sink */
+    char mark[BE_RDB_EOF_MARK];
+    char tail[BE_RDB_EOF_MARK]; /* EOF framing: the last bytes seen, held back from the sink */
+    size_t taillen;
+    be_rdb_sink_fn *sink;
+    void *ctx;
+    char err[BE_RDB_LINE_MAX + 64];
+};
+void be_rdb_reader_init(struct be_rdb_reader *r, int expect_auth, be_rdb_sink_fn *sink, void *ctx);
+/* 1: the whole RDB went to the sink (bytes after it are ignored); 0: feed more; -1: failed
+ * (r->err says why). */
+int be_rdb_reader_feed(struct be_rdb_reader *r, const char *p, size_t n);
+
 struct be_capture;
 /* addr: "host:port" or a unix socket path (contains '/'). Writes the RDB to path (created or
  * truncated). NULL on an immediate failure (why says it). */
