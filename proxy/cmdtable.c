@@ -166,6 +166,7 @@ static const struct px_own own_cmds[] = {
     {"raft.cluster|join", -3, PX_CF_ADMIN, PX_L_RAFT_JOIN},
     {"raft.node|add", -4, PX_CF_ADMIN, PX_L_RAFT_NODE},
     {"raft.node|remove", 3, PX_CF_ADMIN, PX_L_RAFT_NODE},
+    {"raft.node|addr", 4, PX_CF_ADMIN, PX_L_RAFT_NODE},
     {"raft.transfer-leader", -1, PX_CF_ADMIN, PX_L_RAFT_TRANSFER},
     {"raft.info", 1, PX_CF_FAST, PX_L_RAFT_INFO},
 };

@@ -377,6 +377,7 @@ int main(int argc, char **argv)
         rd_warning("%s", err);
         goto out;
     }
+    rn_set_announce(a.node, announce);
     a.server = px_server_new(a.loop, &a.cfg, a.node, boot);
     if (a.server)
         px_server_set_announce(a.server, announce);

@@ -40,6 +40,8 @@ struct rn_node {
     size_t entcap;
     struct raft_snapshot_meta snap; /* the latest snapshot's metadata */
     int joins_blocked;              /* RAFT.NODE ADD answers TRYAGAIN (rn_block_joins) */
+    char announce[RAFT_MEMBER_BLOB_BYTES_MAX + 1]; /* this node's bus address now */
+    unsigned addr_ticks;                           /* ticks since the last address check */
 };
 
 /* ---- storage for the core ---- */
@@ -324,12 +326,40 @@ static void promote_learners(struct rn_node *n)
     }
 }
 
+/* A node that comes back at another address (a rescheduled container) tells the cluster, so
+ * that the others dial it there: its entry in the configuration is what they follow. */
+static void check_own_address(struct rn_node *n)
+{
+    if (n->announce[0] == '\0' || !rn_in_cluster(n) || raft_leader(n->raft) == 0)
+        return;
+    uint64_t idx;
+    const struct raft_conf *c = raft_conf(n->raft, &idx);
+    const struct raft_member *m = c ? raft_conf_find(c, n->cfg.id) : NULL;
+    size_t alen = strlen(n->announce);
+    if (m == NULL || (m->blob_len == alen && memcmp(m->blob, n->announce, alen) == 0))
+        return;
+    char id[24];
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)n->cfg.id);
+    const char *argv[] = {"RAFT.NODE", "ADDR", id, n->announce};
+    size_t lens[] = {9, 4, strlen(id), alen};
+    struct rd_buf out;
+    rd_buf_init(&out);
+    rd_notice("this node's address is %s now (the cluster knows %.*s): telling the leader",
+              n->announce, (int)m->blob_len, m->blob);
+    rn_admin(n, 0, 4, argv, lens, &out);
+    rd_buf_free(&out);
+}
+
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct rn_node *n = w->data;
     raft_tick(n->raft);
     if (raft_role(n->raft) == RAFT_LEADER)
         promote_learners(n);
+    if (++n->addr_ticks >= 10) {
+        n->addr_ticks = 0;
+        check_own_address(n);
+    }
 }
 
 /* ---- bus frames ---- */
@@ -865,6 +895,38 @@ int rn_admin(struct rn_node *n, uint64_t reqid, int argc, const char **argv, con
         rd_resp_simple(out, '+', "OK");
         return 0;
     }
+    if (argc >= 3 && is_node_cmd(argv[0], argvlen[0]) && eq(argv[1], argvlen[1], "addr")) {
+        if (argc != 4 || parse_u64(argv[2], argvlen[2], &id) != 0 || id == 0) {
+            rd_resp_simple(out, '-', "ERR usage: RAFT.NODE ADDR <id> <host:port>");
+            return 0;
+        }
+        if (argvlen[3] == 0 || argvlen[3] > RAFT_MEMBER_BLOB_BYTES_MAX ||
+            memchr(argv[3], ':', argvlen[3]) == NULL) {
+            rd_resp_simple(out, '-', "ERR invalid node address");
+            return 0;
+        }
+        uint64_t idx;
+        const struct raft_conf *c = raft_conf(n->raft, &idx);
+        const struct raft_member *m = c ? raft_conf_find(c, id) : NULL;
+        if (m == NULL) {
+            rd_resp_simple(out, '-', "ERR no such node in the cluster");
+            return 0;
+        }
+        if (m->blob_len == argvlen[3] && memcmp(m->blob, argv[3], argvlen[3]) == 0) {
+            rd_resp_simple(out, '+', "OK");
+            return 0;
+        }
+        int rc =
+            raft_propose_conf_change(n->raft, RAFT_CONF_SET_BLOB, id, argv[3], argvlen[3], NULL);
+        if (rc != 0) {
+            admin_err(out, rc);
+            return 0;
+        }
+        rd_notice("node %llu moved: its address is %.*s now (was %.*s)", (unsigned long long)id,
+                  (int)argvlen[3], argv[3], (int)m->blob_len, m->blob);
+        rd_resp_simple(out, '+', "OK");
+        return 0;
+    }
     if (argc >= 3 && is_node_cmd(argv[0], argvlen[0]) && eq(argv[1], argvlen[1], "remove")) {
         if (argc != 3 || parse_u64(argv[2], argvlen[2], &id) != 0) {
             rd_resp_simple(out, '-', "ERR usage: RAFT.NODE REMOVE <id>");
@@ -941,6 +1003,11 @@ void rn_snapshot_meta(const struct rn_node *n, struct raft_snapshot_meta *out)
 int rn_send(struct rn_node *n, uint64_t to, uint8_t type, const void *payload, size_t len)
 {
     return bus_send(n->bus, to, type, payload, len) == 0 ? 0 : -1;
+}
+
+void rn_set_announce(struct rn_node *n, const char *addr)
+{
+    snprintf(n->announce, sizeof(n->announce), "%s", addr);
 }
 
 void rn_block_joins(struct rn_node *n, int on)

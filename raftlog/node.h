@@ -121,7 +121,8 @@ int rn_read_index(struct rn_node *n, uint64_t rctx);
 int rn_flush(struct rn_node *n);
 int rn_fetch(struct rn_node *n, uint64_t index, void **data, size_t *len);
 
-/* Membership and leadership commands (RAFT.NODE ADD id addr [proof] | REMOVE id). ADD with a
+/* Membership and leadership commands (RAFT.NODE ADD id addr [proof] | REMOVE id | ADDR id addr:
+ * a member's new bus address). ADD with a
  * proof (a join) is refused unless the proof matches this cluster's secret; without one it is
  * an operator's command, trusted like any client command. On the
  * leader they run now and the reply (RESP) is appended to out, returning 0; on a follower they
@@ -169,6 +170,9 @@ int rn_is_client_entry(struct rn_node *n, uint64_t index);
 /* While on, RAFT.NODE ADD on this leader answers TRYAGAIN (a dataset adopted at INIT has no
  * snapshot yet, and a node that joined now would miss it). */
 void rn_block_joins(struct rn_node *n, int on);
+/* This node's bus address as it announces it now. When the configuration holds another one
+ * (the node moved), the node asks the leader to record the new one (RAFT.NODE ADDR). */
+void rn_set_announce(struct rn_node *n, const char *addr);
 
 /* Appends the "# Raft" INFO section. */
 void rn_info(struct rn_node *n, struct rd_buf *out);

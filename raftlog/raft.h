@@ -106,6 +106,7 @@ enum raft_conf_change {
     RAFT_CONF_PROMOTE = 2,     /* learner -> voter, once caught up */
     RAFT_CONF_REMOVE = 3,      /* voter or learner leaves */
     RAFT_CONF_BOOTSTRAP = 4,   /* only in the first entry of a new cluster */
+    RAFT_CONF_SET_BLOB = 5,    /* a member's blob (its address) changes; votes are unchanged */
 };
 
 /* Finds a member; NULL when absent. */

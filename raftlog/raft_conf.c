@@ -167,6 +167,15 @@ int raft_propose_conf_change(struct raft *r, int change, uint64_t node, const vo
             return RAFT_EINVAL;
         *m = c.members[--c.n];
         break;
+    case RAFT_CONF_SET_BLOB:
+        /* Changes no quorum; it still goes one change at a time like the others. */
+        if (!m || blob_len > RAFT_MEMBER_BLOB_BYTES_MAX || (blob_len && !blob))
+            return RAFT_EINVAL;
+        memset(m->blob, 0, sizeof(m->blob));
+        m->blob_len = (uint16_t)blob_len;
+        if (blob_len)
+            memcpy(m->blob, blob, blob_len);
+        break;
     default:
         return RAFT_EINVAL;
     }

@@ -264,7 +264,7 @@ int raft_conf_decode(const void *buf, size_t len, struct raft_conf *out)
 int raft_conf_entry_encode(int change, uint64_t node, const struct raft_conf *c, uint8_t *buf,
                            size_t cap, size_t *len_out)
 {
-    if (change < RAFT_CONF_ADD_LEARNER || change > RAFT_CONF_BOOTSTRAP || !conf_valid(c))
+    if (change < RAFT_CONF_ADD_LEARNER || change > RAFT_CONF_SET_BLOB || !conf_valid(c))
         return RAFT_EINVAL;
     size_t need = 1 + 1 + uvarint_size(node) + conf_size(c);
     if (need > cap)
@@ -286,7 +286,7 @@ int raft_conf_entry_decode(const void *buf, size_t len, int *change_out, uint64_
     uint8_t change = get_u8(&rd);
     uint64_t node = get_uvarint(&rd);
     if (rd.err || v != CONF_VERSION || change < RAFT_CONF_ADD_LEARNER ||
-        change > RAFT_CONF_BOOTSTRAP)
+        change > RAFT_CONF_SET_BLOB)
         return RAFT_EMALFORMED;
     get_conf(&rd, out);
     if (rd.err || rd.p != rd.end)

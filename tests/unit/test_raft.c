@@ -894,6 +894,37 @@ static void test_add_learner_then_promote(void **state)
     cluster_free(c);
 }
 
+static void test_set_blob_changes_only_the_address(void **state)
+{
+    /* A member that moved: its blob changes on every node, its vote and the quorum do not. */
+    struct tc *c = cluster(3);
+    campaign(c, 1);
+    stabilize(c);
+    assert_int_equal(
+        raft_propose_conf_change(c->nodes[1].r, RAFT_CONF_SET_BLOB, 9, "n9:1", 4, NULL),
+        RAFT_EINVAL); /* not a member */
+    uint64_t idx;
+    assert_int_equal(
+        raft_propose_conf_change(c->nodes[1].r, RAFT_CONF_SET_BLOB, 3, "n3:new", 6, &idx), 0);
+    assert_int_equal(raft_propose_conf_change(c->nodes[1].r, RAFT_CONF_REMOVE, 2, NULL, 0, NULL),
+                     RAFT_ECONFPENDING); /* one change at a time, this one included */
+    stabilize(c);
+    for (int i = 1; i <= 3; i++) {
+        uint64_t ci;
+        const struct raft_conf *conf = raft_conf(c->nodes[i].r, &ci);
+        assert_int_equal(ci, idx);
+        assert_int_equal(conf->n, 3);
+        assert_int_equal(raft_conf_voters(conf), 3);
+        const struct raft_member *m = raft_conf_find(conf, 3);
+        assert_non_null(m);
+        assert_int_equal(m->voter, 1);
+        assert_int_equal(m->blob_len, 6);
+        assert_memory_equal(m->blob, "n3:new", 6);
+    }
+    assert_true(commit(c, 1) >= idx);
+    cluster_free(c);
+}
+
 static void test_conf_change_waits_for_commit_in_term(void **state)
 {
     /* The published fix for single-server changes: no new configuration until the leader has
@@ -1252,6 +1283,7 @@ int main(void)
         cmocka_unit_test(test_conf_change_waits_for_commit_in_term),
         cmocka_unit_test(test_config_applies_on_append_and_rolls_back),
         cmocka_unit_test(test_remove_leader_steps_down),
+        cmocka_unit_test(test_set_blob_changes_only_the_address),
         cmocka_unit_test(test_snapshot_to_lagging_follower),
         cmocka_unit_test(test_snapshot_transfer_failure),
         cmocka_unit_test(test_snapshot_over_unstable_entries),
