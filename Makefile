@@ -2,7 +2,8 @@
 # same tree (the flag is remembered in build/.flags so objects never mix).
 #
 # Boundaries the linker keeps: raftlog/raft*.c (the consensus core) is its own static library,
-# libraftcore.a, compiled with no include path beyond libc; the simulator links only that.
+# libraftcore.a, compiled with no include path beyond libc; the simulator links only that and
+# liblincheck.a (tests/lincheck, the linearizability checker, libc only as well).
 
 CC       ?= cc
 BUILD    ?= build
@@ -23,11 +24,13 @@ CORE_SRC  := $(sort $(wildcard raftlog/raft*.c))
 LIB_SRC   := $(sort $(wildcard common/*.c) $(filter-out proxy/main.c,$(wildcard proxy/*.c)) \
                $(wildcard backend/*.c) $(filter-out $(CORE_SRC),$(wildcard raftlog/*.c)))
 SIM_SRC   := $(sort $(wildcard tests/sim/*.c))
+LINCHECK_SRC := tests/lincheck/lincheck.c
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 SIM_OBJ   := $(SIM_SRC:%.c=$(BUILD)/obj/%.o)
+LINCHECK_OBJ := $(LINCHECK_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 # How many simulator seeds `make test` runs (kept under two minutes on a 2-core machine).
@@ -52,6 +55,11 @@ $(CORE_OBJ): $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -I. -c $< -o $@
 
+# The checker, too, sees nothing but libc and its own headers.
+$(LINCHECK_OBJ): $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -I. -c $< -o $@
+
 $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(INCLUDES) -c $< -o $@
@@ -67,7 +75,11 @@ $(BUILD)/libredraft.a: $(LIB_OBJ)
 $(BUILD)/redraft: $(BUILD)/obj/proxy/main.o $(BUILD)/libredraft.a $(BUILD)/libraftcore.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
-$(BUILD)/raft-sim: $(SIM_OBJ) $(BUILD)/libraftcore.a
+$(BUILD)/liblincheck.a: $(LINCHECK_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/raft-sim: $(SIM_OBJ) $(BUILD)/liblincheck.a $(BUILD)/libraftcore.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
 
 # Tests of the Raft core link the core alone, as the simulator does.

@@ -15,7 +15,7 @@
  *   raft-sim --start S --count N     seeds S..S+N-1; prints "P passed, F failed" last
  */
 #include "raftlog/raft.h"
-#include "tests/sim/lincheck.h"
+#include "tests/lincheck/lincheck.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -556,7 +556,7 @@ static void client_start(int ci)
     c->key = (int)rnd_range(0, S.p.n_keys - 1);
     memset(&c->op, 0, sizeof(c->op));
     unsigned r = (unsigned)rnd_range(0, 99);
-    c->op.type = r < 40 ? LIN_READ : r < 60 ? LIN_SET : r < 85 ? LIN_INC : LIN_CAS;
+    c->op.f = r < 40 ? LIN_READ : r < 60 ? LIN_WRITE : r < 85 ? LIN_INCR : LIN_CAS;
     c->op.a = (int64_t)rnd_range(0, 5);
     c->op.b = (int64_t)rnd_range(0, 5);
     c->op.invoke = S.now;
@@ -605,13 +605,13 @@ static void client_resp(const struct ev *e)
         c->op.done = 1;
         record(c->key, &c->op);
         S.ops_done++;
-        if (c->op.type != LIN_READ && S.healed && c->op.invoke >= S.heal_at + 2500)
+        if (c->op.f != LIN_READ && S.healed && c->op.invoke >= S.heal_at + 2500)
             S.writes_after_heal++;
         tr("client %d req %" PRIu64 " done: %s k%d -> %" PRId64, e->a, e->b,
-           c->op.type == LIN_READ  ? "read"
-           : c->op.type == LIN_SET ? "set"
-           : c->op.type == LIN_INC ? "inc"
-                                   : "cas",
+           c->op.f == LIN_READ    ? "read"
+           : c->op.f == LIN_WRITE ? "set"
+           : c->op.f == LIN_INCR  ? "inc"
+                                  : "cas",
            c->key, e->d);
     } else {
         S.ops_failed++; /* definitely not applied: nothing to record */
@@ -628,7 +628,7 @@ static void client_timeout(const struct ev *e)
     c->busy = 0;
     c->hint = 0;
     S.ops_timeout++;
-    if (c->op.type != LIN_READ) { /* may or may not have happened */
+    if (c->op.f != LIN_READ) { /* may or may not have happened */
         c->op.complete = UINT64_MAX;
         c->op.done = 0;
         record(c->key, &c->op);
@@ -689,10 +689,10 @@ static void apply_entry(struct node *n, const struct raft_entry *e)
     int64_t *v = &n->kv[key % KEYS_MAX];
     int64_t result = 0;
     switch (op) {
-    case LIN_SET:
+    case LIN_WRITE:
         *v = a;
         break;
-    case LIN_INC:
+    case LIN_INCR:
         result = ++*v;
         break;
     case LIN_CAS:
@@ -1030,13 +1030,13 @@ static void on_client_req(struct ev *e)
         return; /* lost: the client times out */
     }
     int rc;
-    if (c->op.type == LIN_READ) {
+    if (c->op.f == LIN_READ) {
         rc = raft_read_index(n->r, e->b);
         if (rc == 0)
             add_pend(n, (struct pend){.req = e->b, .client = e->a, .key = c->key, .is_read = 1});
     } else {
         uint8_t d[OP_BYTES] = {0};
-        d[0] = (uint8_t)c->op.type;
+        d[0] = (uint8_t)c->op.f;
         d[1] = (uint8_t)c->key;
         d[2] = (uint8_t)e->a;
         d[3] = (uint8_t)(int8_t)c->op.a;
@@ -1417,14 +1417,16 @@ static void check_linearizable(void)
         for (size_t i = 0; i < S.n_hist; i++)
             if (S.hist[i].key == (int)k)
                 ops[n++] = S.hist[i].op;
-        char why[200];
         T.lin_ops += n;
-        int rc = lin_check(ops, n, LIN_STEPS_MAX, why, sizeof(why));
+        struct lin_config cfg = {.initial = 0, .steps_max = LIN_STEPS_MAX};
+        struct lin_result res;
+        int rc = lin_check(ops, n, &cfg, &res);
         if (rc == LIN_VIOLATION)
-            fail("linearizability: key %u: %s", k, why);
-        else if (rc == LIN_INCONCLUSIVE)
-            fprintf(stderr, "seed %" PRIu64 ": key %u: linearizability search gave up\n", S.seed,
-                    k);
+            fail("linearizability: key %u: %s", k, res.why);
+        else if (rc != LIN_OK)
+            fprintf(stderr, "seed %" PRIu64 ": key %u: linearizability search gave up: %s\n",
+                    S.seed, k, res.why);
+        lin_result_free(&res);
     }
     free(ops);
 }
@@ -1565,36 +1567,41 @@ static int run_seed(uint64_t seed, int trace, uint64_t *ops_out, uint64_t *ms_ou
 static int lin_selftest(void)
 {
     const uint64_t X = UINT64_MAX;
+#define OP(f_, a_, b_, inv, comp, res, done_)                                                      \
+    {                                                                                              \
+        .f = f_, .a = a_, .b = b_, .invoke = inv, .complete = comp, .result = res, .done = done_   \
+    }
     struct {
         struct lin_op ops[4];
         size_t n;
         int want;
     } cases[] = {
         /* set 1, then a read that starts after it must see 1 */
-        {{{LIN_SET, 1, 0, 0, 10, 0, 1}, {LIN_READ, 0, 0, 20, 30, 1, 1}}, 2, LIN_OK},
-        {{{LIN_SET, 1, 0, 0, 10, 0, 1}, {LIN_READ, 0, 0, 20, 30, 0, 1}}, 2, LIN_VIOLATION},
+        {{OP(LIN_WRITE, 1, 0, 0, 10, 0, 1), OP(LIN_READ, 0, 0, 20, 30, 1, 1)}, 2, LIN_OK},
+        {{OP(LIN_WRITE, 1, 0, 0, 10, 0, 1), OP(LIN_READ, 0, 0, 20, 30, 0, 1)}, 2, LIN_VIOLATION},
         /* overlapping: the read may come first */
-        {{{LIN_SET, 1, 0, 0, 30, 0, 1}, {LIN_READ, 0, 0, 10, 20, 0, 1}}, 2, LIN_OK},
+        {{OP(LIN_WRITE, 1, 0, 0, 30, 0, 1), OP(LIN_READ, 0, 0, 10, 20, 0, 1)}, 2, LIN_OK},
         /* a timed-out increment may have happened... */
-        {{{LIN_INC, 0, 0, 0, X, 0, 0}, {LIN_READ, 0, 0, 50, 60, 1, 1}}, 2, LIN_OK},
+        {{OP(LIN_INCR, 0, 0, 0, X, 0, 0), OP(LIN_READ, 0, 0, 50, 60, 1, 1)}, 2, LIN_OK},
         /* ...or not, but not both */
-        {{{LIN_INC, 0, 0, 0, X, 0, 0},
-          {LIN_READ, 0, 0, 50, 60, 1, 1},
-          {LIN_READ, 0, 0, 70, 80, 0, 1}},
+        {{OP(LIN_INCR, 0, 0, 0, X, 0, 0), OP(LIN_READ, 0, 0, 50, 60, 1, 1),
+          OP(LIN_READ, 0, 0, 70, 80, 0, 1)},
          3,
          LIN_VIOLATION},
         /* two increments both claiming to be the first */
-        {{{LIN_INC, 0, 0, 0, 10, 1, 1}, {LIN_INC, 0, 0, 5, 15, 1, 1}}, 2, LIN_VIOLATION},
+        {{OP(LIN_INCR, 0, 0, 0, 10, 1, 1), OP(LIN_INCR, 0, 0, 5, 15, 1, 1)}, 2, LIN_VIOLATION},
         /* compare-and-set sees the value a set left */
-        {{{LIN_SET, 3, 0, 0, 10, 0, 1},
-          {LIN_CAS, 3, 4, 20, 30, 1, 1},
-          {LIN_READ, 0, 0, 40, 50, 4, 1}},
+        {{OP(LIN_WRITE, 3, 0, 0, 10, 0, 1), OP(LIN_CAS, 3, 4, 20, 30, 1, 1),
+          OP(LIN_READ, 0, 0, 40, 50, 4, 1)},
          3,
          LIN_OK},
-        {{{LIN_SET, 3, 0, 0, 10, 0, 1}, {LIN_CAS, 3, 4, 20, 30, 0, 1}}, 2, LIN_VIOLATION},
+        {{OP(LIN_WRITE, 3, 0, 0, 10, 0, 1), OP(LIN_CAS, 3, 4, 20, 30, 0, 1)}, 2, LIN_VIOLATION},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        int got = lin_check(cases[i].ops, cases[i].n, 10000, NULL, 0);
+        struct lin_config cfg = {.initial = 0, .steps_max = 10000};
+        struct lin_result res;
+        int got = lin_check(cases[i].ops, cases[i].n, &cfg, &res);
+        lin_result_free(&res);
         if (got != cases[i].want) {
             printf("raft-sim: linearizability checker self-test %zu: got %d, want %d\n", i, got,
                    cases[i].want);
@@ -1602,6 +1609,7 @@ static int lin_selftest(void)
         }
     }
     return 0;
+#undef OP
 }
 
 static void usage(void)
