@@ -24,13 +24,14 @@ CORE_SRC  := $(sort $(wildcard raftlog/raft*.c))
 LIB_SRC   := $(sort $(wildcard common/*.c) $(filter-out proxy/main.c,$(wildcard proxy/*.c)) \
                $(wildcard backend/*.c) $(filter-out $(CORE_SRC),$(wildcard raftlog/*.c)))
 SIM_SRC   := $(sort $(wildcard tests/sim/*.c))
-LINCHECK_SRC := tests/lincheck/lincheck.c
+LINCHECK_SRC := tests/lincheck/lincheck.c tests/lincheck/history.c tests/lincheck/gen.c
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 SIM_OBJ   := $(SIM_SRC:%.c=$(BUILD)/obj/%.o)
 LINCHECK_OBJ := $(LINCHECK_SRC:%.c=$(BUILD)/obj/%.o)
+LINCHECK_MAIN_OBJ := $(BUILD)/obj/tests/lincheck/main.o $(BUILD)/obj/tests/lincheck/gen_main.o
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 # How many simulator seeds `make test` runs (kept under two minutes on a 2-core machine).
@@ -40,7 +41,7 @@ SEEDS ?= 100000
 
 .PHONY: docs
 .PHONY: all deps test test-unit test-sim test-integration sim compat demo demo-stop clean format \
-        check-format bench chaos
+        check-format bench chaos lincheck
 all: $(BUILD)/redraft
 
 # Rebuild everything when the flag set changes (SANITIZE=0 <-> 1).
@@ -56,7 +57,7 @@ $(CORE_OBJ): $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	$(CC) $(CFLAGS_ALL) -I. -c $< -o $@
 
 # The checker, too, sees nothing but libc and its own headers.
-$(LINCHECK_OBJ): $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
+$(LINCHECK_OBJ) $(LINCHECK_MAIN_OBJ): $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -I. -c $< -o $@
 
@@ -81,6 +82,15 @@ $(BUILD)/liblincheck.a: $(LINCHECK_OBJ)
 
 $(BUILD)/raft-sim: $(SIM_OBJ) $(BUILD)/liblincheck.a $(BUILD)/libraftcore.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+
+# The checker and the history generator (tests/lincheck/README.md).
+$(BUILD)/lincheck: $(BUILD)/obj/tests/lincheck/main.o $(BUILD)/liblincheck.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^
+
+$(BUILD)/lincheck-gen: $(BUILD)/obj/tests/lincheck/gen_main.o $(BUILD)/liblincheck.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^
+
+lincheck: $(BUILD)/lincheck $(BUILD)/lincheck-gen
 
 # Tests of the Raft core link the core alone, as the simulator does.
 RAFT_UNIT_BIN  := $(filter $(BUILD)/tests/test_raft%,$(UNIT_BIN))
