@@ -94,10 +94,16 @@ lincheck: $(BUILD)/lincheck $(BUILD)/lincheck-gen
 
 # Tests of the Raft core link the core alone, as the simulator does.
 RAFT_UNIT_BIN  := $(filter $(BUILD)/tests/test_raft%,$(UNIT_BIN))
-OTHER_UNIT_BIN := $(filter-out $(RAFT_UNIT_BIN),$(UNIT_BIN))
+LIN_UNIT_BIN   := $(filter $(BUILD)/tests/test_lincheck%,$(UNIT_BIN))
+OTHER_UNIT_BIN := $(filter-out $(RAFT_UNIT_BIN) $(LIN_UNIT_BIN),$(UNIT_BIN))
 $(RAFT_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libraftcore.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -I. -o $@ $< $(BUILD)/libraftcore.a $(LDFLAGS_ALL) -lcmocka
+
+# Tests of the checker link the checker alone.
+$(LIN_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblincheck.a $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -I. -o $@ $< $(BUILD)/liblincheck.a $(LDFLAGS_ALL) -lcmocka
 
 $(OTHER_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libredraft.a $(BUILD)/libraftcore.a \
                    $(FLAGS_STAMP)
@@ -111,7 +117,8 @@ deps:
 RUN_TESTS = BUILD=$(BUILD) SIM_TEST_COUNT=$(SIM_TEST_COUNT) scripts/run-tests.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all $(BUILD)/raft-sim $(UNIT_BIN)
+	@$(MAKE) --no-print-directory all $(BUILD)/raft-sim $(BUILD)/lincheck $(BUILD)/lincheck-gen \
+	  $(UNIT_BIN)
 	@$(RUN_TESTS)
 
 test-unit: $(UNIT_BIN)
