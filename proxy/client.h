@@ -62,6 +62,7 @@ struct px_req {
     const struct px_cmddef **mdefs;
     size_t nm;
     int db_after; /* EXEC: 1 + the database a queued SELECT leaves the client in (0: none) */
+    int quiet;    /* CLIENT REPLY OFF/SKIP: its reply is dropped, not sent */
     struct rd_buf reply;
 };
 
@@ -82,6 +83,9 @@ struct px_client {
     int consistency;
     int in_multi, multi_dirty; /* MULTI state (multi.c) */
     int in_pubsub;             /* subscribe mode (pubsub.c) */
+    int reply_off, reply_skip; /* CLIENT REPLY OFF / SKIP (the next command's reply) */
+    double atime;              /* when its last command was dispatched */
+    const char *last_cmd;      /* that command's name (for CLIENT LIST) */
     struct px_sub *sub;        /* its own link to the local Redis, once it subscribed */
     struct px_cmd *mq;         /* queued commands */
     const struct px_cmddef **mq_defs;

@@ -174,18 +174,206 @@ static void do_select(struct px_client *c, struct px_req *r)
     reply_ok(r);
 }
 
+/* One client as CLIENT INFO and CLIENT LIST describe it, in Redis's format. */
+static void client_line(struct px_client *c, struct rd_buf *out)
+{
+    double now = ev_now(c->s->loop);
+    char flags[8];
+    size_t nf = 0;
+    if (c->in_pubsub)
+        flags[nf++] = 'P';
+    if (c->in_multi)
+        flags[nf++] = 'x';
+    if (nf == 0)
+        flags[nf++] = 'N';
+    flags[nf] = '\0';
+    rd_buf_printf(out,
+                  "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=%d sub=0 "
+                  "psub=0 ssub=0 multi=%d qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=%zu rbs=%zu "
+                  "rbp=0 obl=0 oll=0 omem=%zu tot-mem=0 events=r cmd=%s user=default redir=-1 "
+                  "resp=2\n",
+                  (unsigned long long)c->id, c->addr, c->laddr, c->fd, c->name ? c->name : "",
+                  (long long)(now - c->ctime), (long long)(now - c->atime), flags, c->db,
+                  c->in_multi ? (int)c->mq_len : -1, rd_buf_unread(&c->in), c->in.cap - c->in.len,
+                  c->mq_bytes, c->in.cap, rd_buf_unread(&c->out),
+                  c->last_cmd ? c->last_cmd : "NULL");
+}
+
 static void do_client_info(struct px_client *c, struct px_req *r)
 {
-    char line[2048];
-    double now = ev_now(c->s->loop);
-    snprintf(line, sizeof(line),
-             "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=0 flags=N db=%d sub=0 psub=0 "
-             "ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 "
-             "oll=0 omem=%zu tot-mem=0 events=r cmd=client|info user=default redir=-1 resp=2\n",
-             (unsigned long long)c->id, c->addr, c->laddr, c->fd, c->name ? c->name : "",
-             (long long)(now - c->ctime), c->db, rd_buf_unread(&c->in), c->in.cap - c->in.len,
-             c->in.cap, rd_buf_unread(&c->out));
-    rd_resp_bulk(&r->reply, line, strlen(line));
+    struct rd_buf line;
+    rd_buf_init(&line);
+    c->last_cmd = "client|info";
+    client_line(c, &line);
+    rd_resp_bulk(&r->reply, line.data ? line.data : "", line.len);
+    rd_buf_free(&line);
+}
+
+/* CLIENT LIST [TYPE normal|pubsub|master|replica] [ID id ...]: this node's clients. */
+static void do_client_list(struct px_client *c, struct px_req *r)
+{
+    int type = 0; /* 0 any, 1 normal, 2 pubsub, 3 none (master/replica: redraft has none) */
+    uint64_t ids[64];
+    size_t nids = 0;
+    int want_ids = 0;
+    for (int i = 2; i < r->cmd.argc; i++) {
+        if (!strcasecmp(r->cmd.argv[i], "type") && i + 1 < r->cmd.argc && !want_ids) {
+            const char *t = r->cmd.argv[++i];
+            if (!strcasecmp(t, "normal"))
+                type = 1;
+            else if (!strcasecmp(t, "pubsub"))
+                type = 2;
+            else if (!strcasecmp(t, "master") || !strcasecmp(t, "replica") ||
+                     !strcasecmp(t, "slave"))
+                type = 3;
+            else {
+                px_reply_err(r, "ERR Unknown client type '%s'", t);
+                return;
+            }
+        } else if (!strcasecmp(r->cmd.argv[i], "id") && i + 1 < r->cmd.argc) {
+            want_ids = 1;
+            for (i++; i < r->cmd.argc; i++) {
+                char *end;
+                unsigned long long v = strtoull(r->cmd.argv[i], &end, 10);
+                if (*end || end == r->cmd.argv[i] || v == 0) {
+                    px_reply_err(r, "ERR Invalid client ID");
+                    return;
+                }
+                if (nids < sizeof(ids) / sizeof(ids[0]))
+                    ids[nids++] = v;
+            }
+        } else {
+            px_reply_err(r, "ERR syntax error");
+            return;
+        }
+    }
+    c->last_cmd = "client|list";
+    struct rd_buf out;
+    rd_buf_init(&out);
+    for (struct px_client *x = c->s->clients; x; x = x->next) {
+        if (x->closed || type == 3 || (type == 1 && x->in_pubsub) || (type == 2 && !x->in_pubsub))
+            continue;
+        int match = !want_ids;
+        for (size_t k = 0; k < nids && !match; k++)
+            match = ids[k] == x->id;
+        if (match)
+            client_line(x, &out);
+    }
+    rd_resp_bulk(&r->reply, out.data ? out.data : "", out.len);
+    rd_buf_free(&out);
+}
+
+/* CLIENT KILL ip:port (old form: +OK) | CLIENT KILL <filter value> ... (count of killed):
+ * ID, ADDR, LADDR, TYPE, USER (default only), SKIPME. */
+static void do_client_kill(struct px_client *c, struct px_req *r)
+{
+    struct px_server *s = c->s;
+    int argc = r->cmd.argc;
+    char **argv = r->cmd.argv;
+    if (argc == 3) {
+        for (struct px_client *x = s->clients; x; x = x->next) {
+            if (x->closed || strcmp(x->addr, argv[2]) != 0)
+                continue;
+            if (x == c)
+                c->close_after_reply = 1;
+            else
+                px_client_close(x, "killed by CLIENT KILL");
+            reply_ok(r);
+            return;
+        }
+        px_reply_err(r, "ERR No such client");
+        return;
+    }
+    if (argc % 2 != 0) {
+        px_reply_err(r, "ERR syntax error");
+        return;
+    }
+    uint64_t id = 0;
+    const char *addr = NULL, *laddr = NULL, *user = NULL;
+    int type = 0, skipme = 1;
+    for (int i = 2; i < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (!strcasecmp(k, "id")) {
+            char *end;
+            id = strtoull(v, &end, 10);
+            if (*end || end == v || id == 0) {
+                px_reply_err(r, "ERR client-id should be greater than 0");
+                return;
+            }
+        } else if (!strcasecmp(k, "addr")) {
+            addr = v;
+        } else if (!strcasecmp(k, "laddr")) {
+            laddr = v;
+        } else if (!strcasecmp(k, "user")) {
+            user = v;
+        } else if (!strcasecmp(k, "type")) {
+            if (!strcasecmp(v, "normal"))
+                type = 1;
+            else if (!strcasecmp(v, "pubsub"))
+                type = 2;
+            else if (!strcasecmp(v, "master") || !strcasecmp(v, "replica") ||
+                     !strcasecmp(v, "slave"))
+                type = 3;
+            else {
+                px_reply_err(r, "ERR Unknown client type '%s'", v);
+                return;
+            }
+        } else if (!strcasecmp(k, "skipme")) {
+            if (!strcasecmp(v, "yes"))
+                skipme = 1;
+            else if (!strcasecmp(v, "no"))
+                skipme = 0;
+            else {
+                px_reply_err(r, "ERR syntax error");
+                return;
+            }
+        } else {
+            px_reply_err(r, "ERR syntax error");
+            return;
+        }
+    }
+    if (user && strcmp(user, "default") != 0) {
+        px_reply_err(r, "ERR No such user '%s'", user);
+        return;
+    }
+    long long killed = 0;
+    struct px_client *x = s->clients;
+    while (x) {
+        struct px_client *next = x->next;
+        int match = !x->closed && (id == 0 || x->id == id) && (!addr || !strcmp(x->addr, addr)) &&
+                    (!laddr || !strcmp(x->laddr, laddr)) && type != 3 &&
+                    (type != 1 || !x->in_pubsub) && (type != 2 || x->in_pubsub) &&
+                    !(skipme && x == c);
+        if (match) {
+            killed++;
+            if (x == c)
+                c->close_after_reply = 1;
+            else
+                px_client_close(x, "killed by CLIENT KILL");
+        }
+        x = next;
+    }
+    rd_resp_int(&r->reply, killed);
+}
+
+/* CLIENT REPLY ON|OFF|SKIP (the dispatcher drops replies of requests marked quiet). */
+static void do_client_reply(struct px_client *c, struct px_req *r)
+{
+    const char *m = r->cmd.argv[2];
+    if (!strcasecmp(m, "on")) {
+        c->reply_off = c->reply_skip = 0;
+        r->quiet = 0;
+        reply_ok(r);
+    } else if (!strcasecmp(m, "off")) {
+        c->reply_off = 1;
+        r->quiet = 1;
+    } else if (!strcasecmp(m, "skip")) {
+        if (!c->reply_off)
+            c->reply_skip = 1;
+        r->quiet = 1;
+    } else {
+        px_reply_err(r, "ERR syntax error");
+    }
 }
 
 static void do_consistency(struct px_client *c, struct px_req *r)
@@ -359,6 +547,15 @@ int px_local_exec(struct px_client *c, struct px_req *r)
         break;
     case PX_L_CLIENT_ID:
         rd_resp_int(b, (long long)c->id);
+        break;
+    case PX_L_CLIENT_LIST:
+        do_client_list(c, r);
+        break;
+    case PX_L_CLIENT_KILL:
+        do_client_kill(c, r);
+        break;
+    case PX_L_CLIENT_REPLY:
+        do_client_reply(c, r);
         break;
     case PX_L_CLIENT_INFO:
         do_client_info(c, r);

@@ -208,7 +208,7 @@ static void client_flush_replies(struct px_client *c)
         if (c->head == NULL)
             c->tail = NULL;
         c->nreqs--;
-        if (!c->closed &&
+        if (!c->closed && !r->quiet &&
             rd_buf_append(&c->out, rd_buf_rptr(&r->reply), rd_buf_unread(&r->reply)) != 0)
             px_client_close(c, "out of memory for replies");
         req_free(r);
@@ -466,8 +466,20 @@ void px_client_dispatch(struct px_client *c)
     struct px_server *s = c->s;
     while (!c->closed && c->next_dispatch != NULL) {
         struct px_req *r = c->next_dispatch;
-        if (r->state == REQ_NEW && dispatch_one(s, c, r) != 0)
-            break;
+        /* CLIENT REPLY: decided in command order, as the command is dispatched. */
+        int quiet = c->reply_off || c->reply_skip, was_skip = c->reply_skip;
+        if (r->state == REQ_NEW) {
+            if (dispatch_one(s, c, r) != 0)
+                break;
+            c->atime = ev_now(s->loop);
+            if (r->def)
+                c->last_cmd = r->def->name;
+            if (r->def == NULL || r->def->local != PX_L_CLIENT_REPLY) {
+                r->quiet = quiet;
+                if (was_skip)
+                    c->reply_skip = 0;
+            }
+        }
         c->next_dispatch = r->next;
         if (c->close_after_reply && r->def != NULL && r->def->local == PX_L_QUIT) {
             /* QUIT: nothing after it runs. */
@@ -630,7 +642,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         c->id = ++s->next_client_id;
         c->fd = fd;
         c->s = s;
-        c->ctime = ev_now(loop);
+        c->ctime = c->atime = ev_now(loop);
         c->consistency = s->cfg->consistency;
         rd_buf_init(&c->in);
         rd_buf_init(&c->out);

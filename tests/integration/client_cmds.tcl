@@ -1,0 +1,59 @@
+# CLIENT REPLY, CLIENT LIST and CLIENT KILL, answered by redraft itself for the
+# clients of this node, in Redis's formats.
+
+start_pair {} {
+    test {CLIENT REPLY OFF, SKIP and ON drop exactly the replies Redis drops} {
+        set fd [raw_connect]
+        raw_send $fd [join {
+            "CLIENT REPLY OFF" "SET reply:k 1" "GET reply:k" "CLIENT REPLY ON" "GET reply:k"
+            "CLIENT REPLY SKIP" "INCR reply:k" "GET reply:k" "PING"
+        } "\r\n"]\r\n
+        # ON answers +OK; the first GET, the INCR (skipped) are silent.
+        assert_equal [raw_read_reply $fd] "+OK"
+        assert_equal [raw_read_reply $fd] "1"
+        assert_equal [raw_read_reply $fd] "2"
+        assert_equal [raw_read_reply $fd] "+PONG"
+        raw_send $fd "CLIENT REPLY MAYBE\r\n"
+        assert_match "-ERR*syntax*" [raw_read_reply $fd]
+    }
+
+    test {CLIENT LIST shows this node's clients in Redis's format, filtered by TYPE and ID} {
+        set other [new_client]
+        $other client setname lister
+        set id [$other client id]
+        set list [r client list]
+        assert_match "*id=$id addr=* name=lister *cmd=client|id *" $list
+        assert_match "*cmd=client|list*" $list
+        set one [r client list id $id]
+        assert_equal [llength [split [string trim $one] \n]] 1
+        assert_match "id=$id *" $one
+        assert_equal [r client list type pubsub] {}
+        assert_error "*Invalid client ID*" {r client list id abc}
+        assert_error "*Unknown client type*" {r client list type bogus}
+        close_client $other
+    }
+
+    test {CLIENT KILL by address, by ID and with SKIPME} {
+        set victim [raw_connect]
+        raw_send $victim "CLIENT ID\r\n"
+        set vid [string range [raw_read_reply $victim] 1 end]
+        set line [r client list id $vid]
+        regexp {addr=([^ ]+)} $line -> addr
+        assert_equal [r client kill $addr] OK
+        assert [raw_wait_closed $victim]
+        assert_error "*No such client*" {r client kill $addr}
+
+        set v2 [raw_connect]
+        raw_send $v2 "CLIENT ID\r\n"
+        set v2id [string range [raw_read_reply $v2] 1 end]
+        assert_equal [r client kill id $v2id] 1
+        assert [raw_wait_closed $v2]
+        assert_equal [r client kill id $v2id] 0
+
+        # SKIPME yes (the default) spares the caller; the caller still works.
+        set me [r client id]
+        assert_equal [r client kill id $me] 0
+        assert_equal [r ping] PONG
+        assert_error "*syntax error*" {r client kill id 1 bogus}
+    }
+}
