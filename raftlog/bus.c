@@ -1051,6 +1051,29 @@ static void conn_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
     bus_leave(b);
 }
 
+/* An inbound connection, from the listener or bus_adopt: it must say HELLO first. Takes fd. */
+static int conn_accept(struct bus *b, int fd, const char *remote)
+{
+    b->stats.accepted++;
+    if (b->pending_in >= BUS_PENDING_MAX) {
+        b->stats.refused_busy++;
+        log_reject(b, "refused connection from %s: %d connections already in handshake", remote,
+                   BUS_PENDING_MAX);
+        close(fd);
+        return BUS_EFULL;
+    }
+    set_sock_opts(fd);
+    struct bus_conn *c = conn_new(b, fd, 0, CS_AWAIT_HELLO);
+    if (c == NULL) {
+        close(fd);
+        return BUS_ENOMEM;
+    }
+    b->pending_in++;
+    snprintf(c->remote, sizeof(c->remote), "%s", remote);
+    ev_io_start(b->loop, &c->rio);
+    return BUS_OK;
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct bus *b = w->data;
@@ -1066,25 +1089,9 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 log_reject(b, "accept: %s", strerror(errno));
             break;
         }
-        b->stats.accepted++;
         char remote[BUS_ADDR_MAX];
         fmt_sockaddr((struct sockaddr *)&ss, sl, remote, sizeof(remote));
-        if (b->pending_in >= BUS_PENDING_MAX) {
-            b->stats.refused_busy++;
-            log_reject(b, "refused connection from %s: %d connections already in handshake", remote,
-                       BUS_PENDING_MAX);
-            close(fd);
-            continue;
-        }
-        set_sock_opts(fd);
-        struct bus_conn *c = conn_new(b, fd, 0, CS_AWAIT_HELLO);
-        if (c == NULL) {
-            close(fd);
-            continue;
-        }
-        b->pending_in++;
-        memcpy(c->remote, remote, sizeof(remote));
-        ev_io_start(loop, &c->rio);
+        conn_accept(b, fd, remote);
     }
     bus_leave(b);
 }
@@ -1231,6 +1238,21 @@ out:
 int bus_listen_port(const struct bus *b)
 {
     return b->lfd >= 0 ? b->lport : 0;
+}
+
+int bus_adopt(struct bus *b, int fd, const char *remote)
+{
+    if (fd < 0)
+        return BUS_EINVAL;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+        close(fd);
+        return BUS_EINVAL;
+    }
+    bus_enter(b);
+    int rc = conn_accept(b, fd, remote != NULL && remote[0] ? remote : "?");
+    bus_leave(b);
+    return rc;
 }
 
 int bus_set_peer(struct bus *b, uint64_t node, const char *addr)

@@ -92,6 +92,14 @@ int bus_listen(struct bus *b, const char *bind_addr, int port, char *err, size_t
 /* The port the listener is bound to, or 0 when not listening. */
 int bus_listen_port(const struct bus *b);
 
+/* Takes an inbound connection accepted elsewhere (a socket handed over by a supervisor, or one
+ * end of a socketpair in tests and the fuzzer) and treats it exactly as one the listener
+ * accepted: the other end must complete the handshake before anything it sends is delivered.
+ * The bus owns fd from then on, on every path (it is made non-blocking; it is closed on error).
+ * remote names the other end in logs. BUS_EFULL: BUS_PENDING_MAX connections are already in
+ * handshake; BUS_EINVAL: fd is not usable. */
+int bus_adopt(struct bus *b, int fd, const char *remote);
+
 /* Adds node with address "host:port" ("[v6]:port" for an IPv6 literal), or changes its address.
  * host may be a DNS name, resolved without blocking on every (re)connect. Dialing starts on the
  * next loop turn. Setting the address a peer already has changes nothing; a new address closes
