@@ -152,6 +152,8 @@ size_t rd_get_varint(const uint8_t *p, size_t len, uint64_t *v)
             return 0; /* more than 64 bits */
         r |= byte << (7 * i);
         if ((p[i] & 0x80) == 0) {
+            if (i > 0 && p[i] == 0)
+                return 0; /* overlong: a number has one encoding, the shortest */
             *v = r;
             return i + 1;
         }

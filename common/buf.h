@@ -45,8 +45,9 @@ int rd_resp_bulk(struct rd_buf *b, const void *p, size_t n);
 int rd_resp_nil(struct rd_buf *b);
 int rd_resp_array_len(struct rd_buf *b, long long n);
 
-/* LEB128 varint helpers for binary formats. get returns bytes read, or 0 when truncated or too
- * long. */
+/* LEB128 varint helpers for binary formats. get returns bytes read, or 0 when truncated, over
+ * 64 bits, or overlong (a last byte of zero after the first: put never writes one), so every
+ * number has exactly one encoding and decoded bytes re-encode to themselves. */
 int rd_put_varint(struct rd_buf *b, uint64_t v);
 size_t rd_get_varint(const uint8_t *p, size_t len, uint64_t *v);
 

@@ -592,6 +592,27 @@ static void test_varint_truncated(void **state)
     assert_int_equal(rd_get_varint(NULL, 0, &v), 0);
 }
 
+/* Found by fuzz_entry: "\xd4\x00" decoded as 84, which re-encodes as "\x54". A zero last byte
+ * after the first is padding; every number has one encoding, the shortest. */
+static void test_varint_padded_rejected(void **state)
+{
+    (void)state;
+    uint64_t v = 7;
+    assert_int_equal(rd_get_varint((const uint8_t *)"\xd4\x00", 2, &v), 0);
+    assert_int_equal(rd_get_varint((const uint8_t *)"\x80\x00", 2, &v), 0);
+    assert_int_equal(rd_get_varint((const uint8_t *)"\x80\x80\x00", 3, &v), 0);
+    assert_int_equal(
+        rd_get_varint((const uint8_t *)"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x00", 10, &v), 0);
+    assert_true(v == 7); /* untouched */
+    /* the shortest forms still read */
+    assert_int_equal(rd_get_varint((const uint8_t *)"\x00", 1, &v), 1);
+    assert_true(v == 0);
+    assert_int_equal(rd_get_varint((const uint8_t *)"\x54", 1, &v), 1);
+    assert_true(v == 84);
+    assert_int_equal(rd_get_varint((const uint8_t *)"\x80\x01", 2, &v), 2);
+    assert_true(v == 128);
+}
+
 static void test_varint_overlong(void **state)
 {
     (void)state;
@@ -639,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_varint_roundtrip),
         cmocka_unit_test(test_varint_truncated),
         cmocka_unit_test(test_varint_overlong),
+        cmocka_unit_test(test_varint_padded_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -539,6 +539,26 @@ static void test_overlong_header_varint(void **state)
     rd_buf_free(&b);
 }
 
+/* Found by fuzz_entry (tests/fuzz/corpus/entry/padded-varint): a header number written with a
+ * padding byte ("\xd4\x00" for 84) decoded, so two byte strings meant one entry. Rejected now:
+ * an accepted entry re-encodes to exactly its bytes. */
+static void test_padded_varint_rejected(void **state)
+{
+    (void)state;
+    static const uint8_t crash[] = {0x01, 0x00, 0x00, 0x00, 0x00, 0xd4, 0x00, 0x00};
+    assert_int_equal(validate_exact(crash, sizeof(crash)), -1);
+    /* the same entry in its shortest form is fine */
+    static const uint8_t shortest[] = {0x01, 0x00, 0x00, 0x00, 0x00, 0x54, 0x00};
+    assert_int_equal(validate_exact(shortest, sizeof(shortest)), 0);
+    /* padding in an argument's length is refused too */
+    static const uint8_t arglen[] = {0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                     0x01, 0x01, 0x81, 0x00, 'x'};
+    assert_int_equal(validate_exact(arglen, sizeof(arglen)), -1);
+    static const uint8_t arglen_short[] = {0x01, 0x00, 0x00, 0x00, 0x00,
+                                           0x00, 0x01, 0x01, 0x01, 'x'};
+    assert_int_equal(validate_exact(arglen_short, sizeof(arglen_short)), 0);
+}
+
 /* Seeded random damage to valid entries: flips, insertions, deletions. validate never crashes
  * or leaks, and agrees with open + next. */
 static void test_mutation_fuzz(void **state)
@@ -622,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_arglen_huge),
         cmocka_unit_test(test_ncmds_and_flags_huge),
         cmocka_unit_test(test_overlong_header_varint),
+        cmocka_unit_test(test_padded_varint_rejected),
         cmocka_unit_test(test_mutation_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
