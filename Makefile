@@ -41,7 +41,7 @@ SEEDS ?= 100000
 
 .PHONY: docs
 .PHONY: all deps test test-unit test-sim test-integration sim compat demo demo-stop clean format \
-        check-format bench chaos lincheck
+        check-format bench chaos lincheck fuzz fuzz-build fuzz-replay deps-fuzz
 all: $(BUILD)/redraft
 
 # Rebuild everything when the flag set changes (SANITIZE=0 <-> 1).
@@ -114,14 +114,72 @@ $(OTHER_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libredraft.a $(BUIL
 deps:
 	@scripts/deps.sh
 
+# ---- fuzzing (tests/fuzz/, docs/testing.md) ----
+# `make fuzz FUZZ_SECONDS=N` builds every target with clang and libFuzzer (ASan + UBSan) into
+# $(FUZZ_BUILD), a tree of its own (objects never mix with $(BUILD)'s), then runs the targets one
+# after another for N seconds each, starting from the committed seeds in tests/fuzz/corpus/T/.
+# New inputs go to $(FUZZ_BUILD)/corpus/T/, crashes to $(FUZZ_BUILD)/crashes/.
+# The same harnesses, built with $(CC) and tests/fuzz/replay.c as main, replay the committed
+# corpus once under `make test` ($(BUILD)/tests/test_fuzz_T): no clang needed there.
+# The RDB stream framing of snapshots gets its target together with the snapshot code.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := resp entry raft_msg bus
+FUZZ_SRC_resp     := proxy/resp.c common/buf.c
+FUZZ_SRC_entry    := backend/entry.c common/buf.c
+FUZZ_SRC_raft_msg := raftlog/raft_msg.c
+FUZZ_SRC_bus      := raftlog/bus.c common/buf.c common/log.c common/map.c common/sha256.c
+FUZZ_LIBS_bus     := -lev
+FUZZ_CFLAGS  := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined -MMD -MP
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+REPLAY_BIN   := $(FUZZ_TARGETS:%=$(BUILD)/tests/test_fuzz_%)
+
+FUZZ_STAMP := $(FUZZ_BUILD)/.flags
+$(FUZZ_STAMP): FORCE
+	@mkdir -p $(FUZZ_BUILD)
+	@echo '$(FUZZ_CC) $(FUZZ_CFLAGS)' | cmp -s - $@ || echo '$(FUZZ_CC) $(FUZZ_CFLAGS)' > $@
+
+$(FUZZ_BUILD)/obj/%.o: %.c $(FUZZ_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(INCLUDES) -c $< -o $@
+
+define FUZZ_RULES
+$(FUZZ_BUILD)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1):%.c=$(FUZZ_BUILD)/obj/%.o) $(FUZZ_STAMP)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(INCLUDES) -o $$@ $$< \
+	  $(FUZZ_SRC_$(1):%.c=$(FUZZ_BUILD)/obj/%.o) $(FUZZ_LIBS_$(1))
+$(BUILD)/tests/test_fuzz_$(1): tests/fuzz/fuzz_$(1).c tests/fuzz/replay.c tests/fuzz/fuzz.h \
+                               $(BUILD)/libredraft.a $(BUILD)/libraftcore.a $(FLAGS_STAMP)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_ALL) $(INCLUDES) -DFUZZ_CORPUS='"tests/fuzz/corpus/$(1)"' -o $$@ \
+	  tests/fuzz/fuzz_$(1).c tests/fuzz/replay.c $(BUILD)/libredraft.a $(BUILD)/libraftcore.a \
+	  $$(LDFLAGS_ALL) $(LIBS)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_RULES,$(t))))
+
+deps-fuzz:
+	@scripts/deps.sh fuzz
+
+fuzz-build: deps-fuzz
+	@scripts/fuzz.sh check
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The committed corpus once through the libFuzzer builds (make test does it with $(CC)).
+fuzz-replay: fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh replay $(FUZZ_TARGETS)
+
 RUN_TESTS = BUILD=$(BUILD) SIM_TEST_COUNT=$(SIM_TEST_COUNT) scripts/run-tests.sh
 
 test: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/raft-sim $(BUILD)/lincheck $(BUILD)/lincheck-gen \
-	  $(UNIT_BIN)
+	  $(UNIT_BIN) $(REPLAY_BIN)
 	@$(RUN_TESTS)
 
-test-unit: $(UNIT_BIN)
+test-unit: $(UNIT_BIN) $(REPLAY_BIN)
 	@$(RUN_TESTS) unit
 
 test-sim: $(BUILD)/raft-sim
@@ -165,3 +223,4 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)

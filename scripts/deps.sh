@@ -2,10 +2,18 @@
 # Installs the Debian packages redraft needs to build and test, when run as root; otherwise
 # prints the exact apt-get line and fails. Installing redis-server must not leave the packaged
 # service running: only the servers the tests and the demo start should be up.
+# `scripts/deps.sh fuzz` adds what `make fuzz` needs (clang and its libFuzzer runtime); the
+# plain run leaves them out, since `make test` replays the fuzz corpus with the normal compiler.
 set -eu
 
 PKGS=(build-essential pkg-config libev-dev libhiredis-dev librocksdb-dev libcmocka-dev
       redis-server redis-tools tcl dpkg-dev python3-redis python3-yaml)
+for group in "$@"; do
+    case "$group" in
+        fuzz) PKGS+=(clang libclang-rt-14-dev) ;;
+        *) echo "deps.sh: unknown group '$group' (known: fuzz)" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 for p in "${PKGS[@]}"; do
