@@ -105,6 +105,10 @@ static const struct px_override overrides[] = {
     REFUSE("replconf", WHY_REPL),
     REFUSE("failover", WHY_REPL),
     REFUSE("module", WHY_ADMIN),
+    /* Every replica would run it against the same target: the first moves the key, the others
+     * get BUSYKEY (or cannot reach it) and keep theirs, so replicas would differ. */
+    REFUSE("migrate", "MIGRATE is not allowed through redraft: its outcome depends on another "
+                      "server, so replicas would differ"),
     REFUSE("cluster", "redraft is not a Redis Cluster; use RAFT.* commands"),
     REFUSE("readonly", "redraft is not a Redis Cluster"),
     REFUSE("readwrite", "redraft is not a Redis Cluster"),
@@ -185,7 +189,16 @@ static void lower_copy(char *dst, size_t dstlen, const char *src, size_t n)
     dst[n] = '\0';
 }
 
-static void apply_override(struct px_cmddef *d)
+static const struct px_override *find_override(const char *name)
+{
+    for (size_t i = 0; i < sizeof(overrides) / sizeof(overrides[0]); i++)
+        if (strcmp(overrides[i].name, name) == 0)
+            return &overrides[i];
+    return NULL;
+}
+
+/* parent: the container's name for a subcommand ("module" for "module|load"), else NULL. */
+static void apply_override(struct px_cmddef *d, const char *parent)
 {
     /* Defaults from Redis's flags. */
     if (d->flags & PX_CF_BLOCKING) {
@@ -195,6 +208,13 @@ static void apply_override(struct px_cmddef *d)
         d->route = PX_ROUTE_WRITE;
     } else {
         d->route = PX_ROUTE_READ;
+    }
+    /* A refused container refuses every subcommand without an override of its own: lookups
+     * return the subcommand's entry, so refusing "module" alone let MODULE LOAD through. */
+    const struct px_override *po = parent != NULL ? find_override(parent) : NULL;
+    if (po != NULL && po->route == PX_ROUTE_REFUSE) {
+        d->route = PX_ROUTE_REFUSE;
+        d->why = po->why;
     }
     for (size_t i = 0; i < sizeof(overrides) / sizeof(overrides[0]); i++) {
         const struct px_override *o = &overrides[i];
@@ -219,7 +239,6 @@ static int fill_def(struct px_cmddef *d, const redisReply *r, const char *parent
     memset(d, 0, sizeof(*d));
     lower_copy(d->name, sizeof(d->name), r->element[0]->str, r->element[0]->len);
     snprintf(d->display, sizeof(d->display), "%s", d->name);
-    (void)parent;
     d->arity = (int)r->element[1]->integer;
     for (size_t i = 0; i < r->element[2]->elements; i++) {
         const redisReply *f = r->element[2]->element[i];
@@ -245,7 +264,7 @@ static int fill_def(struct px_cmddef *d, const redisReply *r, const char *parent
         }
         qsort(d->subs, d->nsubs, sizeof(*d->subs), cmp_def);
     }
-    apply_override(d);
+    apply_override(d, parent);
     return 0;
 }
 

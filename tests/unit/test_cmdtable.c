@@ -240,6 +240,28 @@ static void test_routes(void **state)
     assert_int_equal(FIND(f->t, "wait", "1", "0")->route, PX_ROUTE_REFUSE);
     assert_int_equal(FIND(f->t, "monitor")->route, PX_ROUTE_REFUSE);
     assert_int_equal(FIND(f->t, "replicaof", "no", "one")->route, PX_ROUTE_REFUSE);
+    /* Found reviewing hostile input: MIGRATE went through the log, so every node's Redis moved
+     * the key to the same target; the first succeeded and deleted it, the rest got BUSYKEY and
+     * kept it. */
+    const struct px_cmddef *mig = FIND(f->t, "migrate", "h", "1", "k", "0", "100");
+    assert_int_equal(mig->route, PX_ROUTE_REFUSE);
+    assert_non_null(strstr(mig->why, "replicas would differ"));
+    /* Found writing the hostile-input tests: the override refused the MODULE container, but a
+     * lookup returns the subcommand, so MODULE LOAD went to the local Redis as a read (only its
+     * own enable-module-command stood in the way). A refused container refuses every
+     * subcommand. */
+    const struct px_cmddef *ml = FIND(f->t, "module", "load", "/x.so");
+    assert_int_equal(ml->route, PX_ROUTE_REFUSE);
+    assert_non_null(ml->why);
+    assert_int_equal(FIND(f->t, "module", "unload", "m")->route, PX_ROUTE_REFUSE);
+    assert_int_equal(FIND(f->t, "module", "loadex", "/x.so")->route, PX_ROUTE_REFUSE);
+    assert_int_equal(FIND(f->t, "cluster", "info")->route, PX_ROUTE_REFUSE);
+    /* a container with no override of its own leaves each subcommand to its flags and its own
+     * override */
+    assert_int_equal(FIND(f->t, "acl", "whoami")->route, PX_ROUTE_READ);
+    assert_int_equal(FIND(f->t, "acl", "setuser", "u")->route, PX_ROUTE_REFUSE);
+    assert_int_equal(FIND(f->t, "debug", "sleep", "0")->route, PX_ROUTE_REFUSE);
+    assert_int_equal(FIND(f->t, "shutdown")->route, PX_ROUTE_REFUSE);
 
     assert_int_equal(FIND(f->t, "config", "get", "x")->route, PX_ROUTE_READ);
     const struct px_cmddef *cs = FIND(f->t, "config", "set", "x", "y");
