@@ -24,6 +24,10 @@
 #define PX_READ_CHUNK      (16 * 1024)
 #define PX_PIPELINE_MAX    1024 /* queued requests per client before reading pauses */
 #define PX_CLIENT_NAME_MAX 1024
+/* Unsent reply bytes an unauthenticated client may have (requirepass set): Redis closes such a
+ * client once its replies outgrow the 16 KB reply buffer by 1 KB (checkClientOutputBufferLimits).
+ */
+#define PX_UNAUTH_OUTPUT_MAX (16 * 1024 + 1024)
 
 enum px_req_state { REQ_NEW = 0, REQ_WAIT_INDEX, REQ_INFLIGHT, REQ_DONE };
 

@@ -43,6 +43,7 @@ static const struct opt opts[] = {
     STR("logfile", logfile),
     INT("maxclients", maxclients, 1, 1000000),
     STR("requirepass", requirepass),
+    {"protected-mode", OPT_BOOL, offsetof(struct px_config, protected_mode), sizeof(int), 0, 0},
     STR("redis-password", redis_password),
     MEM("proto-max-bulk-len", proto_max_bulk_len, 1024 * 1024, 1LL << 40),
     MEM("client-query-buffer-limit", client_query_buffer_limit, 1024 * 1024, 1LL << 40),
@@ -98,6 +99,7 @@ void px_config_init(struct px_config *c)
     snprintf(c->dir, sizeof(c->dir), "./redraft-data");
     c->loglevel = RD_LL_NOTICE;
     c->maxclients = 10000;
+    c->protected_mode = 1;
     c->proto_max_bulk_len = 512LL * 1024 * 1024;
     c->client_query_buffer_limit = 1024LL * 1024 * 1024;
     c->client_output_buffer_limit = 256LL * 1024 * 1024;

@@ -19,6 +19,7 @@ struct px_config {
     char logfile[1024];
     int maxclients;
     char requirepass[512];
+    int protected_mode; /* without requirepass, only loopback peers may connect (as Redis) */
     char redis_password[512];
     long long proto_max_bulk_len;
     long long client_query_buffer_limit;

@@ -184,11 +184,20 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
     client_write(c);
 }
 
+/* Bytes of unsent replies a client may have before it is closed. Before AUTH, as in Redis, a
+ * client that does not read cannot make us hold more than a small reply buffer. */
+static long long output_limit(const struct px_client *c)
+{
+    if (c->s->cfg->requirepass[0] && !c->authed)
+        return PX_UNAUTH_OUTPUT_MAX;
+    return c->s->cfg->client_output_buffer_limit;
+}
+
 int px_client_push(struct px_client *c)
 {
     if (c->closed)
         return -1;
-    if ((long long)rd_buf_unread(&c->out) > c->s->cfg->client_output_buffer_limit) {
+    if ((long long)rd_buf_unread(&c->out) > output_limit(c)) {
         rd_warning("client id=%llu addr=%s closed for overcoming of output buffer limits",
                    (unsigned long long)c->id, c->addr);
         px_client_close(c, NULL);
@@ -216,7 +225,7 @@ static void client_flush_replies(struct px_client *c)
     }
     if (!moved || c->closed)
         return;
-    if ((long long)rd_buf_unread(&c->out) > c->s->cfg->client_output_buffer_limit) {
+    if ((long long)rd_buf_unread(&c->out) > output_limit(c)) {
         rd_warning("client id=%llu addr=%s closed for overcoming of output buffer limits",
                    (unsigned long long)c->id, c->addr);
         px_client_close(c, NULL);
@@ -282,6 +291,16 @@ static const char *const config_denied[] = {
     "protected-mode",
     "bind-source-addr",
     "enable-*-command",
+    /* Limits on Redis's own clients, and redraft's links are its only clients: below what
+     * redraft accepts from its clients (a bulk, a batch of applies, a big reply) Redis would
+     * close the apply link on the same entry after every reconnect, stalling every node; or it
+     * would refuse or evict the links redraft opens for subscribers. redraft has its own. */
+    "maxclients",
+    "timeout",
+    "proto-max-bulk-len",
+    "client-query-buffer-limit",
+    "client-output-buffer-limit",
+    "maxmemory-clients",
     /* With these set, a replica of redraft's (which has no Redis replicas) refuses every write
      * with NOREPLICAS: the apply path would stall on every node. */
     "min-replicas-*",
@@ -611,6 +630,39 @@ static void addr_str(const struct sockaddr_storage *sa, char *out, size_t outlen
     snprintf(out, outlen, "%s:%d", host, port);
 }
 
+/* Redis's rule (networking.c, islocalClient): only 127.0.0.1 and ::1 are local; a dual-stack
+ * listener sees an IPv4 client as ::ffff:127.0.0.1, which is the same peer. */
+static int peer_is_loopback(const struct sockaddr_storage *sa)
+{
+    if (sa->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+    if (sa->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        static const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+        return IN6_IS_ADDR_LOOPBACK(a) || memcmp(a->s6_addr, mapped, sizeof(mapped)) == 0;
+    }
+    return 0;
+}
+
+/* Protected mode, as Redis: with no password set, a client from anywhere but the loopback
+ * interface is told why and closed before it can send anything. The first two sentences are
+ * Redis's; the remedies are redraft's (CONFIG SET protected-mode goes to the local Redis, not
+ * to redraft). */
+static const char protected_msg[] =
+    "-DENIED Redis is running in protected mode because protected mode is enabled and no "
+    "password is set for the default user. In this mode connections are only accepted from the "
+    "loopback interface. If you want to connect from external computers to redraft you may adopt "
+    "one of the following solutions: 1) Set a password with redraft's 'requirepass' option, and "
+    "make clients AUTH with it. 2) Disable protected mode with 'protected-mode no' in redraft's "
+    "configuration file (or start it with '--protected-mode no'); MAKE SURE it is not publicly "
+    "accessible from internet if you do so. NOTE: You only need to do one of the above things in "
+    "order for the server to start accepting connections from the outside.\r\n";
+
+static int protected_refuses(const struct px_server *s, const struct sockaddr_storage *sa)
+{
+    return s->cfg->protected_mode && s->cfg->requirepass[0] == '\0' && !peer_is_loopback(sa);
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct px_server *s = w->data;
@@ -627,6 +679,16 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (s->nclients >= (size_t)s->cfg->maxclients) {
             static const char msg[] = "-ERR max number of clients reached\r\n";
             ssize_t ignored = write(fd, msg, sizeof(msg) - 1);
+            (void)ignored;
+            close(fd);
+            s->rejected_conns++;
+            continue;
+        }
+        if (protected_refuses(s, &sa)) {
+            char peer[64];
+            addr_str(&sa, peer, sizeof(peer));
+            rd_verbose("client from %s refused: protected mode (no requirepass)", peer);
+            ssize_t ignored = write(fd, protected_msg, sizeof(protected_msg) - 1);
             (void)ignored;
             close(fd);
             s->rejected_conns++;

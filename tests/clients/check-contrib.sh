@@ -74,6 +74,8 @@ for i in (1, 2, 3):
     assert cmd[cmd.index("--cluster-announce") + 1] == "redis%d:17379" % i
     assert cmd[cmd.index("--redis") + 1] == "127.0.0.1:6379"
     assert cmd[cmd.index("--bind") + 1] == "0.0.0.0"
+    # other containers join through the client port: protected mode would refuse them
+    assert cmd[cmd.index("--protected-mode") + 1] == "no"
     if i == 1:
         assert cmd[cmd.index("--cluster-init") + 1] == "yes"
     else:

@@ -96,6 +96,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.logfile, "");
     assert_int_equal(c.maxclients, 10000);
     assert_string_equal(c.requirepass, "");
+    assert_int_equal(c.protected_mode, 1); /* as Redis: on unless turned off */
     assert_string_equal(c.redis_password, "");
     assert_true(c.proto_max_bulk_len == 512LL * 1024 * 1024);
     assert_true(c.client_query_buffer_limit == 1024LL * 1024 * 1024);
@@ -123,6 +124,9 @@ static void test_command_line(void **state)
     assert_int_equal(load_args(&c, err, sizeof(err), "--port", "1234", "--bind", "0.0.0.0", NULL),
                      0);
     assert_int_equal(c.port, 1234);
+    assert_int_equal(load_args(&c, err, sizeof(err), "--protected-mode", "no", NULL), 0);
+    assert_int_equal(c.protected_mode, 0);
+    assert_int_equal(load_args(&c, err, sizeof(err), "--protected-mode", "maybe", NULL), -1);
     assert_string_equal(c.bind, "0.0.0.0");
     /* names are case-insensitive; values with spaces, quotes and backslashes survive */
     assert_int_equal(load_args(&c, err, sizeof(err), "--REQUIREPASS", "a \"b\" \\c 'd'", "--redis",
