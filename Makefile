@@ -121,16 +121,17 @@ deps:
 # New inputs go to $(FUZZ_BUILD)/corpus/T/, crashes to $(FUZZ_BUILD)/crashes/.
 # The same harnesses, built with $(CC) and tests/fuzz/replay.c as main, replay the committed
 # corpus once under `make test` ($(BUILD)/tests/test_fuzz_T): no clang needed there.
-# The RDB stream framing of snapshots gets its target together with the snapshot code.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := resp entry raft_msg bus
+FUZZ_TARGETS := resp entry raft_msg bus rdb
 FUZZ_SRC_resp     := proxy/resp.c common/buf.c
 FUZZ_SRC_entry    := backend/entry.c common/buf.c
 FUZZ_SRC_raft_msg := raftlog/raft_msg.c
 FUZZ_SRC_bus      := raftlog/bus.c common/buf.c common/log.c common/map.c common/sha256.c
 FUZZ_LIBS_bus     := -lev
+FUZZ_SRC_rdb      := backend/snapshot.c common/log.c
+FUZZ_LIBS_rdb     := -lev
 FUZZ_CFLAGS  := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined -MMD -MP
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
