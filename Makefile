@@ -163,7 +163,7 @@ deps-fuzz:
 	@scripts/deps.sh fuzz
 
 fuzz-build: deps-fuzz
-	@scripts/fuzz.sh check
+	@FUZZ_CC=$(FUZZ_CC) scripts/fuzz.sh check
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 
 fuzz: fuzz-build
