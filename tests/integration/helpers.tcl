@@ -657,6 +657,31 @@ proc raw_read_reply {fd} {
     }
 }
 
+# Every reply line a raw connection sends until it closes, or goes quiet for
+# quiet_ms once at least nlines lines came, or ms pass: {lines closed}, the
+# lines without their line ends, closed 1 when the server closed it.
+proc raw_collect {fd {nlines 0} {ms 3000} {quiet_ms 200}} {
+    fconfigure $fd -blocking 0
+    set deadline [expr {[clock milliseconds] + $ms}]
+    set buf {}
+    set closed 0
+    while {1} {
+        if {[catch {read $fd} d]} {set closed 1; break}
+        append buf $d
+        if {[eof $fd]} {set closed 1; break}
+        set wait $deadline
+        if {[regexp -all {\n} $buf] >= $nlines} {
+            set wait [expr {min($deadline, [clock milliseconds] + $quiet_ms)}]
+        }
+        if {![::rd::wait_readable $fd $wait]} break
+    }
+    set lines {}
+    foreach l [split $buf \n] {
+        if {$l ne {}} {lappend lines [string trimright $l \r]}
+    }
+    return [list $lines $closed]
+}
+
 # Read until the peer closes; 1 if it did within ms, 0 if not.
 proc raw_wait_closed {fd {ms 3000}} {
     set deadline [expr {[clock milliseconds] + $ms}]

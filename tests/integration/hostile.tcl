@@ -42,25 +42,21 @@ proc pause {ms} {
     vwait ::hostile_pause
 }
 
-# Every reply line a connection sends until it goes quiet for quiet_ms, closes,
-# or ms pass: {lines closed}.
-proc reply_lines {fd {ms 5000} {quiet_ms 300}} {
-    fconfigure $fd -blocking 0
-    set deadline [expr {[clock milliseconds] + $ms}]
-    set buf {}
-    set closed 0
-    while {1} {
-        if {[catch {read $fd} d]} {set closed 1; break}
-        append buf $d
-        if {[eof $fd]} {set closed 1; break}
-        set wait [expr {min($deadline, [clock milliseconds] + $quiet_ms)}]
-        if {![::rd::wait_readable $fd $wait]} break
+proc reply_lines {fd {ms 5000}} {
+    return [raw_collect $fd 0 $ms 300]
+}
+
+# Waits (15 s at most) until the server logs that it closed a client for its
+# output buffer, sampling pid's RSS meanwhile; returns the peak in KB.
+proc wait_output_limit_close {pid logged_before} {
+    set peak [rss_kb $pid]
+    set deadline [expr {[clock milliseconds] + 15000}]
+    while {[count_lines [server_log] {*overcoming of output buffer limits*}] == $logged_before} {
+        if {[clock milliseconds] > $deadline} {fail "the client was not closed"}
+        set peak [expr {max($peak, [rss_kb $pid])}]
+        pause 20
     }
-    set lines {}
-    foreach l [split $buf \n] {
-        if {$l ne {}} {lappend lines [string trimright $l \r]}
-    }
-    return [list $lines $closed]
+    return $peak
 }
 
 # A client whose socket is bound to a loopback address other than 127.0.0.1:
@@ -132,7 +128,7 @@ start_pair {} {
             }
             set fd [raw_connect]
             catch {raw_send $fd $bytes}
-            lassign [reply_lines $fd 5000 300] lines closed
+            lassign [reply_lines $fd] lines closed
             foreach l $lines {
                 assert_match {-*} $l "a reply to garbage that is not an error"
             }
@@ -268,13 +264,7 @@ start_pair {redraft {--requirepass pw} direct {--requirepass pw}} {
         fconfigure $fd -blocking 0 -buffering full
         # 3 MB of PINGs: 17 MB of NOAUTH errors if all were kept.
         catch {puts -nonewline $fd [string repeat "PING\r\n" 500000]; flush $fd}
-        set peak $before
-        set deadline [expr {[clock milliseconds] + 15000}]
-        while {[count_lines [server_log] {*overcoming of output buffer limits*}] == $logged} {
-            if {[clock milliseconds] > $deadline} {fail "the client was not closed"}
-            set peak [expr {max($peak, [rss_kb $pid])}]
-            pause 20
-        }
+        set peak [wait_output_limit_close $pid $logged]
         catch {close $fd}
         puts "    RSS before [expr {$before / 1024}] MB, peak [expr {$peak / 1024}] MB"
         assert_lessthan [expr {$peak - $before}] 8000
@@ -295,13 +285,7 @@ start_pair {redraft {--client-output-buffer-limit 1mb}
         fconfigure $fd -blocking 0 -buffering full
         # 2000 x 100 KB = 200 MB of replies if nothing stopped them.
         catch {puts -nonewline $fd [string repeat [resp_cmd GET big] 2000]; flush $fd}
-        set peak $before
-        set deadline [expr {[clock milliseconds] + 20000}]
-        while {[count_lines [server_log] {*overcoming of output buffer limits*}] == $logged} {
-            if {[clock milliseconds] > $deadline} {fail "the client was not closed"}
-            set peak [expr {max($peak, [rss_kb $pid])}]
-            pause 20
-        }
+        set peak [wait_output_limit_close $pid $logged]
         # Its connection ends once the kernel's buffers are read.
         assert_equal 1 [raw_wait_closed $fd 10000]
         catch {close $fd}

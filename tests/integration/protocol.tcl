@@ -2,32 +2,13 @@
 # protocol error while other clients go on; AUTH with --requirepass answers
 # as Redis does.  Every expected string here is what redis-server 7.0.15 says.
 
-# Send data on a fresh connection; return {replies closed}: the reply lines
-# received, and 1 if the server closed the connection.  Waits until the
-# server closes, or until it sent nlines lines and then nothing more for a
-# moment, or ms at most.
-proc send_raw_and_collect {data {nlines -1} {ms 3000}} {
+# Send data on a fresh connection; return {replies closed} as raw_collect
+# does, waiting for nlines lines before a quiet moment counts as the end.
+proc send_raw_and_collect {data {nlines 0} {ms 3000}} {
     set fd [raw_connect]
     fconfigure $fd -buffering none
     catch {puts -nonewline $fd $data}
-    set deadline [expr {[clock milliseconds] + $ms}]
-    fconfigure $fd -blocking 0
-    set buf {}
-    set closed 0
-    while {1} {
-        if {[catch {read $fd} d]} {set closed 1; break}
-        append buf $d
-        if {[eof $fd]} {set closed 1; break}
-        set wait $deadline
-        if {$nlines >= 0 && [regexp -all {\r\n} $buf] >= $nlines} {
-            set wait [expr {min($deadline, [clock milliseconds] + 200)}]
-        }
-        if {![::rd::wait_readable $fd $wait]} break
-    }
-    set lines [split [string trimright $buf \n] \n]
-    set lines [lmap l $lines {string trimright $l \r}]
-    if {$buf eq {}} {set lines {}}
-    return [list $lines $closed]
+    return [raw_collect $fd $nlines $ms]
 }
 
 start_pair {} {
