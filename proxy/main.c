@@ -340,6 +340,12 @@ int main(int argc, char **argv)
     }
     static const struct bus_cbs bcbs = {.on_frame = on_frame, .on_peer_state = on_peer_state};
     a.bus = bus_new(a.loop, id, a.cfg.cluster_secret, &a, &bcbs);
+    if (a.bus != NULL && a.cfg.protected_mode && a.cfg.cluster_secret[0] == '\0') {
+        /* Protected mode, for the bus: with no secret, only this host's nodes may link. */
+        bus_set_loopback_only(a.bus, 1);
+        rd_notice("bus: cluster-secret is empty: protected mode admits bus peers from the "
+                  "loopback interface only");
+    }
     if (a.bus == NULL || bus_listen(a.bus, a.cfg.bind, cport, err, sizeof(err)) != 0) {
         rd_warning("cluster bus: %s", a.bus ? err : "out of memory");
         goto out;

@@ -20,6 +20,7 @@
 #include "backend/entry.h"
 #include "backend/link.h"
 #include "common/log.h"
+#include "common/netaddr.h"
 #include "proxy/client.h"
 #include "proxy/rewrite.h"
 #include "proxy/multi.h"
@@ -630,20 +631,6 @@ static void addr_str(const struct sockaddr_storage *sa, char *out, size_t outlen
     snprintf(out, outlen, "%s:%d", host, port);
 }
 
-/* Redis's rule (networking.c, islocalClient): only 127.0.0.1 and ::1 are local; a dual-stack
- * listener sees an IPv4 client as ::ffff:127.0.0.1, which is the same peer. */
-static int peer_is_loopback(const struct sockaddr_storage *sa)
-{
-    if (sa->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
-    if (sa->ss_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        static const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
-        return IN6_IS_ADDR_LOOPBACK(a) || memcmp(a->s6_addr, mapped, sizeof(mapped)) == 0;
-    }
-    return 0;
-}
-
 /* Protected mode, as Redis: with no password set, a client from anywhere but the loopback
  * interface is told why and closed before it can send anything. The first two sentences are
  * Redis's; the remedies are redraft's (CONFIG SET protected-mode goes to the local Redis, not
@@ -660,7 +647,7 @@ static const char protected_msg[] =
 
 static int protected_refuses(const struct px_server *s, const struct sockaddr_storage *sa)
 {
-    return s->cfg->protected_mode && s->cfg->requirepass[0] == '\0' && !peer_is_loopback(sa);
+    return s->cfg->protected_mode && s->cfg->requirepass[0] == '\0' && !rd_sockaddr_is_loopback(sa);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)

@@ -22,6 +22,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/map.h"
+#include "common/netaddr.h"
 #include "common/sha256.h"
 
 #include <arpa/inet.h>
@@ -159,6 +160,7 @@ struct bus {
     int api_depth;       /* nesting of public calls: callbacks wait while > 0 */
     int free_requested;
     int freeing;
+    int loopback_only; /* protected mode: inbound peers must be 127.0.0.1 or ::1 */
     ev_tstamp reject_logged_at;
     uint64_t reject_suppressed;
     struct bus_stats stats;
@@ -1091,6 +1093,14 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         char remote[BUS_ADDR_MAX];
         fmt_sockaddr((struct sockaddr *)&ss, sl, remote, sizeof(remote));
+        if (b->loopback_only && !rd_sockaddr_is_loopback(&ss)) {
+            b->stats.accepted++;
+            b->stats.refused_protected++;
+            log_reject(b, "refused connection from %s: protected mode (cluster-secret is empty)",
+                       remote);
+            close(fd);
+            continue;
+        }
         conn_accept(b, fd, remote);
     }
     bus_leave(b);
@@ -1238,6 +1248,11 @@ out:
 int bus_listen_port(const struct bus *b)
 {
     return b->lfd >= 0 ? b->lport : 0;
+}
+
+void bus_set_loopback_only(struct bus *b, int on)
+{
+    b->loopback_only = on != 0;
 }
 
 int bus_adopt(struct bus *b, int fd, const char *remote)

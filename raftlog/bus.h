@@ -92,6 +92,11 @@ int bus_listen(struct bus *b, const char *bind_addr, int port, char *err, size_t
 /* The port the listener is bound to, or 0 when not listening. */
 int bus_listen_port(const struct bus *b);
 
+/* Protected mode for the bus: when on, inbound connections from anywhere but 127.0.0.1 and ::1
+ * are closed at accept, before the handshake. redraft turns it on when cluster-secret is empty
+ * and protected-mode is yes: an empty secret proves nothing. Off after bus_new. */
+void bus_set_loopback_only(struct bus *b, int on);
+
 /* Takes an inbound connection accepted elsewhere (a socket handed over by a supervisor, or one
  * end of a socketpair in tests and the fuzzer) and treats it exactly as one the listener
  * accepted: the other end must complete the handshake before anything it sends is delivered.
@@ -143,6 +148,7 @@ void bus_peer_each(const struct bus *b, void *ctx,
 struct bus_stats {
     uint64_t accepted;           /* inbound TCP connections accepted */
     uint64_t refused_busy;       /* inbound closed at once: BUS_PENDING_MAX in handshake */
+    uint64_t refused_protected;  /* inbound closed at once: not loopback, loopback_only set */
     uint64_t handshakes_ok;      /* both directions */
     uint64_t auth_failures;      /* wrong proof: the other side does not know the secret */
     uint64_t protocol_errors;    /* bad magic or version, own or zero node id, wrong node,

@@ -67,6 +67,30 @@ proc connect_from {addr} {
     return $fd
 }
 
+# A HELLO as docs/cluster-bus.md defines it.
+proc bus_hello {id {version 1}} {
+    binary format a4SSWa16 RDBS $version 0 $id "0123456789abcdef"
+}
+
+# Sends a HELLO to the pair's bus port from addr; returns the bytes answered
+# before the bus closed the connection or 1 s passed.
+proc bus_answer_from {addr} {
+    set fd [socket -myaddr $addr 127.0.0.1 [expr {[srv redraft_port] + 10000}]]
+    fconfigure $fd -translation binary -blocking 1
+    puts -nonewline $fd [bus_hello 4242]
+    flush $fd
+    fconfigure $fd -blocking 0
+    set got {}
+    set deadline [expr {[clock milliseconds] + 1000}]
+    while {1} {
+        append got [read $fd]
+        if {[eof $fd] || [string length $got] >= 64} break
+        if {![::rd::wait_readable $fd $deadline]} break
+    }
+    close $fd
+    return $got
+}
+
 set denied_prefix "-DENIED Redis is running in protected mode because protected mode is enabled\
     and no password is set for the default user. In this mode connections are only accepted from\
     the loopback interface.*"
@@ -169,11 +193,6 @@ start_pair {} {
     # The bus of this pair's node: it was started with --cluster-init yes and
     # the test secret (helpers.tcl), on the client port + 10000.
     set bus_port [expr {[srv redraft_port] + 10000}]
-
-    # A HELLO as docs/cluster-bus.md defines it.
-    proc bus_hello {id {version 1}} {
-        binary format a4SSWa16 RDBS $version 0 $id "0123456789abcdef"
-    }
 
     test {Bus: a HELLO without the secret gets a WELCOME, and its proof is refused and logged} {
         needs_redraft {the cluster bus is redraft's}
@@ -345,6 +364,24 @@ start_pair {redraft {--protected-mode no} direct {--protected-mode no}} {
         close $fd
         set reply
     } {+PONG}
+}
+
+start_pair {redraft {--cluster-secret {}} only_redraft {the cluster bus is redraft's}} {
+    test {Bus protected mode: with an empty cluster-secret, a peer from 127.0.0.2 is refused} {
+        assert_equal {} [bus_answer_from 127.0.0.2] "the bus answered a non-local peer"
+        wait_for_condition 50 50 {
+            [count_lines [srv redraft_log] {*bus:*refused connection*protected mode*}] > 0
+        } {fail "the refusal was not logged"}
+        # A local peer still gets its WELCOME.
+        string range [bus_answer_from 127.0.0.1] 0 3
+    } {RDBS}
+}
+
+start_pair {redraft {--cluster-secret {} --protected-mode no}
+            only_redraft {the cluster bus is redraft's}} {
+    test {Bus protected mode: protected-mode no lets a peer from 127.0.0.2 handshake} {
+        string range [bus_answer_from 127.0.0.2] 0 3
+    } {RDBS}
 }
 
 # Commands that would change the local Redis behind redraft's back, make the

@@ -886,6 +886,37 @@ static void test_pending_limit(void **state)
     node_stop(&b);
 }
 
+/* Protected mode for the bus (an empty cluster-secret): a peer from 127.0.0.2 is closed at accept,
+ * before it sees a WELCOME; 127.0.0.1 still links. */
+static void test_loopback_only(void **state)
+{
+    (void)state;
+    struct tnode a, b;
+    node_start(&a, 1, "");
+    node_start(&b, 2, "");
+    bus_set_loopback_only(a.bus, 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in me, to;
+    memset(&me, 0, sizeof(me));
+    me.sin_family = AF_INET;
+    me.sin_addr.s_addr = htonl(0x7f000002); /* 127.0.0.2: not local, as Redis counts */
+    assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
+    memset(&to, 0, sizeof(to));
+    to.sin_family = AF_INET;
+    to.sin_port = htons((uint16_t)a.port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0);
+    assert_true(run_until(raw_closed, &fd, WAIT_MS));
+    close(fd);
+    struct bus_stats s = stats_of(&a);
+    assert_int_equal(s.refused_protected, 1);
+    assert_int_equal(s.handshakes_ok, 0);
+    link_pair(&b, &a); /* b dials from 127.0.0.1 */
+    node_stop(&a);
+    node_stop(&b);
+}
+
 static void test_free_inside_callbacks(void **state)
 {
     (void)state;
@@ -935,6 +966,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_node_at_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loopback_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_inside_callbacks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

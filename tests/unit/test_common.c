@@ -12,13 +12,16 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
 #include "common/map.h"
+#include "common/netaddr.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -594,6 +597,52 @@ static void test_varint_truncated(void **state)
 
 /* Found by fuzz_entry: "\xd4\x00" decoded as 84, which re-encodes as "\x54". A zero last byte
  * after the first is padding; every number has one encoding, the shortest. */
+static struct sockaddr_storage v4(const char *ip)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    in->sin_family = AF_INET;
+    assert_int_equal(inet_pton(AF_INET, ip, &in->sin_addr), 1);
+    return ss;
+}
+
+static struct sockaddr_storage v6(const char *ip)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    in6->sin6_family = AF_INET6;
+    assert_int_equal(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
+    return ss;
+}
+
+/* Redis's islocalClient: 127.0.0.1 and ::1 only; the mapped form of 127.0.0.1 is the same peer. */
+static void test_loopback_rule(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    ss = v4("127.0.0.1");
+    assert_int_equal(rd_sockaddr_is_loopback(&ss), 1);
+    ss = v6("::1");
+    assert_int_equal(rd_sockaddr_is_loopback(&ss), 1);
+    ss = v6("::ffff:127.0.0.1");
+    assert_int_equal(rd_sockaddr_is_loopback(&ss), 1);
+    const char *not_local4[] = {"127.0.0.2", "127.1.0.1", "10.0.0.1", "0.0.0.0", "1.0.0.127"};
+    for (size_t i = 0; i < sizeof(not_local4) / sizeof(not_local4[0]); i++) {
+        ss = v4(not_local4[i]);
+        assert_int_equal(rd_sockaddr_is_loopback(&ss), 0);
+    }
+    const char *not_local6[] = {"::", "::2", "::ffff:127.0.0.2", "fe80::1", "::127.0.0.1"};
+    for (size_t i = 0; i < sizeof(not_local6) / sizeof(not_local6[0]); i++) {
+        ss = v6(not_local6[i]);
+        assert_int_equal(rd_sockaddr_is_loopback(&ss), 0);
+    }
+    memset(&ss, 0, sizeof(ss));
+    ss.ss_family = AF_UNIX;
+    assert_int_equal(rd_sockaddr_is_loopback(&ss), 0);
+}
+
 static void test_varint_padded_rejected(void **state)
 {
     (void)state;
@@ -661,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_varint_truncated),
         cmocka_unit_test(test_varint_overlong),
         cmocka_unit_test(test_varint_padded_rejected),
+        cmocka_unit_test(test_loopback_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
