@@ -62,6 +62,10 @@ start_cluster 3 {} {
         # It is not a member: leave it out of live_nodes (it keeps running).
         set ::rd::cl($bad,gone) 1
         set bad_bus 127.0.0.1:[node_bus_port $bad]
+        # Until its redis link is up it answers TRYAGAIN (seen under ASan on a loaded machine).
+        wait_for_condition 50 100 {[dict exists [node_info $bad] node_id]} {
+            fail "the intruder never answered RAFT.INFO"
+        }
         set bad_id [dict get [node_info $bad] node_id]
         # Give it time to try: join retries and bus dials.
         after 2500
