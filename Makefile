@@ -130,7 +130,7 @@ FUZZ_SRC_entry    := backend/entry.c common/buf.c
 FUZZ_SRC_raft_msg := raftlog/raft_msg.c
 FUZZ_SRC_bus      := raftlog/bus.c common/buf.c common/log.c common/map.c common/sha256.c
 FUZZ_LIBS_bus     := -lev
-FUZZ_SRC_rdb      := backend/snapshot.c common/log.c
+FUZZ_SRC_rdb      := backend/snapshot.c common/buf.c common/log.c
 FUZZ_LIBS_rdb     := -lev
 FUZZ_CFLAGS  := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined -MMD -MP
