@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/sha256.h"
 
 #define SNAP_IO_CHUNK    (256u * 1024) /* bytes moved per read or write */
 #define SNAP_LINE_MAX    512           /* a protocol line longer than this is garbage */
@@ -391,7 +392,9 @@ struct be_feeder {
     ev_timer stall;
     enum feed_state state;
     uint64_t size, sent;
-    size_t hdr; /* bytes of the sync header still queued ahead of the file */
+    size_t hdr;     /* bytes of the sync header still queued ahead of the file */
+    char token[65]; /* the replica must AUTH with it first ("" = no check) */
+    int authed;
     char in[SNAP_REQ_MAX];
     size_t inlen;
     char out[SNAP_IO_CHUNK];
@@ -425,10 +428,13 @@ static int feed_queue(struct be_feeder *f, const char *p, size_t n)
     return 0;
 }
 
-/* One complete multibulk command at the head of f->in: argc and the first argument (upper-case,
- * truncated). Returns bytes used, 0 when incomplete, -1 when malformed. */
-static long feed_parse(const char *p, size_t n, char *name, size_t namelen)
+/* One complete multibulk command at the head of f->in: its first argument (upper-case,
+ * truncated) and its last (as is; "" when longer than lastlen - 1). Returns bytes used, 0 when
+ * incomplete, -1 when malformed. */
+static long feed_parse(const char *p, size_t n, char *name, size_t namelen, char *last,
+                       size_t lastlen)
 {
+    last[0] = '\0';
     const char *end = p + n, *q = p;
     if (n == 0)
         return 0;
@@ -468,6 +474,11 @@ static long feed_parse(const char *p, size_t n, char *name, size_t namelen)
             for (size_t k = 0; k < l; k++)
                 name[k] = (char)(q[k] >= 'a' && q[k] <= 'z' ? q[k] - 32 : q[k]);
             name[l] = '\0';
+        }
+        if (i == argc - 1) {
+            size_t l = (size_t)len < lastlen ? (size_t)len : 0;
+            memcpy(last, q, l);
+            last[l] = '\0';
         }
         q += len + 2;
     }
@@ -523,10 +534,36 @@ static void feed_write_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-static void feed_command(struct be_feeder *f, const char *name)
+/* A connection that did not prove it is our Redis (the token it was given as masterauth):
+ * closed, and the feeder listens again. Another local process can neither take the data nor
+ * break the load. */
+static void feed_drop(struct be_feeder *f, const char *why)
+{
+    rd_warning("snapshot: refused a connection to the sync listener: %s", why);
+    ev_io_stop(f->loop, &f->rio);
+    ev_io_stop(f->loop, &f->wio);
+    close(f->fd);
+    f->fd = -1;
+    f->inlen = f->outlen = f->outoff = 0;
+    f->state = FEED_LISTEN;
+    ev_io_start(f->loop, &f->lio);
+}
+
+/* Returns -1 when the connection was dropped. */
+static int feed_command(struct be_feeder *f, const char *name, const char *last)
 {
     if (f->state != FEED_HANDSHAKE)
-        return; /* REPLCONF ACK and the like, after the sync: nothing to answer */
+        return 0; /* REPLCONF ACK and the like, after the sync: nothing to answer */
+    if (f->token[0] && !f->authed && strcmp(name, "PING") != 0) {
+        if (strcmp(name, "AUTH") != 0 || strlen(last) != strlen(f->token) ||
+            !rd_ct_memeq(last, f->token, strlen(f->token))) {
+            feed_drop(f, strcmp(name, "AUTH") ? "no AUTH" : "wrong AUTH");
+            return -1;
+        }
+        f->authed = 1;
+        feed_queue(f, "+OK\r\n", 5);
+        return 0;
+    }
     if (!strcmp(name, "PING")) {
         feed_queue(f, "+PONG\r\n", 7);
     } else if (!strcmp(name, "PSYNC") || !strcmp(name, "SYNC")) {
@@ -543,6 +580,7 @@ static void feed_command(struct be_feeder *f, const char *name)
     } else {
         feed_queue(f, "+OK\r\n", 5); /* AUTH, REPLCONF, anything else of the handshake */
     }
+    return 0;
 }
 
 static void feed_read_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -559,6 +597,10 @@ static void feed_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     if (r < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (r <= 0) {
+        if (f->token[0] && !f->authed) {
+            feed_drop(f, "closed before AUTH");
+            return;
+        }
         if (f->state != FEED_SENT)
             feed_finish(f, 0, "the replica closed the sync connection");
         ev_io_stop(loop, w);
@@ -567,11 +609,15 @@ static void feed_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     f->inlen += (size_t)r;
     size_t off = 0;
     for (;;) {
-        char name[32];
-        long used = feed_parse(f->in + off, f->inlen - off, name, sizeof(name));
+        char name[32], last[72];
+        long used = feed_parse(f->in + off, f->inlen - off, name, sizeof(name), last, sizeof(last));
         if (used == 0)
             break;
         if (used < 0) {
+            if (f->token[0] && !f->authed) {
+                feed_drop(f, "garbage");
+                return;
+            }
             if (f->state == FEED_HANDSHAKE) {
                 feed_finish(f, 0, "the replica sent garbage");
                 return;
@@ -580,7 +626,8 @@ static void feed_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             break;
         }
         off += (size_t)used;
-        feed_command(f, name);
+        if (feed_command(f, name, last) != 0)
+            return;
     }
     memmove(f->in, f->in + off, f->inlen - off);
     f->inlen -= off;
@@ -597,6 +644,7 @@ static void feed_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     f->fd = fd;
+    f->authed = 0;
     f->state = FEED_HANDSHAKE;
     ev_io_stop(loop, &f->lio);
     ev_io_init(&f->rio, feed_read_cb, fd, EV_READ);
@@ -612,8 +660,8 @@ static void feed_stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 struct be_feeder *be_feeder_start(struct ev_loop *loop, const char *bind_ip, const char *path,
-                                  int *port_out, be_snap_done_fn *done, void *ctx, char *why,
-                                  size_t whylen)
+                                  const char *token, int *port_out, be_snap_done_fn *done,
+                                  void *ctx, char *why, size_t whylen)
 {
     struct be_feeder *f = calloc(1, sizeof(*f));
     if (f == NULL) {
@@ -624,6 +672,7 @@ struct be_feeder *be_feeder_start(struct ev_loop *loop, const char *bind_ip, con
     f->done = done;
     f->ctx = ctx;
     f->lfd = f->fd = -1;
+    snprintf(f->token, sizeof(f->token), "%s", token ? token : "");
     f->file = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (f->file < 0 || fstat(f->file, &st) != 0) {

@@ -66,11 +66,13 @@ uint64_t be_capture_bytes(const struct be_capture *c); /* RDB bytes received so 
 void be_capture_free(struct be_capture *c);            /* stops it if still running */
 
 struct be_feeder;
-/* Serves the RDB in path to the first replica that connects to bind_ip:*port_out. done reports
- * when the whole file was written to the replica (ok 1) or the transfer failed. */
+/* Serves the RDB in path to the replica that connects to bind_ip:*port_out. With a token (the
+ * owner set it as the local Redis's masterauth), a connection must AUTH with it before anything
+ * but PING, or it is closed and the feeder waits for the next. done reports when the whole file
+ * was written to the replica (ok 1) or the transfer failed. */
 struct be_feeder *be_feeder_start(struct ev_loop *loop, const char *bind_ip, const char *path,
-                                  int *port_out, be_snap_done_fn *done, void *ctx, char *why,
-                                  size_t whylen);
+                                  const char *token, int *port_out, be_snap_done_fn *done,
+                                  void *ctx, char *why, size_t whylen);
 uint64_t be_feeder_sent(const struct be_feeder *f); /* bytes of the file sent so far */
 void be_feeder_free(struct be_feeder *f);
 

@@ -68,6 +68,9 @@ struct px_snap {
     int inst_fetched; /* 1: from a fetch (tell the core), 0: restore of the local snapshot */
     struct be_feeder *feeder;
     int feeder_done;
+    char token[33];       /* the local Redis's masterauth while it syncs from us */
+    char saved_auth[512]; /* its masterauth before */
+    int saved_auth_known;
     double inst_started;
     struct raft_snapshot_meta inst_meta;
 
@@ -285,17 +288,44 @@ static void no_one_cb(redisAsyncContext *ac, void *reply, void *privdata)
     install_end(p, 1, NULL);
 }
 
+static void saved_auth_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct px_snap *p = privdata;
+    redisReply *r = reply;
+    /* CONFIG GET masterauth: ["masterauth", value] */
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING && r->element[1]->len < sizeof(p->saved_auth)) {
+        memcpy(p->saved_auth, r->element[1]->str, r->element[1]->len);
+        p->saved_auth[r->element[1]->len] = '\0';
+        p->saved_auth_known = 1;
+    }
+}
+
+static void set_masterauth(struct px_snap *p, const char *value)
+{
+    const char *argv[] = {"CONFIG", "SET", "masterauth", value};
+    size_t lens[] = {6, 3, 10, strlen(value)};
+    be_link_send_argv(p->link, 4, argv, lens, NULL, NULL);
+}
+
+/* REPLICAOF NO ONE, then the local Redis's own masterauth back. ok 0: best effort, on a
+ * failure (never leave the local Redis following a master that is gone). */
 static void send_no_one(struct px_snap *p, int ok)
 {
     static const char *argv[] = {"REPLICAOF", "NO", "ONE"};
     static const size_t lens[] = {9, 2, 3};
-    if (!ok) {
-        /* Best effort: never leave the local Redis following a master that is gone. */
-        be_link_send_argv(p->link, 3, argv, lens, NULL, NULL);
-        return;
+    int rc;
+    if (ok) {
+        p->state = SS_NO_ONE;
+        rc = be_link_send_argv(p->link, 3, argv, lens, no_one_cb, p);
+    } else {
+        rc = be_link_send_argv(p->link, 3, argv, lens, NULL, NULL);
     }
-    p->state = SS_NO_ONE;
-    if (be_link_send_argv(p->link, 3, argv, lens, no_one_cb, p) != 0)
+    if (p->saved_auth_known) {
+        set_masterauth(p, p->saved_auth);
+        p->saved_auth_known = 0;
+    }
+    if (ok && rc != 0)
         install_end(p, 0, "the local redis went away");
 }
 
@@ -341,7 +371,12 @@ static void wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
         int port = 0;
         const char *src = p->inst_fetched ? p->path_recv : p->path_rdb;
         p->feeder_done = 0;
-        p->feeder = be_feeder_start(p->loop, ip, src, &port, feeder_done, p, why, sizeof(why));
+        /* Only our Redis may take the data: it must AUTH with a one-time token, set as its
+         * masterauth for the load (its own value is put back afterwards). */
+        snprintf(p->token, sizeof(p->token), "%016llx%016llx", (unsigned long long)random_nonce(),
+                 (unsigned long long)random_nonce());
+        p->feeder =
+            be_feeder_start(p->loop, ip, src, p->token, &port, feeder_done, p, why, sizeof(why));
         if (p->feeder == NULL) {
             install_end(p, 0, why);
             return;
@@ -351,6 +386,14 @@ static void wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
         const char *argv[] = {"REPLICAOF", ip, portbuf};
         size_t lens[] = {9, strlen(ip), strlen(portbuf)};
         p->state = SS_WAIT_SYNC;
+        static const char *gargv[] = {"CONFIG", "GET", "masterauth"};
+        static const size_t glens[] = {6, 3, 10};
+        p->saved_auth_known = 0;
+        if (be_link_send_argv(p->link, 3, gargv, glens, saved_auth_cb, p) != 0) {
+            install_end(p, 0, "the local redis went away");
+            return;
+        }
+        set_masterauth(p, p->token);
         if (be_link_send_argv(p->link, 3, argv, lens, NULL, NULL) != 0) {
             install_end(p, 0, "the local redis went away");
             return;

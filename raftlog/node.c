@@ -481,8 +481,10 @@ void rn_on_frame(struct rn_node *n, uint64_t from, uint8_t type, const void *pay
             n->cbs.proposed(n->ctx, v[0], v[1], v[2]);
         return;
     case RN_BUS_FWD_NACK:
+        /* The code is an RN_E* value (a small negative number, sent negated); anything else
+         * from a peer is taken as a failed store, never trusted as a number. */
         if (get_u64s(p, len, v, 2, &used) == 0 && n->cbs.propose_failed)
-            n->cbs.propose_failed(n->ctx, v[0], -(int)v[1]);
+            n->cbs.propose_failed(n->ctx, v[0], v[1] >= 1 && v[1] <= 64 ? -(int)v[1] : RN_EIO);
         return;
     case RN_BUS_ADMIN:
         on_admin(n, from, p, len);

@@ -115,6 +115,11 @@ start_cluster 3 {redraft {--snapshot-log-entries 300}} {
         wait_info $down snapshots_installed > $installed_before
         assert_replicas_identical
         assert_equal [[node_client $down] get behind:counter] 42
+        # The one-time masterauth of the load is gone again.
+        set h [redis 127.0.0.1 [node_redis_port $down]]
+        assert_equal [$h config get masterauth] {masterauth {}}
+        assert_equal [dict get [::rd::parse_info [$h info replication]] role] master
+        $h close
     }
 
     test {A redis-server that comes back empty is refilled from its node's snapshot} {
