@@ -174,8 +174,19 @@ static void do_select(struct px_client *c, struct px_req *r)
     reply_ok(r);
 }
 
-/* One client as CLIENT INFO and CLIENT LIST describe it, in Redis's format. */
-static void client_line(struct px_client *c, struct rd_buf *out)
+/* Bytes of a command in multibulk form: Redis counts the command being run in qbuf. */
+static size_t cmd_bytes(const struct px_cmd *cmd)
+{
+    char tmp[32];
+    size_t n = (size_t)snprintf(tmp, sizeof(tmp), "*%d\r\n", cmd->argc);
+    for (int i = 0; i < cmd->argc; i++)
+        n += (size_t)snprintf(tmp, sizeof(tmp), "$%zu\r\n", cmd->argvlen[i]) + cmd->argvlen[i] + 2;
+    return n;
+}
+
+/* One client as CLIENT INFO and CLIENT LIST describe it, in Redis's format. cur: the command
+ * being run when x is the caller (NULL otherwise). */
+static void client_line(struct px_client *c, const struct px_cmd *cur, struct rd_buf *out)
 {
     double now = ev_now(c->s->loop);
     char flags[8];
@@ -194,7 +205,8 @@ static void client_line(struct px_client *c, struct rd_buf *out)
                   "resp=2\n",
                   (unsigned long long)c->id, c->addr, c->laddr, c->fd, c->name ? c->name : "",
                   (long long)(now - c->ctime), (long long)(now - c->atime), flags, c->db,
-                  c->in_multi ? (int)c->mq_len : -1, rd_buf_unread(&c->in), c->in.cap - c->in.len,
+                  c->in_multi ? (int)c->mq_len : -1,
+                  rd_buf_unread(&c->in) + (cur ? cmd_bytes(cur) : 0), c->in.cap - c->in.len,
                   c->mq_bytes, c->in.cap, rd_buf_unread(&c->out),
                   c->last_cmd ? c->last_cmd : "NULL");
 }
@@ -204,7 +216,7 @@ static void do_client_info(struct px_client *c, struct px_req *r)
     struct rd_buf line;
     rd_buf_init(&line);
     c->last_cmd = "client|info";
-    client_line(c, &line);
+    client_line(c, &r->cmd, &line);
     rd_resp_bulk(&r->reply, line.data ? line.data : "", line.len);
     rd_buf_free(&line);
 }
@@ -257,7 +269,7 @@ static void do_client_list(struct px_client *c, struct px_req *r)
         for (size_t k = 0; k < nids && !match; k++)
             match = ids[k] == x->id;
         if (match)
-            client_line(x, &out);
+            client_line(x, x == c ? &r->cmd : NULL, &out);
     }
     rd_resp_bulk(&r->reply, out.data ? out.data : "", out.len);
     rd_buf_free(&out);
@@ -296,7 +308,7 @@ static void do_client_kill(struct px_client *c, struct px_req *r)
         if (!strcasecmp(k, "id")) {
             char *end;
             id = strtoull(v, &end, 10);
-            if (*end || end == v || id == 0) {
+            if (*end || end == v || id == 0 || v[0] == '-') {
                 px_reply_err(r, "ERR client-id should be greater than 0");
                 return;
             }

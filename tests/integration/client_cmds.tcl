@@ -28,6 +28,8 @@ start_pair {} {
         assert_equal [llength [split [string trim $one] \n]] 1
         assert_match "id=$id *" $one
         assert_equal [r client list type pubsub] {}
+        # INFO counts redraft's clients (two here), not Redis's links to redraft.
+        assert_match "*connected_clients:2\r*" [r info clients]
         assert_error "*Invalid client ID*" {r client list id abc}
         assert_error "*Unknown client type*" {r client list type bogus}
         close_client $other
@@ -55,5 +57,6 @@ start_pair {} {
         assert_equal [r client kill id $me] 0
         assert_equal [r ping] PONG
         assert_error "*syntax error*" {r client kill id 1 bogus}
+        assert_error "*greater than 0*" {r client kill id -1}
     }
 }
