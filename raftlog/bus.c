@@ -148,6 +148,10 @@ struct bus {
     int lfd;
     int lport;
     ev_io lio;
+    /* The listener's address when it is a specific one (not a wildcard): outbound connections
+     * leave from it, so a node's bus traffic has one source address (srclen 0: the kernel's). */
+    struct sockaddr_storage src;
+    socklen_t srclen;
     struct rd_map peers; /* node -> struct bus_peer */
     struct bus_peer *peer_list;
     struct bus_conn *conns;     /* live */
@@ -283,6 +287,13 @@ static int parse_addr(const char *addr, char *host, size_t hostlen, char *port)
     host[hl] = '\0';
     memcpy(port, p, pl + 1);
     return 0;
+}
+
+static int is_wildcard(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
 }
 
 static void set_sock_opts(int fd)
@@ -524,6 +535,12 @@ static void peer_dial_next(struct bus_peer *p)
             continue;
         }
         set_sock_opts(fd);
+        /* Best effort: a source address that cannot be used for this destination leaves the
+         * choice to the kernel rather than failing the dial. */
+        if (b->srclen > 0 && b->src.ss_family == ai->ai_family &&
+            bind(fd, (const struct sockaddr *)&b->src, b->srclen) != 0)
+            rd_debug("bus: dialing %s from the kernel's source address: bind: %s", p->addr,
+                     strerror(errno));
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
             snprintf(p->last_err, sizeof(p->last_err), "%s", strerror(errno));
             close(fd);
@@ -1228,6 +1245,14 @@ int bus_listen(struct bus *b, const char *bind_addr, int port, char *err, size_t
     }
     b->lport = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    if (!is_wildcard(&ss)) {
+        b->src = ss;
+        b->srclen = sl;
+        if (ss.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&b->src)->sin6_port = 0;
+        else
+            ((struct sockaddr_in *)&b->src)->sin_port = 0;
+    }
     b->lfd = fd;
     fd = -1;
     ev_io_init(&b->lio, accept_cb, b->lfd, EV_READ);

@@ -7,7 +7,8 @@
  * spoken by hand from a raw socket (the documented wire format); a joining node answered over its
  * inbound connection only; reconnect after a peer's bus is freed and recreated on the same port;
  * the send queue limit; changing a peer's address; a DNS name; the wrong node at an address; the
- * handshake timeout; the limit on connections in handshake; frees from inside callbacks.
+ * handshake timeout; the limit on connections in handshake; outbound connections leave from the
+ * listener's address; frees from inside callbacks.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -116,19 +117,25 @@ static void on_peer_state(void *ctx, uint64_t node, int up)
 
 static const struct bus_cbs cbs = {on_frame, on_peer_state};
 
-static void node_start_port(struct tnode *n, uint64_t id, const char *secret, int port)
+static void node_start_at(struct tnode *n, uint64_t id, const char *secret, const char *ip,
+                          int port)
 {
     char err[256];
     memset(n, 0, sizeof(*n));
     n->id = id;
     n->bus = bus_new(loop, id, secret, n, &cbs);
     assert_non_null(n->bus);
-    int rc = bus_listen(n->bus, "127.0.0.1", port, err, sizeof(err));
+    int rc = bus_listen(n->bus, ip, port, err, sizeof(err));
     if (rc != 0)
         fail_msg("bus_listen: %s", err);
     n->port = bus_listen_port(n->bus);
     assert_true(n->port > 0);
     snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%d", n->port);
+}
+
+static void node_start_port(struct tnode *n, uint64_t id, const char *secret, int port)
+{
+    node_start_at(n, id, secret, "127.0.0.1", port);
 }
 
 static void node_start(struct tnode *n, uint64_t id, const char *secret)
@@ -917,6 +924,59 @@ static void test_loopback_only(void **state)
     node_stop(&b);
 }
 
+struct accept_wait {
+    int lfd, fd;
+};
+
+static int accepted(void *arg)
+{
+    struct accept_wait *w = arg;
+    if (w->fd < 0)
+        w->fd = accept(w->lfd, NULL, NULL);
+    return w->fd >= 0;
+}
+
+/* The source address of the connection a bus listening on ip dials to a raw listener. */
+static void dial_source(const char *ip, char *out, size_t outlen)
+{
+    struct tnode a;
+    node_start_at(&a, 1, SECRET, ip, 0);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sa.sin_port));
+    assert_int_equal(bus_set_peer(a.bus, 2, addr), 0);
+    struct accept_wait w = {lfd, -1};
+    assert_true(run_until(accepted, &w, WAIT_MS));
+    struct sockaddr_in peer;
+    sl = sizeof(peer);
+    assert_int_equal(getpeername(w.fd, (struct sockaddr *)&peer, &sl), 0);
+    assert_non_null(inet_ntop(AF_INET, &peer.sin_addr, out, (socklen_t)outlen));
+    close(w.fd);
+    close(lfd);
+    node_stop(&a);
+}
+
+/* A bus bound to one address dials from it (firewall rules and the chaos harness tell nodes
+ * apart by it); a wildcard listener leaves the source to the kernel. */
+static void test_dials_from_bind_address(void **state)
+{
+    (void)state;
+    char src[64];
+    dial_source("127.0.0.21", src, sizeof(src));
+    assert_string_equal(src, "127.0.0.21");
+    dial_source("0.0.0.0", src, sizeof(src));
+    assert_string_equal(src, "127.0.0.1");
+}
+
 static void test_free_inside_callbacks(void **state)
 {
     (void)state;
@@ -967,6 +1027,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loopback_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dials_from_bind_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_inside_callbacks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
