@@ -114,6 +114,17 @@ $(OTHER_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libredraft.a $(BUIL
 deps:
 	@scripts/deps.sh
 
+# The power-loss filesystem of the chaos harness: only where libfuse3 is installed (the chaos
+# harness skips power-loss faults, saying so, without it). Not part of `all`.
+FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE_LIBS   := $(shell pkg-config --libs fuse3 2>/dev/null)
+ifneq ($(FUSE_LIBS),)
+POWERFS := $(BUILD)/powerfs
+$(POWERFS): tests/chaos/powerfs.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(FUSE_CFLAGS) -o $@ $< $(LDFLAGS_ALL) $(FUSE_LIBS)
+endif
+
 # ---- fuzzing (tests/fuzz/, docs/testing.md) ----
 # `make fuzz FUZZ_SECONDS=N` builds every target with clang and libFuzzer (ASan + UBSan) into
 # $(FUZZ_BUILD), a tree of its own (objects never mix with $(BUILD)'s), then runs the targets one
@@ -177,7 +188,7 @@ RUN_TESTS = BUILD=$(BUILD) SIM_TEST_COUNT=$(SIM_TEST_COUNT) scripts/run-tests.sh
 
 test: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/raft-sim $(BUILD)/lincheck $(BUILD)/lincheck-gen \
-	  $(UNIT_BIN) $(REPLAY_BIN)
+	  $(UNIT_BIN) $(REPLAY_BIN) $(POWERFS)
 	@$(RUN_TESTS)
 
 test-unit: $(UNIT_BIN) $(REPLAY_BIN)
@@ -188,6 +199,11 @@ test-sim: $(BUILD)/raft-sim
 
 test-integration: all
 	@$(RUN_TESTS) integration
+
+# The chaos harness (tests/chaos, docs/testing.md): CHAOS_SECONDS of faults (default 300),
+# CHAOS_SEED to replay a schedule, CHAOS_NODES=3|5, CHAOS_FAULTS=kind,kind to narrow it.
+chaos: deps all $(BUILD)/lincheck $(POWERFS)
+	@BUILD=$(BUILD) /usr/bin/python3 tests/chaos/chaos.py
 
 sim: $(BUILD)/raft-sim
 	$(BUILD)/raft-sim --start 1 --count $(SEEDS)

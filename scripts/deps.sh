@@ -8,6 +8,9 @@ set -eu
 
 PKGS=(build-essential pkg-config libev-dev libhiredis-dev librocksdb-dev libcmocka-dev
       redis-server redis-tools tcl dpkg-dev python3-redis python3-yaml)
+# The chaos harness's faults (tests/chaos): partitions, clock faults, the power-loss filesystem.
+# Kept apart from PKGS, which is also what the Docker build stage must install (check-contrib.sh).
+CHAOS_PKGS=(iptables faketime libfuse3-dev fuse3)
 for group in "$@"; do
     case "$group" in
         fuzz) PKGS+=(clang libclang-rt-14-dev) ;;
@@ -16,7 +19,7 @@ for group in "$@"; do
 done
 
 missing=()
-for p in "${PKGS[@]}"; do
+for p in "${PKGS[@]}" "${CHAOS_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Runs redraft's test groups and ends with one line "N passed, M failed" that adds up every
 # test of every group (cmocka tests, simulator seeds, integration tests).
-# Usage: scripts/run-tests.sh [unit|sim|integration|clients|compat|bench ...]   (no argument: all, in order)
+# Usage: scripts/run-tests.sh [unit|sim|integration|clients|compat|bench|chaos ...]   (no argument: all, in order)
 #   clients: real clients (redis-py, node-redis, ioredis, redis-cli, redis-benchmark) against a
 #           3-node cluster (tests/clients), and static checks of contrib/
 #   compat: the fast subset of Redis's own test suite through a 3-node cluster (tests/compat)
 #   bench:  a few-second smoke run of make bench (the harness works; no targets enforced)
+#   chaos:  the chaos harness's own checks, its lying-disk self-test and a short run under faults
+#           (tests/chaos/run.sh; make chaos runs the long one)
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(unit sim integration clients compat bench)
+[ ${#groups[@]} -eq 0 ] && groups=(unit sim integration clients compat bench chaos)
 
 passed=0
 failed=0
@@ -69,6 +71,8 @@ for g in "${groups[@]}"; do
             run "compat" env BUILD="$BUILD" tests/compat/run.sh --fast ;;
         bench)
             run "bench-smoke" env BUILD="$BUILD" contrib/bench/smoke.sh ;;
+        chaos)
+            run "chaos" env BUILD="$BUILD" tests/chaos/run.sh ;;
         *) echo "unknown test group: $g" >&2; exit 2 ;;
     esac
 done
