@@ -317,7 +317,12 @@ void px_route_read(struct px_server *s, struct px_req *r)
     r->state = REQ_WAIT_INDEX;
     r->c->reads_waiting++;
     r->deadline = ev_now(s->loop) + s->cfg->read_timeout_ms / 1000.0;
-    if (r->c->consistency == PX_CONSISTENCY_LINEARIZABLE && rn_in_cluster(s->node)) {
+    /* A node joining a cluster (RAFT.CLUSTER JOIN or cluster-join, before the leader has sent
+     * it a log) has an empty Redis: its linearizable reads wait for a read index like those of
+     * a member, which they get once the log arrives (or TRYAGAIN after read-timeout). Only a
+     * node that belongs to no cluster and is not joining one serves them from its Redis. */
+    int member = rn_in_cluster(s->node) || rn_joining(s->node) || s->join != NULL;
+    if (r->c->consistency == PX_CONSISTENCY_LINEARIZABLE && member) {
         r->wait = PX_W_ROUND;
         q_push(&s->ri_head, &s->ri_tail, r);
         ri_kick(s);

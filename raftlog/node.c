@@ -611,6 +611,11 @@ void rn_set_joining(struct rn_node *n)
     n->joining = 1;
 }
 
+int rn_joining(const struct rn_node *n)
+{
+    return n->joining;
+}
+
 int rn_bootstrap(struct rn_node *n, const char *bus_addr, char *err, size_t errlen)
 {
     if (rn_in_cluster(n)) {

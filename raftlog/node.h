@@ -106,6 +106,8 @@ int rn_in_cluster(const struct rn_node *n);
 int rn_bootstrap(struct rn_node *n, const char *bus_addr, char *err, size_t errlen);
 /* Marks a node that asked to join (so it reports itself as waiting to be added). */
 void rn_set_joining(struct rn_node *n);
+/* 1 once rn_set_joining was called (stays 1 after the node is in the cluster). */
+int rn_joining(const struct rn_node *n);
 
 /* RN_OK: proposed here at *index_out, *term_out. RN_FORWARDED: sent to the leader, to be
  * proposed only in term *term_out (the leader refuses it in any other term). */
