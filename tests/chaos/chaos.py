@@ -444,7 +444,13 @@ def main():
             with open(path, "w") as f:
                 f.write("# redraft chaos history, seed %d, level %s, %d operations\n" % (
                     seed, level, len(lops)))
+                f.write("# the run's second 0 (the fault log's times) is %d ns\n" % (t0 * 1e9))
                 f.write("\n".join(history_lines(lops)) + "\n")
+            # The same operations with what the format has no room for: the node and the
+            # connection, and times in the fault log's seconds.
+            with open(os.path.join(tmp, "ops-%s.txt" % level), "w") as f:
+                for op in sorted(lops, key=lambda o: o.t0):
+                    f.write("%9.3fs %9.3fs %r\n" % (op.t0 / 1e9 - t0, op.t1 / 1e9 - t0, op))
             if level == "linearizable":
                 probs, note = run_lincheck(build, path)
                 probs += checks.committed_reads(lops, final, allw)

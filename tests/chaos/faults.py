@@ -87,8 +87,14 @@ class Faults:
         fn(kind, dur, rnd)
 
     # ---- helpers
-    def leader(self):
-        return self.c.leader()
+    def leader(self, wait=3.0):
+        """The leader; an episode that needs one waits a little for an election to finish."""
+        deadline = time.monotonic() + wait
+        while True:
+            ld = self.c.leader()
+            if ld is not None or time.monotonic() >= deadline:
+                return ld
+            time.sleep(0.1)
 
     def others(self, nodes):
         return [n for n in self.c.members() if n not in nodes]
