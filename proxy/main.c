@@ -74,10 +74,10 @@ static void on_proposed(void *ctx, uint64_t reqid, uint64_t index, uint64_t term
     px_on_proposed(a->server, reqid, index, term);
 }
 
-static void on_propose_failed(void *ctx, uint64_t reqid, int code)
+static void on_propose_failed(void *ctx, uint64_t reqid, int code, uint64_t term)
 {
     struct app *a = ctx;
-    px_on_propose_failed(a->server, reqid, code);
+    px_on_propose_failed(a->server, reqid, code, term);
 }
 
 static void on_admin_reply(void *ctx, uint64_t reqid, const char *resp, size_t len)

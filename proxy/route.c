@@ -437,20 +437,25 @@ void px_route_write(struct px_server *s, struct px_req *r)
     write_try(s, r);
 }
 
+/* The leader's answers to a forward. A write is forwarded again when its forward is known not
+ * to have been proposed (a NACK, or a newer term began without it); the answer to an earlier
+ * forward can still arrive after that, from the old leader over another connection. Taken for
+ * an answer to the current forward, it made the write forwarded once more (a NACK) or judged
+ * lost when its old index was applied (an ACK): applied twice. The term tells them apart. */
 void px_on_proposed(struct px_server *s, uint64_t reqid, uint64_t index, uint64_t term)
 {
     struct px_req *r = rd_map_get(&s->inflight, reqid);
-    if (r == NULL || r->wait != PX_W_COMMIT)
+    if (r == NULL || r->wait != PX_W_COMMIT || term != r->fwd_term)
         return;
     write_pending(s, r, index, term);
     if (index <= s->last_applied)
         px_on_applied_check(s);
 }
 
-void px_on_propose_failed(struct px_server *s, uint64_t reqid, int code)
+void px_on_propose_failed(struct px_server *s, uint64_t reqid, int code, uint64_t term)
 {
     struct px_req *r = rd_map_get(&s->inflight, reqid);
-    if (r == NULL || r->wait != PX_W_COMMIT)
+    if (r == NULL || r->wait != PX_W_COMMIT || (term != 0 && term != r->fwd_term))
         return;
     /* The leader did not propose it: waiting for a leader again is safe. */
     write_wait_leader(s, r);

@@ -61,7 +61,7 @@ void px_server_on_committed(struct px_server *s, uint64_t commit);
 void px_server_on_role(struct px_server *s, int role, uint64_t term, uint64_t leader);
 void px_on_read_index(struct px_server *s, uint64_t round, uint64_t index);
 void px_on_proposed(struct px_server *s, uint64_t reqid, uint64_t index, uint64_t term);
-void px_on_propose_failed(struct px_server *s, uint64_t reqid, int code);
+void px_on_propose_failed(struct px_server *s, uint64_t reqid, int code, uint64_t term);
 void px_server_on_admin_reply(struct px_server *s, uint64_t reqid, const char *resp, size_t len);
 /* Forms or joins the cluster as the config asks (cluster-init / cluster-join), at start. */
 void px_server_cluster_start(struct px_server *s);

@@ -412,8 +412,10 @@ static void on_fwd(struct rn_node *n, uint64_t from, const uint8_t *p, size_t le
         uint64_t v[3] = {hdr[0], index, term};
         send_frame_u64s(n, from, RN_BUS_FWD_ACK, v, 3);
     } else {
-        uint64_t v[2] = {hdr[0], (uint64_t)(-map_raft_err(rc))};
-        send_frame_u64s(n, from, RN_BUS_FWD_NACK, v, 2);
+        /* The term tells the sender which of its forwards this answers: an answer to an old
+         * one can arrive after it forwarded the write again in a newer term. */
+        uint64_t v[3] = {hdr[0], (uint64_t)(-map_raft_err(rc)), hdr[1]};
+        send_frame_u64s(n, from, RN_BUS_FWD_NACK, v, 3);
     }
 }
 
@@ -483,8 +485,13 @@ void rn_on_frame(struct rn_node *n, uint64_t from, uint8_t type, const void *pay
     case RN_BUS_FWD_NACK:
         /* The code is an RN_E* value (a small negative number, sent negated); anything else
          * from a peer is taken as a failed store, never trusted as a number. */
-        if (get_u64s(p, len, v, 2, &used) == 0 && n->cbs.propose_failed)
-            n->cbs.propose_failed(n->ctx, v[0], v[1] >= 1 && v[1] <= 64 ? -(int)v[1] : RN_EIO);
+        if (get_u64s(p, len, v, 2, &used) == 0 && n->cbs.propose_failed) {
+            size_t more;
+            if (get_u64s(p + used, len - used, &v[2], 1, &more) != 0)
+                v[2] = 0; /* a NACK of two fields: from a node that does not send the term */
+            n->cbs.propose_failed(n->ctx, v[0], v[1] >= 1 && v[1] <= 64 ? -(int)v[1] : RN_EIO,
+                                  v[2]);
+        }
         return;
     case RN_BUS_ADMIN:
         on_admin(n, from, p, len);

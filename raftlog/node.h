@@ -53,7 +53,7 @@ enum {
     RN_BUS_RAFT = 1,        /* an encoded Raft message */
     RN_BUS_FWD = 2,         /* reqid | entry bytes: a follower's write for the leader */
     RN_BUS_FWD_ACK = 3,     /* reqid | index | term */
-    RN_BUS_FWD_NACK = 4,    /* reqid | code (RN_E*): not proposed */
+    RN_BUS_FWD_NACK = 4,    /* reqid | code (RN_E*) | term forwarded in: not proposed */
     RN_BUS_ADMIN = 5,       /* reqid | argc | args: a membership command for the leader */
     RN_BUS_ADMIN_REPLY = 6, /* reqid | RESP reply */
     RN_BUS_SNAP_REQ = 7,    /* a follower asks for a piece of the snapshot (proxy/snapshot.c) */
@@ -64,7 +64,8 @@ struct rn_node_cbs {
     void (*committed)(void *ctx, uint64_t commit);
     void (*read_index)(void *ctx, uint64_t rctx, uint64_t index);
     void (*proposed)(void *ctx, uint64_t reqid, uint64_t index, uint64_t term);
-    void (*propose_failed)(void *ctx, uint64_t reqid, int code);
+    /* term: the term the refused forward was sent in (0 from a node that does not say). */
+    void (*propose_failed)(void *ctx, uint64_t reqid, int code, uint64_t term);
     void (*admin_reply)(void *ctx, uint64_t reqid, const char *resp, size_t len);
     /* Role or leader changed (for logging and for writes waiting for a leader). */
     void (*role_changed)(void *ctx, int role, uint64_t term, uint64_t leader);

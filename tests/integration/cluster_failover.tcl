@@ -2,7 +2,8 @@
 # others elect a new one and go on; no acknowledged write is lost, no INCR is
 # counted twice, and the dead node catches up when it comes back.  A leader
 # that gets SIGTERM hands leadership over first, so writes stall for much less
-# than an election timeout.
+# than an election timeout.  A deposed leader's late answer to a forwarded
+# write does not get the write applied twice.
 #
 # The election timeout here is 500 ms (heartbeat 50 ms): a failover by
 # election takes at least that long, a handover by SIGTERM should not.
@@ -207,5 +208,51 @@ start_cluster 3 [list redraft [list --election-timeout $election_ms --heartbeat-
         restart_node $old
         wait_for_voters 3
         assert_replicas_identical {1 2 3}
+    }
+}
+
+# Found by the chaos harness (tests/chaos): a write forwarded to a leader that is then cut off
+# is forwarded again once a newer term has begun without it; the old leader's late answer to
+# the first forward (a NACK, or an ACK of an index in its old term) was taken for an answer
+# to the second, and the write was forwarded a third time: applied twice.
+start_cluster 3 [list redraft [list --election-timeout $election_ms --heartbeat-interval 50 \
+                                    --write-timeout 8000]] {
+    test {A deposed leader's late answer to a forwarded write does not apply it twice} {
+        set old [wait_for_leader]
+        lassign [others $old] b c
+        set log [open [node_log $b]]
+        seek $log 0 end
+        # The leader stops with b's forward of the write unread in its socket. The write is a
+        # script that spins for about 0.3 s before its RPUSH: once forwarded again, it stays
+        # unanswered (pending) that long while b's Redis runs it.
+        stop_node $old
+        set fd [raw_connect [node_port $b]]
+        raw_send $fd [resp_cmd EVAL {for i=1,tonumber(ARGV[2]) do end
+            return redis.call('rpush',KEYS[1],ARGV[1])} 1 late:answer once 100000000]
+        # The others elect a leader; b sees the new term begin without the write and
+        # forwards it again.
+        set deadline [expr {[clock milliseconds] + 5000}]
+        set text {}
+        while {![string match {*was never proposed*forwarding it again*} $text]} {
+            if {[clock milliseconds] > $deadline} {
+                close $log
+                cont_node $old
+                fail "node $b did not forward the write again: $text"
+            }
+            append text [read $log]
+            after 1
+        }
+        close $log
+        # The old leader wakes up and answers the first forward while the second is pending.
+        cont_node $old
+        assert_equal :1 [raw_read_reply $fd]
+        wait_for_voters 3
+        foreach i {1 2 3} {
+            wait_for_condition 50 100 {[[node_client $i] llen late:answer] >= 1} {
+                fail "node $i never got the write"
+            }
+        }
+        after 1000
+        foreach i {1 2 3} {assert_equal {once} [[node_client $i] lrange late:answer 0 -1]}
     }
 }
