@@ -160,6 +160,7 @@ class Node:
                              stdin=subprocess.DEVNULL, start_new_session=True)
         out.close()
         self.powerfs = Proc(p, "powerfs of %r" % self)
+        self.c.procs.append(self.powerfs)  # watched for crashes; stopped by unmounting
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if os.path.ismount(self.mnt):
@@ -185,6 +186,7 @@ class Node:
     def unmount_powerfs(self):
         if self.mnt is None or self.powerfs is None:
             return
+        self.powerfs.killed_by_us = True
         if os.path.ismount(self.mnt):
             r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True, timeout=10)
             if r.returncode != 0:
@@ -193,7 +195,6 @@ class Node:
             self.powerfs.p.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.powerfs.kill()
-        self.powerfs.killed_by_us = True
 
     # ---- processes
     def start_redis(self):
@@ -442,7 +443,7 @@ class Cluster:
                 if p.alive():
                     p.kill()
         for p in self.procs:
-            if p.alive():
+            if p.alive() and not p.what.startswith("powerfs"):
                 try:
                     p.kill(signal.SIGTERM, wait=3)
                 except Exception as e:  # noqa: BLE001 - go on with the others
