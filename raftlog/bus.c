@@ -536,8 +536,10 @@ static void peer_dial_next(struct bus_peer *p)
         }
         set_sock_opts(fd);
         /* Best effort: a source address that cannot be used for this destination leaves the
-         * choice to the kernel rather than failing the dial. */
-        if (b->srclen > 0 && b->src.ss_family == ai->ai_family &&
+         * choice to the kernel rather than failing the dial. Not in protected mode: peers then
+         * admit 127.0.0.1 only, which the kernel picks for a loopback peer, and a node bound to
+         * another loopback address would be refused. */
+        if (b->srclen > 0 && !b->loopback_only && b->src.ss_family == ai->ai_family &&
             bind(fd, (const struct sockaddr *)&b->src, b->srclen) != 0)
             rd_debug("bus: dialing %s from the kernel's source address: bind: %s", p->addr,
                      strerror(errno));

@@ -88,7 +88,8 @@ void bus_free(struct bus *b);
 /* Listens on bind_addr (numeric IPv4 or IPv6; NULL or "" means 0.0.0.0) and port (0: the kernel
  * picks one, see bus_listen_port). At most one listener per bus. When bind_addr is a specific
  * address, outbound connections dialed afterwards leave from it too (best effort: the kernel
- * picks when that address cannot reach the peer), so firewall rules can name a node's links. On
+ * picks when that address cannot reach the peer; and always in protected mode, see
+ * bus_set_loopback_only), so firewall rules can name a node's links. On
  * failure returns BUS_ELISTEN and, when err is given, a sentence in it. */
 int bus_listen(struct bus *b, const char *bind_addr, int port, char *err, size_t errlen);
 /* The port the listener is bound to, or 0 when not listening. */

@@ -936,11 +936,13 @@ static int accepted(void *arg)
     return w->fd >= 0;
 }
 
-/* The source address of the connection a bus listening on ip dials to a raw listener. */
-static void dial_source(const char *ip, char *out, size_t outlen)
+/* The source address of the connection a bus listening on ip (in protected mode if
+ * loopback_only) dials to a raw listener. */
+static void dial_source(const char *ip, int loopback_only, char *out, size_t outlen)
 {
     struct tnode a;
     node_start_at(&a, 1, SECRET, ip, 0);
+    bus_set_loopback_only(a.bus, loopback_only);
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     assert_true(lfd >= 0);
     struct sockaddr_in sa;
@@ -966,14 +968,17 @@ static void dial_source(const char *ip, char *out, size_t outlen)
 }
 
 /* A bus bound to one address dials from it (firewall rules and the chaos harness tell nodes
- * apart by it); a wildcard listener leaves the source to the kernel. */
+ * apart by it); a wildcard listener leaves the source to the kernel, and so does protected mode
+ * (its peers admit 127.0.0.1 only). */
 static void test_dials_from_bind_address(void **state)
 {
     (void)state;
     char src[64];
-    dial_source("127.0.0.21", src, sizeof(src));
+    dial_source("127.0.0.21", 0, src, sizeof(src));
     assert_string_equal(src, "127.0.0.21");
-    dial_source("0.0.0.0", src, sizeof(src));
+    dial_source("0.0.0.0", 0, src, sizeof(src));
+    assert_string_equal(src, "127.0.0.1");
+    dial_source("127.0.0.21", 1, src, sizeof(src));
     assert_string_equal(src, "127.0.0.1");
 }
 
