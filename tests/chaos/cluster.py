@@ -348,7 +348,10 @@ class Cluster:
         self.timing_args = ["--election-timeout", str(election_ms),
                             "--heartbeat-interval", str(max(20, election_ms // 10)),
                             "--write-timeout", "4000", "--read-timeout", "2000",
-                            "--leader-wait-timeout", "2000"]
+                            "--leader-wait-timeout", "2000",
+                            # Snapshots every few thousand entries, pulled slowly, so that runs
+                            # take, send and install them (snapshot-install needs them).
+                            "--snapshot-log-entries", "2000", "--snapshot-fetch-rate", "32kb"]
         self.nodes = {}  # slot -> Node
         self.procs = []
         self.next_slot = 1

@@ -31,7 +31,7 @@ KINDS = {
     "member-during-fault": ("iptables", 4.0, 8.0),  # a replacement under packet loss
     "power-loss": ("powerfs", 0.5, 2.0),  # one node loses what it did not fsync
     "power-loss-all": ("powerfs", 0.5, 2.0),  # every node at once
-    "snapshot-install": ("snapshots", 0.0, 0.0),  # a hook: snapshots do not exist yet
+    "snapshot-install": ("", 1.0, 3.0),  # a follower far behind gets a snapshot; a fault hits it
 }
 # What the short run of `make test` draws from; the first two always come first.
 SHORT_KINDS = ["partition-leader", "kill-leader", "partition-split", "partition-oneway",
@@ -377,9 +377,65 @@ class Faults:
             self.fw.heal()
 
     def f_snapshot_install(self, kind, dur, rnd):
-        # The hook for a fault during a snapshot install (a node far enough behind that the
-        # leader sends its dataset): to be written once redraft has snapshots.
-        self.count(kind, False, "snapshot installs do not exist in redraft yet")
+        """A follower stops until the leader's log no longer holds what it lacks, so that it is
+        sent a snapshot when it comes back; while it fetches or loads it, a fault: it is killed
+        again, the leader (the sender) is killed, or it is cut off for a while."""
+        ld = self.leader()
+        fs = [n for n in self.c.up_nodes() if n is not ld]
+        if ld is None or not fs:
+            return self.count(kind, False, "no leader or follower")
+        f = pick(fs, rnd[0])
+        behind = int(f.raft_info().get("last_index", 0) or 0)
+        f.kill_redraft()
+        self.say("%s: %r stopped at index %d; waiting for the log to be trimmed past it" % (
+            kind, f, behind))
+        deadline = time.monotonic() + 30
+        first = 0
+        while time.monotonic() < deadline:
+            cur = self.c.leader()
+            first = int((cur.raft_info() if cur else {}).get("first_index", 0) or 0)
+            if first > behind + 1:
+                break
+            time.sleep(0.3)
+        if first <= behind + 1:
+            self.restart([f])
+            return self.count(kind, False, "the leader's log still reached index %d after 30 s"
+                              % behind)
+        self.restart([f])
+        state = ""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            state = f.raft_info(timeout=0.5).get("snapshot_state", "")
+            if state in ("fetching", "loading"):
+                break
+            time.sleep(0.02)
+        self.count(kind)
+        if state not in ("fetching", "loading"):
+            self.say("%s: %r caught up (snapshot state %r) before a fault could hit the install"
+                     % (kind, f, state))
+            return
+        cur = self.c.leader()
+        if rnd[1] < 0.4 or cur is None:
+            self.say("%s: kill -9 %r while %s its snapshot, down for %.1fs" % (kind, f, state,
+                                                                                dur))
+            f.kill_redraft()
+            self.hold(dur)
+            self.restart([f])
+        elif rnd[1] < 0.7:
+            self.say("%s: kill -9 the leader %r while %r is %s its snapshot, down for %.1fs" % (
+                kind, cur, f, state, dur))
+            cur.kill_redraft()
+            self.hold(dur)
+            self.restart([cur])
+        elif self.fw.active:
+            self.say("%s: %r cut off while %s its snapshot, for %.1fs" % (kind, f, state, dur))
+            self.fw.partition([f], self.others([f]))
+            self.hold(dur)
+            self.fw.heal()
+        else:
+            self.say("%s: %r's install left alone (no iptables to cut it off)" % (kind, f))
+        self.say("%s: %r's snapshot state now %r" % (kind, f, f.raft_info().get(
+            "snapshot_state")))
 
     # ---- power loss
     def power_loss(self, kind, dur, nodes, rnd):
