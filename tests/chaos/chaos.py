@@ -293,8 +293,13 @@ def main():
         ap.error("--nodes must be 3 or 5")
     build = a.build if os.path.isabs(a.build) else os.path.join(ROOT, a.build)
     t_start = time.monotonic()
-    log("seed %d (replay: make chaos CHAOS_SEED=%d CHAOS_SECONDS=%g CHAOS_NODES=%d%s)" % (
-        seed, seed, seconds, nodes, " BUILD=%s" % a.build if a.build != "build" else ""))
+    if a.selftest:
+        log("seed %d (replay: tests/chaos/chaos.py --selftest --seed %d)" % (seed, seed))
+    else:
+        log("seed %d (replay: make chaos CHAOS_SEED=%d CHAOS_SECONDS=%g CHAOS_NODES=%d%s%s)" % (
+            seed, seed, seconds, nodes, " BUILD=%s" % a.build if a.build != "build" else "",
+            " CHAOS_FAULTS=%s" % a.faults if a.faults else (
+                " CHAOS_FAULTS=%s" % ",".join(SHORT_KINDS) if a.short else "")))
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
 

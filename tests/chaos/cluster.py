@@ -135,7 +135,10 @@ class Node:
         self.clock_t0 = None  # when the faked process started (monotonic)
         self.powerfs = None
         self.mnt = None
+        # Both processes' files, on the node's powerfs when there is one: a power loss takes
+        # what Redis did not fsync too (the dump.rdb it writes after loading a snapshot).
         self.raft_dir = os.path.join(self.dir, "raft")
+        self.redis_dir = os.path.join(self.dir, "redis")
         self.restarts = 0
 
     # ---- where things are
@@ -153,7 +156,8 @@ class Node:
     def mount_powerfs(self):
         back = os.path.join(self.dir, "back")
         self.mnt = os.path.join(self.dir, "mnt")
-        os.makedirs(os.path.join(back, "raft"), exist_ok=True)  # made durable before mounting
+        for sub in ("raft", "redis"):  # made before mounting: durable from the start
+            os.makedirs(os.path.join(back, sub), exist_ok=True)
         os.makedirs(self.mnt, exist_ok=True)
         out = open(os.path.join(self.dir, "powerfs.log"), "ab")
         p = subprocess.Popen([self.c.powerfs_bin, back, self.mnt], stdout=out, stderr=out,
@@ -165,6 +169,7 @@ class Node:
         while time.monotonic() < deadline:
             if os.path.ismount(self.mnt):
                 self.raft_dir = os.path.join(self.mnt, "raft")
+                self.redis_dir = os.path.join(self.mnt, "redis")
                 return
             if not self.powerfs.alive():
                 break
@@ -199,7 +204,7 @@ class Node:
     # ---- processes
     def start_redis(self):
         logf = os.path.join(self.dir, "redis.log")
-        rdir = os.path.join(self.dir, "redis")
+        rdir = self.redis_dir
         os.makedirs(rdir, exist_ok=True)
         out = open(os.path.join(self.dir, "redis.out"), "ab")
         p = subprocess.Popen(["redis-server", "--port", str(self.c.redis_port), "--bind", self.addr,
@@ -297,6 +302,17 @@ class Node:
     def kill_redis(self):
         if self.redis is not None:
             self.redis.kill(signal.SIGKILL)
+
+    def wipe_redis(self):
+        """Removes what Redis keeps in its dir (a dump.rdb written after a snapshot load), for a
+        restart that must come up empty; durably, so that a later power loss keeps it gone."""
+        for name in os.listdir(self.redis_dir):
+            os.unlink(os.path.join(self.redis_dir, name))
+        fd = os.open(self.redis_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def stop(self):
         if self.redraft_alive() and not self.stopped:

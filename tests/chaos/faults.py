@@ -244,6 +244,7 @@ class Faults:
         self.say("%s: kill -9 the redis-server of %r, restarted empty after %.1fs" % (kind, n,
                                                                                      dur))
         n.kill_redis()
+        n.wipe_redis()
         self.count(kind)
         self.hold(dur)
         n.start_redis()
