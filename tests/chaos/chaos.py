@@ -481,6 +481,13 @@ def main():
                                          "log lines:\n%s" % (p.what, p.pid, p.p.returncode,
                                                              tail_of(cluster, p))
                                          for p in crashes])
+        # A known issue (docs/testing.md, "Known issues"): checked by make chaos, only noted in
+        # the short run of make test.
+        ahead = redis_ahead(cluster)
+        if a.short and ahead:
+            log("KNOWN ISSUE (not counted in the short run): %s" % ahead[0])
+        elif not a.short:
+            rep.check("no node found its Redis ahead of its own log after a crash", ahead)
 
         if a.selftest:
             # Only what the self-test is about: the cluster came back, and the writes the lying
@@ -532,6 +539,22 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
         log("took %.0fs" % (time.monotonic() - t_start))
     return rep
+
+
+def redis_ahead(cluster):
+    """Each time a node came back to a Redis holding more than its own log ('applied index ...
+    beyond redraft's log'), so that it refused to serve: redraft lets Redis keep a snapshot
+    before it has made that snapshot its own."""
+    out = []
+    for n in cluster.nodes.values():
+        try:
+            with open(n.log_path(), errors="replace") as f:
+                lines = [ln.strip() for ln in f if "beyond redraft's log" in ln]
+        except OSError:
+            continue
+        if lines:
+            out.append("%r refused to serve %d time(s), first: %s" % (n, len(lines), lines[0]))
+    return out
 
 
 def tail_of(cluster, proc):
