@@ -192,6 +192,14 @@ static void hs_info_cb(redisAsyncContext *ac, void *reply, void *pd)
         return;
     }
     l->info.visible_keys = info_visible_keys(r->str, l->info.hidden_db);
+    /* redraft owns its Redis's replication (it refuses REPLICAOF from clients): a replica here
+     * is one that a snapshot load of ours left following a master that is gone (redraft died
+     * during the load). Make it a master again before anything reads or writes it. */
+    char role[16];
+    if (info_field(r->str, "role", role, sizeof(role)) && strcmp(role, "slave") == 0) {
+        rd_warning("local redis is a replica (a snapshot load cut short?): REPLICAOF NO ONE");
+        redisAsyncCommand(ac, NULL, NULL, "REPLICAOF NO ONE");
+    }
 
     char sel[32];
     int n = snprintf(sel, sizeof(sel), "%d", l->info.hidden_db);

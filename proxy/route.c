@@ -712,7 +712,8 @@ void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *
                  "local redis holds %lld keys that redraft did not write (no applied index), "
                  "while redraft's log has %llu entries; refusing to serve until this is resolved",
                  info->visible_keys, (unsigned long long)last);
-    } else if (applied > last && !trusted) {
+    } else if (applied > last && !trusted &&
+               !(s->snap && first > 1 && applied <= px_snap_max_index(s->snap))) {
         snprintf(s->backend_err, sizeof(s->backend_err),
                  "local redis has applied index %llu, beyond redraft's log (last index %llu): "
                  "wrong redis or lost log; refusing to serve",

@@ -47,6 +47,7 @@ struct px_snap {
 
     /* the latest snapshot on disk (path_rdb) */
     uint64_t nonce, size;
+    uint64_t max_index; /* its data holds no entry beyond this (see px_snap_max_index) */
     int adopt_pending;
 
     /* capture */
@@ -55,13 +56,13 @@ struct px_snap {
     double cap_started;
 
     /* fetch (follower) */
-    uint64_t f_from, f_index, f_nonce, f_off, f_total;
+    uint64_t f_from, f_index, f_nonce, f_off, f_total, f_max;
     struct raft_snapshot_meta f_meta;
     int f_fd;
 
     /* serving (leader): the file being sent, kept open across a newer capture */
     int s_fd;
-    uint64_t s_nonce, s_size;
+    uint64_t s_nonce, s_size, s_max;
     struct raft_snapshot_meta s_meta;
 
     /* install */
@@ -122,14 +123,16 @@ static int commit_file(struct px_snap *p, const char *from)
     return 0;
 }
 
-static int store_file_meta(struct px_snap *p, uint64_t nonce, uint64_t size)
+static int store_file_meta(struct px_snap *p, uint64_t nonce, uint64_t size, uint64_t max)
 {
     struct rlog *st = rn_store(p->node);
     if (rlog_set_meta_u64(st, "snap_nonce", nonce) != 0 ||
-        rlog_set_meta_u64(st, "snap_size", size) != 0)
+        rlog_set_meta_u64(st, "snap_size", size) != 0 ||
+        rlog_set_meta_u64(st, "snap_max", max) != 0)
         return -1;
     p->nonce = nonce;
     p->size = size;
+    p->max_index = max;
     return 0;
 }
 
@@ -171,7 +174,12 @@ static void capture_done(void *ctx, int ok, const char *why)
     uint64_t nonce = random_nonce();
     /* The file first, then the record that points at it: a crash in between leaves a file
      * that holds more than its record says, which loading handles (the data names its index). */
-    if (commit_file(p, p->path_tmp) != 0 || store_file_meta(p, nonce, bytes) != 0) {
+    /* Redis forked somewhere between the start of the capture and the first byte of the RDB:
+     * what the apply path had confirmed by now bounds what the data can hold. */
+    uint64_t max = be_apply_applied(p->apply);
+    if (max < p->cap_index)
+        max = p->cap_index;
+    if (commit_file(p, p->path_tmp) != 0 || store_file_meta(p, nonce, bytes, max) != 0) {
         fail_later(p);
         return;
     }
@@ -369,7 +377,7 @@ static void wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
         char ip[64], why[256];
         be_link_local_ip(p->link, ip, sizeof(ip));
         int port = 0;
-        const char *src = p->inst_fetched ? p->path_recv : p->path_rdb;
+        const char *src = p->path_rdb; /* a fetched file is in place before its load */
         p->feeder_done = 0;
         /* Only our Redis may take the data: it must AUTH with a one-time token, set as its
          * masterauth for the load (its own value is put back afterwards). */
@@ -455,12 +463,6 @@ static void install_end(struct px_snap *p, int ok, const char *why)
     p->state = SS_IDLE;
     p->gen++;
     /* The feeder is freed from the check timer, never from inside its own callback. */
-    if (ok && fetched) {
-        if (commit_file(p, p->path_recv) != 0 || store_file_meta(p, p->f_nonce, p->f_total) != 0)
-            ok = 0, why = "cannot keep the installed snapshot";
-        else if (rn_snapshot_installed(p->node, &p->inst_meta) != RN_OK)
-            ok = 0, why = "the raft core refused the snapshot";
-    }
     if (ok) {
         p->last_install_s = took;
         if (fetched)
@@ -471,10 +473,10 @@ static void install_end(struct px_snap *p, int ok, const char *why)
                   "applying the log after it",
                   (unsigned long long)(fetched ? p->inst_meta.index : local_index(p)), took);
     } else {
+        /* The snapshot is this node's own by now (recorded before the load): the next
+         * handshake finds the local Redis behind the log and loads it again. */
         rd_warning("snapshot: loading the local redis failed: %s", why ? why : "?");
         fail_later(p);
-        if (fetched)
-            rn_snapshot_fetch_failed(p->node);
     }
     /* Start over on a fresh connection: the handshake reads the applied index back and the
      * apply path resumes after it. */
@@ -581,9 +583,9 @@ void px_snap_on_fetch(struct px_snap *p, uint64_t index, uint64_t term, uint64_t
 
 static void on_chunk(struct px_snap *p, uint64_t from, const uint8_t *d, size_t len)
 {
-    uint64_t v[7]; /* status, index, term, nonce, total, offset, conf length */
+    uint64_t v[8]; /* status, index, term, nonce, total, offset, max index, conf length */
     size_t off = 0;
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
         size_t k = rd_get_varint(d + off, len - off, &v[i]);
         if (k == 0) {
             rd_warning("snapshot: malformed chunk from node %llu", (unsigned long long)from);
@@ -602,7 +604,7 @@ static void on_chunk(struct px_snap *p, uint64_t from, const uint8_t *d, size_t 
         rn_snapshot_fetch_failed(p->node);
         return;
     }
-    if (v[6] > len - off || v[1] < p->f_index || v[4] > (1ULL << 50)) {
+    if (v[7] > len - off || v[1] < p->f_index || v[4] > (1ULL << 50)) {
         rd_warning("snapshot: malformed chunk from node %llu", (unsigned long long)from);
         return;
     }
@@ -610,12 +612,12 @@ static void on_chunk(struct px_snap *p, uint64_t from, const uint8_t *d, size_t 
     memset(&m, 0, sizeof(m));
     m.index = v[1];
     m.term = v[2];
-    if (raft_conf_decode(d + off, (size_t)v[6], &m.conf) != 0) {
+    if (raft_conf_decode(d + off, (size_t)v[7], &m.conf) != 0) {
         rd_warning("snapshot: bad configuration in a chunk from node %llu",
                    (unsigned long long)from);
         return;
     }
-    off += (size_t)v[6];
+    off += (size_t)v[7];
     const uint8_t *data = d + off;
     size_t dlen = len - off;
     if (v[3] != p->f_nonce) {
@@ -638,6 +640,7 @@ static void on_chunk(struct px_snap *p, uint64_t from, const uint8_t *d, size_t 
     }
     p->f_off += dlen;
     p->f_total = v[4];
+    p->f_max = v[6] > v[1] ? v[6] : v[1];
     p->f_meta = m;
     if (p->f_off < p->f_total) {
         if (p->cfg->snapshot_fetch_rate > 0 && dlen > 0) {
@@ -664,6 +667,23 @@ static void on_chunk(struct px_snap *p, uint64_t from, const uint8_t *d, size_t 
     rd_notice("snapshot: received %llu bytes from node %llu in %.2fs",
               (unsigned long long)p->f_total, (unsigned long long)from, now_s(p) - p->inst_started);
     p->inst_meta = p->f_meta;
+    /* Make it this node's snapshot before Redis loads it: the file in place, its record in
+     * the log's store, the core told. A crash during the load then leaves a Redis behind the
+     * log (refilled from snapshot.rdb at the next handshake) or holding the snapshot, whose
+     * index the log now accounts for; never a Redis ahead of the log. */
+    if (commit_file(p, p->path_recv) != 0 ||
+        store_file_meta(p, p->f_nonce, p->f_total, p->f_max) != 0) {
+        p->state = SS_IDLE;
+        p->gen++;
+        fail_later(p);
+        rn_snapshot_fetch_failed(p->node);
+        return;
+    }
+    if (rn_snapshot_installed(p->node, &p->inst_meta) != RN_OK) {
+        p->state = SS_IDLE;
+        p->gen++;
+        return;
+    }
     install_start(p, 1);
     /* The next fetch starts a new file. */
     p->f_off = 0;
@@ -694,7 +714,7 @@ static void on_req(struct px_snap *p, uint64_t from, const uint8_t *d, size_t le
     if (p->s_fd < 0 || v[1] != p->s_nonce || p->s_meta.index < v[0]) {
         if (cur.index == 0 || cur.index < v[0] || p->nonce == 0) {
             rd_put_varint(&b, 0);
-            for (int i = 0; i < 6; i++)
+            for (int i = 0; i < 7; i++)
                 rd_put_varint(&b, 0);
             rn_send(p->node, from, RN_BUS_SNAP_CHUNK, b.data, b.len);
             rd_buf_free(&b);
@@ -711,6 +731,7 @@ static void on_req(struct px_snap *p, uint64_t from, const uint8_t *d, size_t le
             }
             p->s_nonce = p->nonce;
             p->s_size = p->size;
+            p->s_max = p->max_index;
             p->s_meta = cur;
         }
         if (v[1] != p->s_nonce)
@@ -721,8 +742,9 @@ static void on_req(struct px_snap *p, uint64_t from, const uint8_t *d, size_t le
     uint8_t conf[RAFT_CONF_BYTES_MAX];
     size_t clen = 0;
     raft_conf_encode(&p->s_meta.conf, conf, sizeof(conf), &clen);
-    uint64_t hdr[7] = {1, p->s_meta.index, p->s_meta.term, p->s_nonce, p->s_size, at, clen};
-    for (int i = 0; i < 7; i++)
+    uint64_t hdr[8] = {1,   p->s_meta.index, p->s_meta.term, p->s_nonce, p->s_size, at, p->s_max,
+                       clen};
+    for (int i = 0; i < 8; i++)
         rd_put_varint(&b, hdr[i]);
     rd_buf_append(&b, conf, clen);
     size_t head = b.len;
@@ -752,6 +774,11 @@ void px_snap_on_frame(struct px_snap *p, uint64_t from, uint8_t type, const void
 }
 
 /* ---- life ----------------------------------------------------------------------------------- */
+
+uint64_t px_snap_max_index(const struct px_snap *p)
+{
+    return p->max_index;
+}
 
 int px_snap_loading(const struct px_snap *p)
 {
@@ -824,6 +851,8 @@ struct px_snap *px_snap_new(struct ev_loop *loop, const struct px_config *cfg, s
         p->nonce = v;
     if (rlog_get_meta_u64(st, "snap_size", &v) == 0)
         p->size = v;
+    if (rlog_get_meta_u64(st, "snap_max", &v) == 0)
+        p->max_index = v;
     if (rlog_get_meta_u64(st, "adopt_pending", &v) == 0)
         p->adopt_pending = v != 0;
     rn_block_joins(node, p->adopt_pending);

@@ -56,6 +56,10 @@ void px_snap_on_frame(struct px_snap *p, uint64_t from, uint8_t type, const void
 int px_snap_restore_local(struct px_snap *p);
 /* RAFT.SNAPSHOT: take a snapshot now. 0, or -1 with a reason (one is running, nothing new). */
 int px_snap_take_now(struct px_snap *p, char *why, size_t whylen);
+/* No entry beyond this index is in the latest snapshot's data (a capture records its index
+ * when it starts and this bound when the RDB has arrived). A Redis loaded from it may be this
+ * far ahead of a log that starts right after the snapshot. */
+uint64_t px_snap_max_index(const struct px_snap *p);
 /* 1 while the local Redis is being loaded (reads answer TRYAGAIN). */
 int px_snap_loading(const struct px_snap *p);
 /* The RAFT.NODE ADD guard: 1 while an adopted dataset has no snapshot yet. */
