@@ -829,6 +829,11 @@ int px_server_before_sleep(struct px_server *s)
     return parsed;
 }
 
+int px_server_has_output(const struct px_server *s)
+{
+    return s->pw_head != NULL;
+}
+
 size_t px_server_clients(const struct px_server *s)
 {
     return s->nclients;

@@ -1397,6 +1397,20 @@ out:
     return rc;
 }
 
+void bus_flush(struct bus *b)
+{
+    bus_enter(b);
+    b->api_depth++;
+    struct bus_conn *next;
+    for (struct bus_conn *c = b->conns; c != NULL; c = next) {
+        next = c->next; /* a write error closes c, which moves it to the graveyard */
+        if (c->state == CS_READY && rd_buf_unread(&c->wbuf) > 0)
+            conn_flush(c);
+    }
+    b->api_depth--;
+    bus_leave(b);
+}
+
 int bus_peer_up(const struct bus *b, uint64_t node)
 {
     const struct bus_peer *p = peer_get(b, node);
