@@ -1008,6 +1008,10 @@ static void conn_read(struct bus_conn *c)
         c->rbuf.len += (size_t)n;
         total += (size_t)n;
         conn_parse(c);
+        /* A short read emptied the socket: asking again would only return EAGAIN. Anything that
+         * arrives later raises a new (level-triggered) event. */
+        if ((size_t)n < room)
+            break;
     }
     if (c->state != CS_CLOSED && rd_buf_unread(&c->rbuf) == 0 && c->rbuf.cap > BUS_BUF_KEEP_BYTES)
         rd_buf_free(&c->rbuf);
