@@ -41,27 +41,16 @@ void rn_cache_free(struct rn_cache *c)
     c->slots = NULL;
 }
 
-void rn_cache_push(struct rn_cache *c, uint64_t index, uint8_t type, const void *data, size_t len)
+void rn_cache_put(struct rn_cache *c, uint64_t index, uint8_t type, void *data, size_t len)
 {
     if (c->n > 0 && index != c->first + c->n)
         rn_cache_clear(c);
-    if (len > c->bytes_max || c->entries_max == 0) {
-        rn_cache_clear(c);
-        return;
-    }
+    if (len > c->bytes_max || c->entries_max == 0 || (len > 0 && data == NULL))
+        goto drop;
     if (c->slots == NULL) {
         c->slots = calloc(c->entries_max, sizeof(*c->slots));
         if (c->slots == NULL)
-            return;
-    }
-    void *copy = NULL;
-    if (len > 0) {
-        copy = malloc(len);
-        if (copy == NULL) {
-            rn_cache_clear(c);
-            return;
-        }
-        memcpy(copy, data, len);
+            goto drop;
     }
     while (c->n > 0 && (c->n == c->entries_max || c->bytes + len > c->bytes_max))
         pop_first(c);
@@ -69,10 +58,16 @@ void rn_cache_push(struct rn_cache *c, uint64_t index, uint8_t type, const void 
         c->first = index;
     struct rn_cached *e = slot_at(c, c->n);
     e->type = type;
-    e->data = copy;
+    e->data = len > 0 ? data : NULL;
     e->len = len;
+    if (len == 0)
+        free(data);
     c->n++;
     c->bytes += len;
+    return;
+drop:
+    rn_cache_clear(c);
+    free(data);
 }
 
 int rn_cache_take(struct rn_cache *c, uint64_t index, uint8_t *type, void **data, size_t *len)

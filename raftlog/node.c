@@ -284,8 +284,8 @@ int rn_flush(struct rn_node *n)
                 n->cterm_index = rd.committed[i].index;
             }
         for (size_t i = 0; i < rd.n_committed; i++)
-            rn_cache_push(&n->cache, rd.committed[i].index, rd.committed[i].type,
-                          rd.committed[i].data, rd.committed[i].len);
+            rn_cache_put(&n->cache, rd.committed[i].index, rd.committed[i].type,
+                         raft_ready_take_committed(n->raft, i), rd.committed[i].len);
         if (rd.n_committed > 0) {
             uint64_t last = rd.committed[rd.n_committed - 1].index;
             if (last > n->commit) {

@@ -1182,6 +1182,15 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     return RAFT_OK;
 }
 
+void *raft_ready_take_committed(struct raft *r, size_t i)
+{
+    if (!r->rd_out || i >= r->rd_n_committed)
+        return NULL;
+    void *data = r->rd_committed[i].data;
+    r->rd_committed[i].data = NULL;
+    return data;
+}
+
 int raft_advance(struct raft *r, struct raft_ready *rd)
 {
     if (!r->rd_out)

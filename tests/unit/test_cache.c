@@ -15,9 +15,17 @@
 
 #include "raftlog/cache.h"
 
+static void *copy_of(const void *p, size_t len)
+{
+    void *d = malloc(len);
+    assert_non_null(d);
+    memcpy(d, p, len);
+    return d;
+}
+
 static void push_str(struct rn_cache *c, uint64_t index, const char *s)
 {
-    rn_cache_push(c, index, 0, s, strlen(s));
+    rn_cache_put(c, index, 0, copy_of(s, strlen(s)), strlen(s));
 }
 
 static void expect_take(struct rn_cache *c, uint64_t index, const char *want)
@@ -47,7 +55,7 @@ static void test_in_order(void **state)
     rn_cache_init(&c, 8, 1024);
     push_str(&c, 5, "five");
     push_str(&c, 6, "six");
-    rn_cache_push(&c, 7, 2, NULL, 0); /* a no-op or configuration: no data */
+    rn_cache_put(&c, 7, 2, NULL, 0); /* a no-op or configuration: no data */
     expect_miss(&c, 4);
     expect_take(&c, 5, "five");
     expect_miss(&c, 5); /* taken: the caller reads the store if it wants it again */
@@ -86,7 +94,7 @@ static void test_bytes_return(void **state)
     char v[40];
     memset(v, 'v', sizeof(v));
     for (uint64_t i = 1; i <= 1000; i++) {
-        rn_cache_push(&c, i, 0, v, sizeof(v));
+        rn_cache_put(&c, i, 0, copy_of(v, sizeof(v)), sizeof(v));
         uint8_t type;
         void *data;
         size_t len;
