@@ -162,18 +162,26 @@ int rd_resp_bulk(struct rd_buf *b, const void *p, size_t n)
 
 int rd_put_varint(struct rd_buf *b, uint64_t v)
 {
-    uint8_t tmp[10];
+    /* Written in place: entries and messages are mostly varints, and most of them one byte. */
+    if (rd_buf_reserve(b, 10) != 0)
+        return -1;
+    uint8_t *p = (uint8_t *)b->data + b->len;
     size_t n = 0;
-    do {
-        uint8_t byte = v & 0x7f;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
         v >>= 7;
-        tmp[n++] = byte | (v ? 0x80 : 0);
-    } while (v);
-    return rd_buf_append(b, tmp, n);
+    }
+    p[n++] = (uint8_t)v;
+    b->len += n;
+    return 0;
 }
 
 size_t rd_get_varint(const uint8_t *p, size_t len, uint64_t *v)
 {
+    if (len > 0 && p[0] < 0x80) {
+        *v = p[0];
+        return 1;
+    }
     uint64_t r = 0;
     for (size_t i = 0; i < len && i < 10; i++) {
         uint64_t byte = p[i] & 0x7f;
