@@ -209,7 +209,18 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
      * not leave half of itself in the batch. Decoding is deterministic, so every replica
      * makes the same no-op of it. */
     struct be_entry_hdr h;
-    int ok = be_entry_check(&ap->rd, data, len) == 0 && be_entry_open(&ap->rd, data, len, &h) == 0;
+    struct be_cmd one;
+    int have_one = 0;
+    int ok = be_entry_open(&ap->rd, data, len, &h) == 0;
+    if (ok && h.ncmds == 1) {
+        /* Nearly every entry is one command: reading it and finding nothing after it checks
+         * the whole entry in one pass, and keeps the command for below. */
+        struct be_cmd end;
+        ok = be_entry_next(&ap->rd, &one) == 1 && be_entry_next(&ap->rd, &end) == 0;
+        have_one = ok;
+    } else if (ok) {
+        ok = be_entry_check(&ap->rd, data, len) == 0 && be_entry_open(&ap->rd, data, len, &h) == 0;
+    }
     if (!ok)
         rd_warning("log entry %llu is malformed; applied as a no-op", (unsigned long long)index);
     if (!ok || rd_map_get(&ap->voids, index) != NULL) {
@@ -232,9 +243,16 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
         *cur_db = h.db;
     }
     struct be_cmd c;
-    int rc;
+    int rc = 0;
     int first = 1;
-    while ((rc = be_entry_next(&ap->rd, &c)) == 1) {
+    for (int taken = 0;;) {
+        if (have_one) {
+            if (taken++)
+                break;
+            c = one;
+        } else if ((rc = be_entry_next(&ap->rd, &c)) != 1) {
+            break;
+        }
         int mergeable = h.ncmds == 1 && !it->multi;
         int kind = 0;
         if (mergeable && is_cmd(&c, "set", 3))
@@ -268,7 +286,7 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
     /* A transaction may SELECT inside: what follows it must select again. */
     if (it->multi)
         *cur_db = UINT64_MAX;
-    if (rc < 0) /* cannot happen: be_entry_check read the same bytes */
+    if (rc < 0) /* cannot happen: the entry was checked above */
         return -1;
     return 0;
 }

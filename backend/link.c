@@ -4,6 +4,7 @@
 #include <hiredis/adapters/libev.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -394,6 +395,15 @@ int be_link_select(struct be_link *l, int db)
         return -1;
     l->cur_db = db;
     return 0;
+}
+
+void be_link_flush(struct be_link *l)
+{
+    if (l->ac == NULL || !(l->ac->c.flags & REDIS_CONNECTED) || sdslen(l->ac->c.obuf) == 0)
+        return;
+    /* What the write event would do: write, keep the event only for what the socket did not
+     * take. A failed write disconnects, which drains the callbacks as any lost link does. */
+    redisAsyncHandleWrite(l->ac);
 }
 
 void be_link_forget_db(struct be_link *l)

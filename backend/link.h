@@ -59,6 +59,10 @@ int be_link_send(struct be_link *l, const char *cmd, size_t len, be_reply_fn *fn
 /* Sends an argv command; same contract. */
 int be_link_send_argv(struct be_link *l, int argc, const char **argv, const size_t *argvlen,
                       be_reply_fn *fn, void *privdata);
+/* Writes the commands sent so far now, as far as the socket takes them (the rest goes when it is
+ * writable). The owner calls it at the end of a loop turn, so a turn's commands leave in one
+ * write without waiting one more turn for the write event. May report the link down. */
+void be_link_flush(struct be_link *l);
 /* Makes db the connection's selected database for what is sent next (sends SELECT if needed). */
 int be_link_select(struct be_link *l, int db);
 /* After sending something that may change the selected db (a MULTI batch), forget it. */

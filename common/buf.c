@@ -102,11 +102,33 @@ int rd_resp_simple(struct rd_buf *b, char type, const char *s)
     return 0;
 }
 
+/* Writes "<type><v>\r\n" into tmp (at least 24 bytes) and returns its length. By hand: these
+ * headers are written for every argument of every command the apply path sends, and snprintf
+ * was a visible part of a loaded node's time. */
+static size_t resp_prefix_fmt(char *tmp, char type, long long v)
+{
+    char digits[20];
+    size_t nd = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        digits[nd++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t n = 0;
+    tmp[n++] = type;
+    if (v < 0)
+        tmp[n++] = '-';
+    while (nd > 0)
+        tmp[n++] = digits[--nd];
+    tmp[n++] = '\r';
+    tmp[n++] = '\n';
+    return n;
+}
+
 static int resp_prefix_num(struct rd_buf *b, char type, long long v)
 {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof(tmp), "%c%lld\r\n", type, v);
-    return rd_buf_append(b, tmp, (size_t)n);
+    char tmp[24];
+    return rd_buf_append(b, tmp, resp_prefix_fmt(tmp, type, v));
 }
 
 int rd_resp_int(struct rd_buf *b, long long v)
@@ -126,25 +148,40 @@ int rd_resp_nil(struct rd_buf *b)
 
 int rd_resp_bulk(struct rd_buf *b, const void *p, size_t n)
 {
-    if (resp_prefix_num(b, '$', (long long)n) != 0 || rd_buf_append(b, p, n) != 0)
+    char tmp[24];
+    size_t hl = resp_prefix_fmt(tmp, '$', (long long)n);
+    if (rd_buf_reserve(b, hl + n + 2) != 0)
         return -1;
-    return rd_buf_append(b, "\r\n", 2);
+    memcpy(b->data + b->len, tmp, hl);
+    if (n > 0)
+        memcpy(b->data + b->len + hl, p, n);
+    memcpy(b->data + b->len + hl + n, "\r\n", 2);
+    b->len += hl + n + 2;
+    return 0;
 }
 
 int rd_put_varint(struct rd_buf *b, uint64_t v)
 {
-    uint8_t tmp[10];
+    /* Written in place: entries and messages are mostly varints, and most of them one byte. */
+    if (rd_buf_reserve(b, 10) != 0)
+        return -1;
+    uint8_t *p = (uint8_t *)b->data + b->len;
     size_t n = 0;
-    do {
-        uint8_t byte = v & 0x7f;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
         v >>= 7;
-        tmp[n++] = byte | (v ? 0x80 : 0);
-    } while (v);
-    return rd_buf_append(b, tmp, n);
+    }
+    p[n++] = (uint8_t)v;
+    b->len += n;
+    return 0;
 }
 
 size_t rd_get_varint(const uint8_t *p, size_t len, uint64_t *v)
 {
+    if (len > 0 && p[0] < 0x80) {
+        *v = p[0];
+        return 1;
+    }
     uint64_t r = 0;
     for (size_t i = 0; i < len && i < 10; i++) {
         uint64_t byte = p[i] & 0x7f;

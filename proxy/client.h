@@ -21,8 +21,13 @@
 #include "proxy/resp.h"
 #include "proxy/rewrite.h"
 
-#define PX_READ_CHUNK      (16 * 1024)
-#define PX_PIPELINE_MAX    1024 /* queued requests per client before reading pauses */
+#define PX_READ_CHUNK   (16 * 1024)
+#define PX_PIPELINE_MAX 1024 /* queued requests per client before reading pauses */
+/* Finished requests kept for reuse, with their entry and reply buffers up to PX_REQ_BUF_KEEP
+ * bytes: a loaded node takes and finishes hundreds of requests per loop turn, and allocating
+ * each (and its two buffers) afresh sent glibc's malloc down its slow paths. */
+#define PX_REQ_POOL_MAX    1024
+#define PX_REQ_BUF_KEEP    4096
 #define PX_CLIENT_NAME_MAX 1024
 /* Unsent reply bytes an unauthenticated client may have (requirepass set): Redis closes such a
  * client once its replies outgrow the 16 KB reply buffer by 1 KB (checkClientOutputBufferLimits).
@@ -143,6 +148,8 @@ struct px_server {
     char bus_announce[256];
     struct px_client *pw_head; /* clients with output to write */
     struct rd_buf scratch;
+    struct px_req *req_pool; /* finished requests to reuse, linked by next */
+    size_t req_pool_n;
     struct px_rewrite rewrite;
     int backend_ready;
     int hidden_db;

@@ -159,12 +159,18 @@ static void before_sleep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     struct app *a = w->data;
     /* Bounded: a client with a deep pipeline gets more parsed on the next turn, and the idle
      * watcher keeps the loop from sleeping until then. */
-    for (int round = 0; round < 4; round++) {
+    int more = 1;
+    for (int round = 0; round < 4 && more; round++) {
         rn_flush(a->node);
-        if (!px_server_before_sleep(a->server))
-            return;
+        more = px_server_before_sleep(a->server);
     }
-    ev_idle_start(loop, &a->more_work);
+    /* The turn's frames to the other nodes and its commands to Redis leave now, one write per
+     * connection, rather than on the next turn's write events. A link that breaks here may
+     * leave replies to write: one more turn writes them. */
+    bus_flush(a->bus);
+    be_link_flush(a->link);
+    if (more || px_server_has_output(a->server))
+        ev_idle_start(loop, &a->more_work);
 }
 
 static void more_work_cb(struct ev_loop *loop, ev_idle *w, int revents)

@@ -50,6 +50,21 @@ void px_reply_err(struct px_req *r, const char *fmt, ...)
     rd_resp_simple(&r->reply, '-', msg);
 }
 
+/* Sanitizer builds reuse nothing, so a request used after it was finished is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+static const size_t req_pool_max = 0;
+#else
+static const size_t req_pool_max = PX_REQ_POOL_MAX;
+#endif
+
+static void buf_keep_small(struct rd_buf *b)
+{
+    if (b->cap > PX_REQ_BUF_KEEP)
+        rd_buf_free(b);
+    else
+        rd_buf_reset(b);
+}
+
 static void req_free(struct px_req *r)
 {
     px_cmd_free(&r->cmd);
@@ -57,9 +72,40 @@ static void req_free(struct px_req *r)
         px_cmd_free(&r->mcmds[i]);
     free(r->mcmds);
     free(r->mdefs);
+    struct px_server *s = r->c != NULL ? r->c->s : NULL;
+    if (s != NULL && s->req_pool_n < req_pool_max) {
+        struct rd_buf entry = r->entry, reply = r->reply;
+        buf_keep_small(&entry);
+        buf_keep_small(&reply);
+        memset(r, 0, sizeof(*r));
+        r->entry = entry;
+        r->reply = reply;
+        r->next = s->req_pool;
+        s->req_pool = r;
+        s->req_pool_n++;
+        return;
+    }
     rd_buf_free(&r->entry);
     rd_buf_free(&r->reply);
     free(r);
+}
+
+/* A zeroed request with empty buffers, reused when one is at hand. */
+static struct px_req *req_new(struct px_server *s)
+{
+    struct px_req *r = s->req_pool;
+    if (r != NULL) {
+        s->req_pool = r->next;
+        s->req_pool_n--;
+        r->next = NULL;
+        return r;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r != NULL) {
+        rd_buf_init(&r->entry);
+        rd_buf_init(&r->reply);
+    }
+    return r;
 }
 
 static uint64_t new_reqid(struct px_server *s)
@@ -523,7 +569,7 @@ void px_client_dispatch(struct px_client *c)
 
 static int client_take_command(struct px_client *c, struct px_cmd *cmd)
 {
-    struct px_req *r = calloc(1, sizeof(*r));
+    struct px_req *r = req_new(c->s);
     if (r == NULL) {
         px_cmd_free(cmd);
         return -1;
@@ -532,8 +578,6 @@ static int client_take_command(struct px_client *c, struct px_cmd *cmd)
     r->c = c;
     r->cmd = *cmd;
     r->state = REQ_NEW;
-    rd_buf_init(&r->entry);
-    rd_buf_init(&r->reply);
     if (c->tail)
         c->tail->next = r;
     else
@@ -793,6 +837,13 @@ void px_server_free(struct px_server *s)
     }
     px_route_stop(s);
     px_join_free(s);
+    while (s->req_pool != NULL) {
+        struct px_req *r = s->req_pool;
+        s->req_pool = r->next;
+        rd_buf_free(&r->entry);
+        rd_buf_free(&r->reply);
+        free(r);
+    }
     rd_map_free(&s->inflight);
     rd_buf_free(&s->scratch);
     px_rewrite_free(&s->rewrite);
@@ -827,6 +878,11 @@ int px_server_before_sleep(struct px_server *s)
         c = next;
     }
     return parsed;
+}
+
+int px_server_has_output(const struct px_server *s)
+{
+    return s->pw_head != NULL;
 }
 
 size_t px_server_clients(const struct px_server *s)

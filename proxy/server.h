@@ -44,6 +44,8 @@ void px_server_free(struct px_server *s);
  * had hit its pipeline limit). Returns 1 when that produced new requests: the caller then
  * flushes the log again before sleeping. */
 int px_server_before_sleep(struct px_server *s);
+/* 1 when replies wait for the next px_server_before_sleep. */
+int px_server_has_output(const struct px_server *s);
 
 /* Backend events (wired by main). */
 void px_server_on_commands(struct px_server *s, const struct redisReply *reply);

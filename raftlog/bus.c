@@ -1008,6 +1008,10 @@ static void conn_read(struct bus_conn *c)
         c->rbuf.len += (size_t)n;
         total += (size_t)n;
         conn_parse(c);
+        /* A short read emptied the socket: asking again would only return EAGAIN. Anything that
+         * arrives later raises a new (level-triggered) event. */
+        if ((size_t)n < room)
+            break;
     }
     if (c->state != CS_CLOSED && rd_buf_unread(&c->rbuf) == 0 && c->rbuf.cap > BUS_BUF_KEEP_BYTES)
         rd_buf_free(&c->rbuf);
@@ -1395,6 +1399,20 @@ out:
     if (rc != BUS_OK && p != NULL)
         p->sends_refused++;
     return rc;
+}
+
+void bus_flush(struct bus *b)
+{
+    bus_enter(b);
+    b->api_depth++;
+    struct bus_conn *next;
+    for (struct bus_conn *c = b->conns; c != NULL; c = next) {
+        next = c->next; /* a write error closes c, which moves it to the graveyard */
+        if (c->state == CS_READY && rd_buf_unread(&c->wbuf) > 0)
+            conn_flush(c);
+    }
+    b->api_depth--;
+    bus_leave(b);
 }
 
 int bus_peer_up(const struct bus *b, uint64_t node)

@@ -120,6 +120,11 @@ void bus_remove_peer(struct bus *b, uint64_t node);
 /* Queues one frame for node; never blocks. BUS_ENOTCONN, BUS_EFULL and BUS_ETOOBIG mean the
  * frame was not queued (the caller drops it or retries later). */
 int bus_send(struct bus *b, uint64_t node, uint8_t type, const void *payload, size_t len);
+/* Writes the queued frames of every connection now, as far as the sockets take them (the rest
+ * goes when they are writable). The owner calls it at the end of a loop turn, so a turn's frames
+ * leave in one write per connection without waiting one more turn for the write event. Optional:
+ * without it they go on the next turn. */
+void bus_flush(struct bus *b);
 /* 1 when an authenticated connection with node exists (either direction), else 0. */
 int bus_peer_up(const struct bus *b, uint64_t node);
 

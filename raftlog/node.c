@@ -7,11 +7,16 @@
 
 #include "common/log.h"
 #include "common/sha256.h"
+#include "raftlog/cache.h"
 #include "raftlog/bus.h"
 #include "raftlog/raft.h"
 #include "raftlog/store.h"
 
 #define RN_READY_ROUNDS_MAX 8 /* readies processed per loop turn before yielding */
+
+/* Committed entries kept for the apply path (raftlog/cache.h). */
+#define RN_CACHE_ENTRIES_MAX 16384u /* a power of two */
+#define RN_CACHE_BYTES_MAX   (16u * 1024 * 1024)
 
 struct rn_node {
     struct ev_loop *loop;
@@ -42,6 +47,7 @@ struct rn_node {
     int joins_blocked;              /* RAFT.NODE ADD answers TRYAGAIN (rn_block_joins) */
     char announce[RAFT_MEMBER_BLOB_BYTES_MAX + 1]; /* this node's bus address now */
     unsigned addr_ticks;                           /* ticks since the last address check */
+    struct rn_cache cache; /* committed entries the apply path has not fetched yet */
 };
 
 /* ---- storage for the core ---- */
@@ -277,6 +283,9 @@ int rn_flush(struct rn_node *n)
                 n->cterm = rd.committed[i].term;
                 n->cterm_index = rd.committed[i].index;
             }
+        for (size_t i = 0; i < rd.n_committed; i++)
+            rn_cache_put(&n->cache, rd.committed[i].index, rd.committed[i].type,
+                         raft_ready_take_committed(n->raft, i), rd.committed[i].len);
         if (rd.n_committed > 0) {
             uint64_t last = rd.committed[rd.n_committed - 1].index;
             if (last > n->commit) {
@@ -535,6 +544,7 @@ struct rn_node *rn_node_new(struct ev_loop *loop, struct rlog *store, struct bus
     n->cbs = *cbs;
     n->role = -1;
     rd_buf_init(&n->scratch);
+    rn_cache_init(&n->cache, RN_CACHE_ENTRIES_MAX, RN_CACHE_BYTES_MAX);
 
     struct rlog_hard_state hs;
     rlog_hard_state(store, &hs);
@@ -600,6 +610,7 @@ void rn_node_free(struct rn_node *n)
         return;
     ev_timer_stop(n->loop, &n->tick);
     raft_free(n->raft);
+    rn_cache_free(&n->cache);
     rd_buf_free(&n->scratch);
     free(n->msgbuf);
     free(n->ents);
@@ -731,9 +742,18 @@ int rn_fetch(struct rn_node *n, uint64_t index, void **data, size_t *len)
     if (index > n->commit)
         return RN_ENOTFOUND;
     struct rlog_entry e;
-    int rc = rlog_get(n->store, index, &e);
-    if (rc != 0)
-        return rc == RLOG_ENOTFOUND ? RN_ENOTFOUND : RN_EIO;
+    void *cdata;
+    if (rn_cache_take(&n->cache, index, &e.type, &cdata, &e.len) == 0) {
+        e.data = cdata;
+        if (e.data == NULL)
+            e.data = malloc(1); /* non-NULL even when empty, as rlog_get gives it */
+        if (e.data == NULL)
+            return RN_ENOMEM;
+    } else {
+        int rc = rlog_get(n->store, index, &e);
+        if (rc != 0)
+            return rc == RLOG_ENOTFOUND ? RN_ENOTFOUND : RN_EIO;
+    }
     if (e.type != RAFT_ENTRY_NORMAL) {
         /* a leader's no-op or a configuration: nothing for Redis */
         free((void *)e.data);

@@ -429,6 +429,20 @@ void raft_bcast_append(struct raft *r)
         raft_send_append(r, &r->prs[i], 1);
 }
 
+/* Sends what was proposed since the last ready: to each follower what raft_bcast_append would
+ * (a probe to one being probed), then as many more appends as its progress allows (a message
+ * holds up to msg_bytes_max), as the answer to an append does. */
+static void bcast_new_entries(struct raft *r)
+{
+    for (unsigned i = 0; i < r->n_prs && r->role == RAFT_LEADER; i++) {
+        if (!raft_send_append(r, &r->prs[i], 1))
+            continue;
+        for (unsigned guard = 1; guard < RAFT_INFLIGHT_CAP && raft_send_append(r, &r->prs[i], 0);
+             guard++) {
+        }
+    }
+}
+
 static void bcast_heartbeat(struct raft *r)
 {
     r->hb_seq++;
@@ -916,7 +930,9 @@ int raft_leader_append(struct raft *r, int type, const void *data, size_t len, u
     raft_conf_on_appended(r, &e);
     if (index_out)
         *index_out = e.index;
-    raft_bcast_append(r);
+    /* Sent at the next raft_ready, one append per follower for all the entries proposed until
+     * then, rather than one per proposal: a loaded leader proposes hundreds per loop turn. */
+    r->append_pending = 1;
     return RAFT_OK;
 }
 
@@ -1021,7 +1037,8 @@ int raft_has_ready(const struct raft *r)
     return r->out_early.n || r->out.n || r->n_rs || memcmp(&hs, &r->hs_sent, sizeof(hs)) ||
            r->log.stable < r->log.last || apply_limit(r) > r->log.applied ||
            (r->fetch.index && !r->fetch_emitted) || r->installed_pending ||
-           (r->read_round_needed && r->role == RAFT_LEADER) || want_snapshot(r) ||
+           (r->read_round_needed && r->role == RAFT_LEADER) ||
+           (r->append_pending && r->role == RAFT_LEADER) || want_snapshot(r) ||
            r->soft_role != r->role || r->soft_leader != r->leader;
 }
 
@@ -1109,6 +1126,9 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
             return r->err;
         return rc;
     }
+    if (r->append_pending && r->role == RAFT_LEADER)
+        bcast_new_entries(r);
+    r->append_pending = 0;
     if (r->read_round_needed && r->role == RAFT_LEADER)
         bcast_heartbeat(r); /* every read asked since the last ready shares this round */
     r->read_round_needed = 0;
@@ -1160,6 +1180,15 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     }
     r->rd_out = 1;
     return RAFT_OK;
+}
+
+void *raft_ready_take_committed(struct raft *r, size_t i)
+{
+    if (!r->rd_out || i >= r->rd_n_committed)
+        return NULL;
+    void *data = r->rd_committed[i].data;
+    r->rd_committed[i].data = NULL;
+    return data;
 }
 
 int raft_advance(struct raft *r, struct raft_ready *rd)

@@ -344,6 +344,10 @@ struct raft_ready {
 int raft_has_ready(const struct raft *r);
 /* Fills rd; RAFT_EBUSY if the previous one was not advanced. */
 int raft_ready(struct raft *r, struct raft_ready *rd);
+/* Hands the data of rd.committed[i] (malloc'd) to the caller, who frees it, instead of copying
+ * it: rd.committed[i].data is NULL from then on (len stays). NULL when there is no data or it was
+ * taken already, or i is out of range. Only between raft_ready and raft_advance. */
+void *raft_ready_take_committed(struct raft *r, size_t i);
 /* The caller did everything rd asked. Frees what rd points to. */
 int raft_advance(struct raft *r, struct raft_ready *rd);
 

@@ -7,11 +7,20 @@
 #include <string.h>
 
 /* The configuration in effect at `index`: the latest CONF entry at or before it, else the
- * snapshot's. Scans back through the log (bounded by its length since the snapshot). */
+ * snapshot's. Once the core has a configuration (r->conf, the latest in the log: its entry is at
+ * r->conf_index and no CONF entry follows it), an index at or after that entry needs no search:
+ * a snapshot taken every N entries would otherwise read N entries back from storage. Otherwise
+ * (at start, a change after index, after a truncation) it scans back through the log. */
 void raft_conf_at(struct raft *r, uint64_t index, struct raft_conf *out, uint64_t *index_out)
 {
     if (index > r->log.last)
         index = r->log.last;
+    if (r->conf.n > 0 && r->conf_index <= index) {
+        int in_log = r->conf_index > r->log.snap_index;
+        *out = in_log ? r->conf : r->snap.conf;
+        *index_out = in_log ? r->conf_index : r->snap.index;
+        return;
+    }
     for (uint64_t i = index; i > r->log.snap_index; i--) {
         struct raft_entry e;
         int owned;

@@ -70,6 +70,7 @@ struct raft {
     int read_round_needed;
 
     /* outputs gathered for the next ready */
+    int append_pending; /* leader: entries were proposed since the last ready */
     struct raft_msg_vec out_early, out;
     struct raft_read_state *rs;
     size_t n_rs, cap_rs;

@@ -46,10 +46,13 @@
 #define WRITE_BUFFER_BYTES (16u * 1024 * 1024)
 #define MAX_OPEN_FILES     256
 #define INFO_LOG_KEEP      3
+/* The staged entries' records share one buffer (one allocation per flush, not one per entry);
+ * a buffer grown beyond this by a large batch is given back after the flush. */
+#define STAGE_KEEP_BYTES (1u << 20)
 
 struct staged_ent {
     uint64_t term;
-    char *val; /* the encoded record, as put into the batch */
+    size_t off; /* the encoded record, as put into the batch: stage + off */
     size_t vlen;
 };
 
@@ -75,6 +78,8 @@ struct rlog {
 
     struct staged_ent *ents; /* entries [ents_lo, ents_lo + n_ents) staged since the last flush */
     size_t n_ents, cap_ents;
+    char *stage; /* their records (and those of entries replaced since) */
+    size_t stage_len, stage_cap;
     uint64_t ents_lo;
     struct staged_meta *metas;
     size_t n_metas, cap_metas;
@@ -181,13 +186,15 @@ static void ent_key(unsigned char key[ENT_KEY_LEN], uint64_t index)
     put_be64(key + 1, index);
 }
 
-/* Encodes one entry into a malloc'd record. */
-static int ent_encode(const struct rlog_entry *e, char **val_out, size_t *vlen_out)
+static size_t ent_record_len(const struct rlog_entry *e)
 {
-    size_t vlen = ENT_HDR + e->len + REC_CRC;
-    unsigned char *v = malloc(vlen);
-    if (!v)
-        return RLOG_ENOMEM;
+    return ENT_HDR + e->len + REC_CRC;
+}
+
+/* Encodes one entry into v (ent_record_len(e) bytes). */
+static void ent_encode(const struct rlog_entry *e, unsigned char *v)
+{
+    size_t vlen = ent_record_len(e);
     unsigned char key[ENT_KEY_LEN];
     ent_key(key, e->index);
     v[0] = REC_VERSION;
@@ -197,9 +204,6 @@ static int ent_encode(const struct rlog_entry *e, char **val_out, size_t *vlen_o
     if (e->len)
         memcpy(v + ENT_HDR, e->data, e->len);
     rec_seal(key, sizeof(key), v, vlen);
-    *val_out = (char *)v;
-    *vlen_out = vlen;
-    return RLOG_OK;
 }
 
 /* Validates the record stored for `index` and fills `out`; out->data is a malloc'd copy when
@@ -271,16 +275,15 @@ static int fail(struct rlog *s, const char *what, char *errptr)
 
 /* ---- staged overlay ---- */
 
-static void free_staged_ents(struct rlog *s, size_t from)
-{
-    for (size_t i = from; i < s->n_ents; i++)
-        free(s->ents[i].val);
-    s->n_ents = from;
-}
-
 static void clear_overlay(struct rlog *s)
 {
-    free_staged_ents(s, 0);
+    s->n_ents = 0;
+    s->stage_len = 0;
+    if (s->stage_cap > STAGE_KEEP_BYTES) {
+        free(s->stage);
+        s->stage = NULL;
+        s->stage_cap = 0;
+    }
     for (size_t i = 0; i < s->n_metas; i++)
         free(s->metas[i].val);
     s->n_metas = 0;
@@ -318,6 +321,7 @@ void rlog_close(struct rlog *s)
         pthread_join(s->compact_thread, NULL);
     clear_overlay(s);
     free(s->ents);
+    free(s->stage);
     free(s->metas);
     if (s->db)
         rocksdb_close(s->db);
@@ -510,7 +514,7 @@ static int read_entry(struct rlog *s, uint64_t index, struct rlog_entry *out, in
 {
     const struct staged_ent *se = staged_at(s, index);
     if (se)
-        return ent_decode(index, se->val, se->vlen, out, copy_data);
+        return ent_decode(index, s->stage + se->off, se->vlen, out, copy_data);
     unsigned char key[ENT_KEY_LEN];
     ent_key(key, index);
     char *err = NULL;
@@ -599,14 +603,18 @@ int rlog_append(struct rlog *s, const struct rlog_entry *ents, size_t n)
     if (!grown)
         return RLOG_ENOMEM;
     s->ents = grown;
-    size_t done = 0;
-    struct staged_ent *fresh = calloc(n, sizeof(*fresh));
-    if (!fresh)
-        return RLOG_ENOMEM;
-    for (; done < n; done++) {
-        fresh[done].term = ents[done].term;
-        if ((rc = ent_encode(&ents[done], &fresh[done].val, &fresh[done].vlen)))
-            goto out;
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++)
+        need += ent_record_len(&ents[i]);
+    if (s->stage_cap - s->stage_len < need) {
+        size_t cap = s->stage_cap ? s->stage_cap : 4096;
+        while (cap - s->stage_len < need)
+            cap *= 2;
+        char *p = realloc(s->stage, cap);
+        if (!p)
+            return RLOG_ENOMEM;
+        s->stage = p;
+        s->stage_cap = cap;
     }
 
     /* Nothing can fail from here on. Drop the old suffix the new entries do not overwrite. */
@@ -617,25 +625,24 @@ int rlog_append(struct rlog *s, const struct rlog_entry *ents, size_t n)
         rocksdb_writebatch_delete_range(s->batch, (const char *)from, sizeof(from),
                                         (const char *)to, sizeof(to));
     }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char key[ENT_KEY_LEN];
-        ent_key(key, lo + i);
-        rocksdb_writebatch_put(s->batch, (const char *)key, sizeof(key), fresh[i].val,
-                               fresh[i].vlen);
-    }
-    free_staged_ents(s, keep);
     if (keep == 0)
         s->ents_lo = lo;
-    memcpy(s->ents + keep, fresh, n * sizeof(*fresh));
+    for (size_t i = 0; i < n; i++) {
+        struct staged_ent *se = &s->ents[keep + i];
+        se->term = ents[i].term;
+        se->off = s->stage_len;
+        se->vlen = ent_record_len(&ents[i]);
+        ent_encode(&ents[i], (unsigned char *)s->stage + se->off);
+        s->stage_len += se->vlen;
+        unsigned char key[ENT_KEY_LEN];
+        ent_key(key, lo + i);
+        rocksdb_writebatch_put(s->batch, (const char *)key, sizeof(key), s->stage + se->off,
+                               se->vlen);
+    }
     s->n_ents = keep + n;
     s->last = lo + n - 1;
     s->pending = 1;
-    done = 0; /* the overlay owns the records now */
-out:
-    for (size_t i = 0; i < done; i++)
-        free(fresh[i].val);
-    free(fresh);
-    return rc;
+    return RLOG_OK;
 }
 
 int rlog_set_hard_state(struct rlog *s, const struct rlog_hard_state *hs)
@@ -677,8 +684,6 @@ int rlog_set_snapshot(struct rlog *s, uint64_t index, uint64_t term)
     if (s->n_ents && index >= s->ents_lo) {
         size_t drop =
             index - s->ents_lo + 1 >= s->n_ents ? s->n_ents : (size_t)(index - s->ents_lo + 1);
-        for (size_t i = 0; i < drop; i++)
-            free(s->ents[i].val);
         memmove(s->ents, s->ents + drop, (s->n_ents - drop) * sizeof(*s->ents));
         s->n_ents -= drop;
         s->ents_lo = index + 1;
@@ -714,7 +719,6 @@ int rlog_reset_to_snapshot(struct rlog *s, uint64_t index, uint64_t term)
         rocksdb_writebatch_delete_range(s->batch, (const char *)from, sizeof(from),
                                         (const char *)to, sizeof(to));
     }
-    free_staged_ents(s, 0);
     s->n_ents = 0;
     s->snap_index = 0; /* rlog_set_snapshot refuses to go back; this is a reset */
     s->last = 0;

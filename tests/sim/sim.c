@@ -782,6 +782,30 @@ static void persist_entries(struct node *n, const struct raft_entry *ents, size_
     }
 }
 
+/* The configuration in effect at index, read from the node's stored log (the latest CONF entry
+ * at or before it, else the snapshot's): a checker outside the core for the metadata of the
+ * snapshots it takes. 0, or -1 when it cannot tell (index beyond the stored log). */
+static int stored_conf_at(const struct node *n, uint64_t index, struct raft_conf *out)
+{
+    if (index > dlast(n))
+        return -1;
+    for (uint64_t i = index; i > n->snap.index; i--) {
+        const struct dent *d = &n->log[i - n->snap.index - 1];
+        if (d->type == RAFT_ENTRY_CONF)
+            return raft_conf_entry_decode(d->data, d->len, NULL, NULL, out) == 0 ? 0 : -1;
+    }
+    *out = n->snap.conf;
+    return 0;
+}
+
+static int conf_same(const struct raft_conf *a, const struct raft_conf *b)
+{
+    uint8_t ea[RAFT_CONF_BYTES_MAX], eb[RAFT_CONF_BYTES_MAX];
+    size_t la, lb;
+    return raft_conf_encode(a, ea, sizeof(ea), &la) == 0 &&
+           raft_conf_encode(b, eb, sizeof(eb), &lb) == 0 && la == lb && memcmp(ea, eb, la) == 0;
+}
+
 static void take_snapshot(struct node *n)
 {
     struct raft_snapshot_meta meta;
@@ -795,6 +819,11 @@ static void take_snapshot(struct node *n)
         fail("n%" PRIu64 " snapshot at %" PRIu64 ": %s", n->id, idx, raft_errstr(rc));
         return;
     }
+    struct raft_conf want;
+    if (stored_conf_at(n, idx, &want) == 0 && !conf_same(&want, &meta.conf))
+        fail("n%" PRIu64 " snapshot at %" PRIu64 ": its configuration is not the one in effect "
+             "there",
+             n->id, idx);
     dlog_drop_through(n, idx);
     T.snapshots_taken++;
     n->snap = meta;

@@ -547,6 +547,35 @@ static void test_leader_commits_only_what_it_persisted(void **state)
     cluster_free(c);
 }
 
+static void test_take_committed_data(void **state)
+{
+    /* The caller may keep a committed entry's bytes instead of copying them. */
+    struct tc *c = cluster(1);
+    campaign(c, 1);
+    stabilize(c);
+    assert_int_equal(raft_propose(c->nodes[1].r, "abc", 3, NULL, NULL), 0);
+    struct raft_ready rd;
+    assert_int_equal(raft_ready(c->nodes[1].r, &rd), 0);
+    store_append(&c->nodes[1], &rd.entries[0]);
+    assert_null(raft_ready_take_committed(c->nodes[1].r, 0)); /* nothing committed yet */
+    assert_int_equal(raft_advance(c->nodes[1].r, &rd), 0);
+    assert_null(raft_ready_take_committed(c->nodes[1].r, 0)); /* no ready outstanding */
+    assert_int_equal(raft_ready(c->nodes[1].r, &rd), 0);
+    assert_int_equal(rd.n_committed, 1);
+    assert_int_equal(rd.committed[0].index, 3);
+    void *data = raft_ready_take_committed(c->nodes[1].r, 0);
+    assert_non_null(data);
+    assert_memory_equal(data, "abc", 3);
+    assert_null(rd.committed[0].data);
+    assert_int_equal(rd.committed[0].len, 3);
+    assert_null(raft_ready_take_committed(c->nodes[1].r, 0)); /* taken already */
+    assert_null(raft_ready_take_committed(c->nodes[1].r, 1));
+    assert_int_equal(raft_advance(c->nodes[1].r, &rd), 0); /* does not free it again */
+    assert_memory_equal(data, "abc", 3);
+    free(data);
+    cluster_free(c);
+}
+
 static void test_conflicting_suffix_is_replaced(void **state)
 {
     /* Figure 7 in miniature: a follower with extra uncommitted entries from an old leader. */
@@ -1267,6 +1296,7 @@ int main(void)
         cmocka_unit_test(test_check_quorum_ignores_disruptive_votes),
         cmocka_unit_test(test_replication_and_commit),
         cmocka_unit_test(test_leader_commits_only_what_it_persisted),
+        cmocka_unit_test(test_take_committed_data),
         cmocka_unit_test(test_conflicting_suffix_is_replaced),
         cmocka_unit_test(test_fast_backoff),
         cmocka_unit_test(test_pipeline_bounded_inflight),
