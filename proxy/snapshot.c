@@ -222,6 +222,7 @@ static int start_capture(struct px_snap *p, char *why, size_t whylen)
                  (unsigned long long)m.index);
         return -1;
     }
+    be_capture_free(p->cap); /* a finished one the check timer has not freed yet */
     p->cap = be_capture_start(p->loop, p->cfg->redis, p->cfg->redis_password, p->path_tmp,
                               capture_done, p, why, whylen);
     if (p->cap == NULL)
@@ -383,6 +384,9 @@ static void wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
          * masterauth for the load (its own value is put back afterwards). */
         snprintf(p->token, sizeof(p->token), "%016llx%016llx", (unsigned long long)random_nonce(),
                  (unsigned long long)random_nonce());
+        /* One that ended is freed here if the check timer has not done it yet (never from
+         * inside its own callback). */
+        be_feeder_free(p->feeder);
         p->feeder =
             be_feeder_start(p->loop, ip, src, p->token, &port, feeder_done, p, why, sizeof(why));
         if (p->feeder == NULL) {
