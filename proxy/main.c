@@ -18,6 +18,7 @@
 #include "backend/apply.h"
 #include "backend/link.h"
 #include "common/log.h"
+#include "common/random.h"
 #include "proxy/config.h"
 #include "proxy/server.h"
 #include "proxy/snapshot.h"
@@ -239,24 +240,6 @@ static int make_dirs(const char *path)
     return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-static uint64_t random_u64(void)
-{
-    uint64_t v = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
-            v = 0;
-        close(fd);
-    }
-    if (v == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        v = (uint64_t)ts.tv_nsec * 6364136223846793005ULL ^ (uint64_t)getpid() ^
-            (uint64_t)ts.tv_sec;
-    }
-    return v;
-}
-
 /* The node id: configured, or chosen once at random and kept in the log's metadata. Ids stay
  * below 2^53 so that every client and script language holds them exactly. */
 static int node_id(struct app *a, uint64_t *out, char *err, size_t errlen)
@@ -275,7 +258,7 @@ static int node_id(struct app *a, uint64_t *out, char *err, size_t errlen)
     }
     uint64_t id = want;
     while (id == 0)
-        id = random_u64() & ((1ULL << 53) - 1);
+        id = rd_random_u64() & ((1ULL << 53) - 1);
     rlog_set_meta_u64(a->store, "node_id", id);
     *out = id;
     return 0;
@@ -366,7 +349,7 @@ int main(int argc, char **argv)
         .tick_ms = a.cfg.heartbeat_ms,
         .election_ticks = a.cfg.election_timeout_ms / a.cfg.heartbeat_ms,
         .heartbeat_ticks = 1,
-        .seed = random_u64(),
+        .seed = rd_random_u64(),
         .uncommitted_bytes_max = 256u * 1024 * 1024,
         .secret = a.cfg.cluster_secret,
     };

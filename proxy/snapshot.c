@@ -17,6 +17,7 @@
 #include "backend/snapshot.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/random.h"
 #include "proxy/config.h"
 #include "proxy/server.h"
 #include "raftlog/node.h"
@@ -84,23 +85,6 @@ struct px_snap {
 static double now_s(struct px_snap *p)
 {
     return ev_now(p->loop);
-}
-
-static uint64_t random_nonce(void)
-{
-    uint64_t v = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
-            v = 0;
-        close(fd);
-    }
-    if (v == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        v = ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 48);
-    }
-    return v ? v : 1;
 }
 
 static int fsync_dir(const char *dir)
@@ -171,7 +155,7 @@ static void capture_done(void *ctx, int ok, const char *why)
         unlink(p->path_tmp);
         return;
     }
-    uint64_t nonce = random_nonce();
+    uint64_t nonce = rd_random_u64();
     /* The file first, then the record that points at it: a crash in between leaves a file
      * that holds more than its record says, which loading handles (the data names its index). */
     /* Redis forked somewhere between the start of the capture and the first byte of the RDB:
@@ -382,8 +366,8 @@ static void wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
         p->feeder_done = 0;
         /* Only our Redis may take the data: it must AUTH with a one-time token, set as its
          * masterauth for the load (its own value is put back afterwards). */
-        snprintf(p->token, sizeof(p->token), "%016llx%016llx", (unsigned long long)random_nonce(),
-                 (unsigned long long)random_nonce());
+        snprintf(p->token, sizeof(p->token), "%016llx%016llx", (unsigned long long)rd_random_u64(),
+                 (unsigned long long)rd_random_u64());
         /* One that ended is freed here if the check timer has not done it yet (never from
          * inside its own callback). */
         be_feeder_free(p->feeder);
