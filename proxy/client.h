@@ -160,7 +160,6 @@ struct px_server {
     char run_id[41];
     struct px_snap *snap;   /* snapshots (proxy/snapshot.c) */
     int loading;            /* a snapshot is being loaded into the local Redis */
-    int trust_applied;      /* the next handshake follows a snapshot load (see route.c) */
     long long foreign_keys; /* keys Redis held that redraft did not write (last handshake) */
     /* stats */
     uint64_t total_commands, total_writes, total_reads, total_conns, rejected_conns;

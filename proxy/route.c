@@ -687,17 +687,10 @@ void px_server_set_loading(struct px_server *s, int on)
         px_server_on_backend_down(s, "loading a snapshot");
 }
 
-void px_server_trust_applied(struct px_server *s)
-{
-    s->trust_applied = 1;
-}
-
 void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *info)
 {
     if (s->loading)
         return; /* a reconnect in the middle of a load: the loader resets the link after it */
-    int trusted = s->trust_applied;
-    s->trust_applied = 0;
     uint64_t last = rn_last_index(s->node);
     uint64_t first = rn_first_index(s->node);
     uint64_t applied = info->applied;
@@ -712,8 +705,7 @@ void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *
                  "local redis holds %lld keys that redraft did not write (no applied index), "
                  "while redraft's log has %llu entries; refusing to serve until this is resolved",
                  info->visible_keys, (unsigned long long)last);
-    } else if (applied > last && !trusted &&
-               !(s->snap && first > 1 && applied <= px_snap_max_index(s->snap))) {
+    } else if (applied > last && !(s->snap && first > 1 && applied <= px_snap_max_index(s->snap))) {
         snprintf(s->backend_err, sizeof(s->backend_err),
                  "local redis has applied index %llu, beyond redraft's log (last index %llu): "
                  "wrong redis or lost log; refusing to serve",

@@ -55,8 +55,6 @@ void px_server_on_backend_down(struct px_server *s, const char *why);
 struct px_snap;
 void px_server_set_snap(struct px_server *s, struct px_snap *snap);
 void px_server_set_loading(struct px_server *s, int on);
-/* The next handshake follows a snapshot load: its applied index may run ahead of the log. */
-void px_server_trust_applied(struct px_server *s);
 void px_server_on_write_reply(struct px_server *s, uint64_t reqid, const char *resp, size_t len);
 void px_server_on_applied(struct px_server *s, uint64_t index);
 void px_server_on_committed(struct px_server *s, uint64_t commit);

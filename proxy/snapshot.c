@@ -469,7 +469,6 @@ static void install_end(struct px_snap *p, int ok, const char *why)
     /* Start over on a fresh connection: the handshake reads the applied index back and the
      * apply path resumes after it. */
     px_server_set_loading(p->server, 0);
-    px_server_trust_applied(p->server);
     be_link_reset(p->link, "snapshot loaded");
 }
 
