@@ -1,5 +1,6 @@
 #include "common/buf.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,6 +195,41 @@ size_t rd_get_varint(const uint8_t *p, size_t len, uint64_t *v)
             *v = r;
             return i + 1;
         }
+    }
+    return 0;
+}
+
+int rd_parse_ll(const char *s, size_t n, long long *out)
+{
+    if (n == 0 || n > 20)
+        return -1;
+    int neg = 0;
+    size_t i = 0;
+    if (s[0] == '-') {
+        neg = 1;
+        i = 1;
+        if (n == 1)
+            return -1;
+    }
+    if (s[i] == '0' && (n > i + 1 || neg))
+        return -1; /* leading zeros and "-0" are not canonical: Redis rejects them */
+    unsigned long long v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        unsigned long long d = (unsigned long long)(s[i] - '0');
+        if (v > (ULLONG_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (unsigned long long)LLONG_MAX + 1)
+            return -1;
+        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
+    } else {
+        if (v > LLONG_MAX)
+            return -1;
+        *out = (long long)v;
     }
     return 0;
 }

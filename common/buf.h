@@ -51,4 +51,9 @@ int rd_resp_array_len(struct rd_buf *b, long long n);
 int rd_put_varint(struct rd_buf *b, uint64_t v);
 size_t rd_get_varint(const uint8_t *p, size_t len, uint64_t *v);
 
+/* A decimal integer that is exactly the n bytes at s, as strict as Redis's string2ll: an optional
+ * '-', digits, no spaces, no '+', no leading zeros, no "-0", no overflow. The bytes need not end
+ * with a NUL. 0 or -1 (and *out untouched). */
+int rd_parse_ll(const char *s, size_t n, long long *out);
+
 #endif

@@ -58,42 +58,6 @@ int px_cmd_from_argv(struct px_cmd *out, int argc, const char *const *argv, cons
     return 0;
 }
 
-/* Strict decimal parse of [s, s+n) like Redis's string2ll: no spaces, no '+', no leading zeros. */
-static int parse_ll(const char *s, size_t n, long long *out)
-{
-    if (n == 0 || n > 20)
-        return -1;
-    int neg = 0;
-    size_t i = 0;
-    if (s[0] == '-') {
-        neg = 1;
-        i = 1;
-        if (n == 1)
-            return -1;
-    }
-    if (s[i] == '0' && (n > i + 1 || neg))
-        return -1; /* leading zeros and "-0" are not canonical: Redis rejects them */
-    unsigned long long v = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        unsigned long long d = (unsigned long long)(s[i] - '0');
-        if (v > (ULLONG_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    if (neg) {
-        if (v > (unsigned long long)LLONG_MAX + 1)
-            return -1;
-        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
-    } else {
-        if (v > LLONG_MAX)
-            return -1;
-        *out = (long long)v;
-    }
-    return 0;
-}
-
 static int fail(struct px_parser *p, const char *msg)
 {
     p->err = msg;
@@ -147,7 +111,7 @@ static int copy_mbulk(struct px_parser *p, struct rd_buf *in, struct px_cmd *out
     for (long long i = 0; i < p->argc; i++) {
         cr = find_cr(s + off, p->scan - off);
         long long len = 0;
-        parse_ll(s + off + 1, (size_t)(cr - (s + off + 1)), &len);
+        rd_parse_ll(s + off + 1, (size_t)(cr - (s + off + 1)), &len);
         off = (size_t)(cr - s) + 2;
         memcpy(d, s + off, (size_t)len);
         d[len] = '\0';
@@ -174,7 +138,7 @@ static int parse_mbulk(struct px_parser *p, struct rd_buf *in, struct px_cmd *ou
             return PX_PARSE_AGAIN;
         }
         long long ll;
-        if (parse_ll(s + 1, (size_t)(cr - s - 1), &ll) != 0 || ll > INT_MAX)
+        if (rd_parse_ll(s + 1, (size_t)(cr - s - 1), &ll) != 0 || ll > INT_MAX)
             return fail(p, "Protocol error: invalid multibulk length");
         if (p->unauth && ll > PX_UNAUTH_MBULK_MAX)
             return fail(p, "Protocol error: unauthenticated multibulk length");
@@ -208,7 +172,7 @@ static int parse_mbulk(struct px_parser *p, struct rd_buf *in, struct px_cmd *ou
                 return fail(p, p->errbuf);
             }
             long long ll;
-            if (parse_ll(line + 1, (size_t)(cr - line - 1), &ll) != 0 || ll < 0 ||
+            if (rd_parse_ll(line + 1, (size_t)(cr - line - 1), &ll) != 0 || ll < 0 ||
                 ll > p->proto_max_bulk_len)
                 return fail(p, "Protocol error: invalid bulk length");
             if (p->unauth && ll > PX_UNAUTH_BULK_MAX)

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "proxy/cmdtable.h"
+#include "proxy/keys.h"
 
 #define DATA_FILE "command-7.0.15.resp"
 
@@ -739,6 +740,126 @@ static int parse_args(int argc, char **argv)
     return 0;
 }
 
+/* ---- px_cmd_keys: which keys a command touches --------------------------------------------- */
+
+struct keys_seen {
+    char text[512]; /* "db:key " for each key, in order */
+};
+
+static void keys_collect(void *ctx, int64_t db, const char *key, size_t len)
+{
+    struct keys_seen *k = ctx;
+    size_t n = strlen(k->text);
+    snprintf(k->text + n, sizeof(k->text) - n, "%lld:%.*s ", (long long)db, (int)len, key);
+}
+
+/* The keys of argv (run in db 3) as "db:key ..." and the scope, with argv's lengths given
+ * explicitly and no NUL after any argument, as a log entry hands them over. */
+static const char *keys_of(struct px_cmdtable *t, struct px_keys_span *span, int argc,
+                           const char *const *args)
+{
+    static struct keys_seen seen;
+    static char bytes[1024];
+    const char *argv[32];
+    size_t argvlen[32], off = 0;
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(args[i]);
+        memcpy(bytes + off, args[i], n);
+        bytes[off + n] = '#'; /* not a NUL: the parser must stop at the length */
+        argv[i] = bytes + off;
+        argvlen[i] = n;
+        off += n + 1;
+    }
+    const struct px_cmddef *d = must_find(t, (size_t)argc, args);
+    memset(&seen, 0, sizeof(seen));
+    px_cmd_keys(d, argc, argv, argvlen, 3, keys_collect, &seen, span);
+    return seen.text;
+}
+#define KEYS(t, span, ...)                                                                         \
+    keys_of((t), (span), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(char *)),            \
+            (const char *[]){__VA_ARGS__})
+
+static void test_keys_fixed_positions(void **state)
+{
+    struct fixture *f = *state;
+    struct px_keys_span sp;
+    assert_string_equal(KEYS(f->t, &sp, "set", "k", "v"), "3:k ");
+    assert_int_equal(sp.scope, PX_KEYS_LISTED);
+    assert_string_equal(KEYS(f->t, &sp, "mset", "a", "1", "b", "2"), "3:a 3:b ");
+    assert_string_equal(KEYS(f->t, &sp, "del", "a", "b", "c"), "3:a 3:b 3:c ");
+    /* last key -2: BLPOP's timeout is not a key */
+    assert_string_equal(KEYS(f->t, &sp, "blpop", "l1", "l2", "0"), "3:l1 3:l2 ");
+    assert_string_equal(KEYS(f->t, &sp, "blmove", "s", "d", "left", "right", "0"), "3:s 3:d ");
+    assert_string_equal(KEYS(f->t, &sp, "rename", "a", "b"), "3:a 3:b ");
+    /* no keys at all */
+    assert_string_equal(KEYS(f->t, &sp, "publish", "ch", "m"), "");
+    assert_int_equal(sp.scope, PX_KEYS_LISTED);
+    assert_string_equal(KEYS(f->t, &sp, "config", "set", "maxmemory-policy", "noeviction"), "");
+    assert_int_equal(sp.scope, PX_KEYS_LISTED);
+}
+
+static void test_keys_movable_forms(void **state)
+{
+    struct fixture *f = *state;
+    struct px_keys_span sp;
+    assert_string_equal(KEYS(f->t, &sp, "zunionstore", "d", "2", "a", "b", "weights", "1", "2"),
+                        "3:d 3:a 3:b ");
+    assert_int_equal(sp.scope, PX_KEYS_LISTED);
+    assert_string_equal(KEYS(f->t, &sp, "lmpop", "2", "a", "b", "left"), "3:a 3:b ");
+    assert_string_equal(KEYS(f->t, &sp, "blmpop", "0.5", "1", "a", "left", "count", "2"), "3:a ");
+    assert_string_equal(KEYS(f->t, &sp, "bzmpop", "1", "2", "a", "b", "min"), "3:a 3:b ");
+    assert_string_equal(KEYS(f->t, &sp, "sort", "l", "by", "w_*", "store", "dst"), "3:l 3:dst ");
+    assert_string_equal(KEYS(f->t, &sp, "sort", "l", "STORE", "dst", "limit", "0", "1"),
+                        "3:l 3:dst ");
+    assert_string_equal(KEYS(f->t, &sp, "georadius", "g", "1", "2", "3", "km", "storedist", "x"),
+                        "3:g 3:x ");
+    assert_string_equal(KEYS(f->t, &sp, "xread", "count", "2", "streams", "s1", "s2", "0", "$"),
+                        "3:s1 3:s2 ");
+    assert_string_equal(
+        KEYS(f->t, &sp, "xreadgroup", "group", "g", "c", "block", "0", "STREAMS", "s", ">"),
+        "3:s ");
+    assert_int_equal(sp.scope, PX_KEYS_LISTED);
+    /* a numkeys that is not a number, or too large, or an odd STREAMS tail: assume the worst */
+    KEYS(f->t, &sp, "lmpop", "x", "a", "left");
+    assert_int_equal(sp.scope, PX_KEYS_EVERY);
+    KEYS(f->t, &sp, "zunionstore", "d", "9", "a");
+    assert_int_equal(sp.scope, PX_KEYS_EVERY);
+    KEYS(f->t, &sp, "xread", "streams", "s1", "s2", "0");
+    assert_int_equal(sp.scope, PX_KEYS_EVERY);
+}
+
+static void test_keys_databases(void **state)
+{
+    struct fixture *f = *state;
+    struct px_keys_span sp;
+    assert_string_equal(KEYS(f->t, &sp, "move", "k", "7"), "3:k 7:k ");
+    assert_int_equal(sp.scope, PX_KEYS_LISTED);
+    assert_string_equal(KEYS(f->t, &sp, "copy", "a", "b", "db", "5", "replace"), "3:a 5:b ");
+    assert_string_equal(KEYS(f->t, &sp, "copy", "a", "b"), "3:a 3:b ");
+    assert_string_equal(KEYS(f->t, &sp, "flushdb"), "");
+    assert_int_equal(sp.scope, PX_KEYS_DBS);
+    assert_int_equal(sp.ndbs, 1);
+    assert_int_equal(sp.dbs[0], 3);
+    KEYS(f->t, &sp, "swapdb", "1", "4");
+    assert_int_equal(sp.scope, PX_KEYS_DBS);
+    assert_int_equal(sp.ndbs, 2);
+    assert_int_equal(sp.dbs[0], 1);
+    assert_int_equal(sp.dbs[1], 4);
+    KEYS(f->t, &sp, "swapdb", "2", "2");
+    assert_int_equal(sp.ndbs, 1);
+    KEYS(f->t, &sp, "swapdb", "x", "2");
+    assert_int_equal(sp.scope, PX_KEYS_EVERY);
+    KEYS(f->t, &sp, "move", "k", "-1");
+    assert_int_equal(sp.scope, PX_KEYS_EVERY);
+    KEYS(f->t, &sp, "flushall");
+    assert_int_equal(sp.scope, PX_KEYS_EVERY);
+    /* scripts may write keys they did not declare */
+    assert_string_equal(KEYS(f->t, &sp, "eval", "return 1", "1", "k"), "");
+    assert_int_equal(sp.scope, PX_KEYS_EVERY);
+    KEYS(f->t, &sp, "fcall", "f", "0");
+    assert_int_equal(sp.scope, PX_KEYS_EVERY);
+}
+
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
@@ -757,6 +878,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_name_with_nul),
         cmocka_unit_test(test_small_err_buffer),
         cmocka_unit_test(test_build_every_entry_alone),
+        cmocka_unit_test(test_keys_fixed_positions),
+        cmocka_unit_test(test_keys_movable_forms),
+        cmocka_unit_test(test_keys_databases),
     };
     const struct CMUnitTest standalone[] = {
         cmocka_unit_test(test_build_rejects_non_tables),

@@ -692,9 +692,42 @@ static void test_varint_overlong(void **state)
     assert_true(v == 1ULL << 63);
 }
 
+/* rd_parse_ll reads exactly n bytes, as Redis's string2ll: no spaces, no '+', no overflow. */
+static void test_parse_ll(void **state)
+{
+    (void)state;
+    long long v = 7;
+    assert_int_equal(rd_parse_ll("123x", 3, &v), 0);
+    assert_int_equal(v, 123);
+    assert_int_equal(rd_parse_ll("-5", 2, &v), 0);
+    assert_int_equal(v, -5);
+    assert_int_equal(rd_parse_ll("9223372036854775807", 19, &v), 0);
+    assert_true(v == LLONG_MAX);
+    assert_int_equal(rd_parse_ll("-9223372036854775808", 20, &v), 0);
+    assert_true(v == LLONG_MIN);
+    v = 7;
+    assert_int_equal(rd_parse_ll("9223372036854775808", 19, &v), -1);
+    assert_int_equal(rd_parse_ll("-9223372036854775809", 20, &v), -1);
+    assert_int_equal(rd_parse_ll("99999999999999999999", 20, &v), -1);
+    assert_int_equal(rd_parse_ll("", 0, &v), -1);
+    assert_int_equal(rd_parse_ll("-", 1, &v), -1);
+    assert_int_equal(rd_parse_ll("+1", 2, &v), -1);
+    assert_int_equal(rd_parse_ll(" 1", 2, &v), -1);
+    assert_int_equal(rd_parse_ll("1 ", 2, &v), -1);
+    assert_int_equal(rd_parse_ll("1\0", 2, &v), -1);
+    assert_int_equal(rd_parse_ll("01", 2, &v), -1);
+    assert_int_equal(rd_parse_ll("-0", 2, &v), -1);
+    assert_int_equal(rd_parse_ll("0", 1, &v), 0);
+    assert_int_equal(v, 0);
+    v = 7;
+    assert_int_equal(rd_parse_ll("x", 1, &v), -1);
+    assert_int_equal(v, 7); /* untouched on failure */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_ll),
         cmocka_unit_test(test_map_empty_and_key0),
         cmocka_unit_test(test_map_replace),
         cmocka_unit_test(test_map_extreme_keys),
