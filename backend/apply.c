@@ -77,7 +77,7 @@ int be_reply_encode(const redisReply *r, struct rd_buf *out)
     case REDIS_REPLY_INTEGER:
         return rd_resp_int(out, r->integer);
     case REDIS_REPLY_NIL:
-        return rd_resp_nil(out);
+        return r->integer == 1 ? rd_resp_array_len(out, -1) : rd_resp_nil(out);
     case REDIS_REPLY_STRING:
         return rd_resp_bulk(out, r->str, r->len);
     case REDIS_REPLY_ARRAY:

@@ -64,7 +64,8 @@ uint64_t be_apply_applied(const struct be_apply *ap); /* confirmed by Redis */
 uint64_t be_apply_sent(const struct be_apply *ap);    /* written to the link */
 int be_apply_running(const struct be_apply *ap);
 
-/* Encodes a hiredis reply as RESP2 bytes. 0 or -1 (no memory). */
+/* Encodes a hiredis reply as RESP2 bytes. 0 or -1 (no memory). A nil is "$-1", or "*-1" when it
+ * came from a reader marked by be_reply_mark_nil_arrays (link.h). */
 int be_reply_encode(const struct redisReply *r, struct rd_buf *out);
 
 #endif

@@ -37,6 +37,31 @@ struct be_link {
     unsigned gen;             /* connection generation: replies of an old connection are ignored */
 };
 
+static redisReplyObjectFunctions nil_marking_fns;
+static void *(*default_create_nil)(const redisReadTask *);
+
+static void *create_nil_marked(const redisReadTask *task)
+{
+    redisReply *r = default_create_nil(task);
+    if (r != NULL && task->type == REDIS_REPLY_ARRAY)
+        r->integer = 1;
+    return r;
+}
+
+void be_reply_mark_nil_arrays(redisReader *r)
+{
+    if (r == NULL || r->fn == NULL || r->fn->createNil == NULL)
+        return;
+    if (r->fn == &nil_marking_fns)
+        return;
+    if (default_create_nil == NULL) { /* hiredis's own functions, with createNil wrapped */
+        nil_marking_fns = *r->fn;
+        default_create_nil = r->fn->createNil;
+        nil_marking_fns.createNil = create_nil_marked;
+    }
+    r->fn = &nil_marking_fns;
+}
+
 static void link_connect(struct be_link *l);
 
 static void link_schedule_retry(struct be_link *l)
@@ -291,6 +316,7 @@ static void link_connect(struct be_link *l)
         link_went_down(l, why);
         return;
     }
+    be_reply_mark_nil_arrays(ac->c.reader);
     ac->data = l;
     l->ac = ac;
     l->state = LINK_CONNECTING;

@@ -73,4 +73,12 @@ void be_link_local_ip(const struct be_link *l, char *buf, size_t len);
 /* Drops the connection (it will reconnect); used when the owner detects a broken state. */
 void be_link_reset(struct be_link *l, const char *why);
 
+/* hiredis reads both "$-1" (null bulk) and "*-1" (null array) as REDIS_REPLY_NIL, but Redis
+ * answers each command with one of them (GET: $-1, BLPOP/ZMPOP/EXEC: *-1) and clients tell them
+ * apart. This makes reader r mark a nil array (integer = 1 in its reply object) so that
+ * be_reply_encode (apply.h) gives it back as it came. Call it on every reader whose replies are
+ * passed on. */
+struct redisReader;
+void be_reply_mark_nil_arrays(struct redisReader *r);
+
 #endif

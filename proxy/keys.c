@@ -88,8 +88,9 @@ static void fixed_keys(const struct px_cmddef *d, int argc, const char *const *a
         fn(ctx, db, argv[i], argvlen[i]);
 }
 
-void px_cmd_keys(const struct px_cmddef *d, int argc, const char *const *argv, const size_t *argvlen,
-                 int64_t db, px_key_fn fn, void *ctx, struct px_keys_span *span)
+void px_cmd_keys(const struct px_cmddef *d, int argc, const char *const *argv,
+                 const size_t *argvlen, int64_t db, px_key_fn fn, void *ctx,
+                 struct px_keys_span *span)
 {
     static const char *const store_words[] = {"store", NULL};
     static const char *const geo_words[] = {"store", "storedist", NULL};
@@ -140,8 +141,7 @@ void px_cmd_keys(const struct px_cmddef *d, int argc, const char *const *argv, c
     } else if (!strcmp(n, "georadius") || !strcmp(n, "georadiusbymember")) {
         fn(ctx, db, argv[1], argvlen[1]);
         keyword_keys(argc, argv, argvlen, 2, geo_words, db, fn, ctx);
-    } else if (!strcmp(n, "zunionstore") || !strcmp(n, "zinterstore") ||
-               !strcmp(n, "zdiffstore")) {
+    } else if (!strcmp(n, "zunionstore") || !strcmp(n, "zinterstore") || !strcmp(n, "zdiffstore")) {
         fn(ctx, db, argv[1], argvlen[1]);
         if (numkeys_form(argc, argv, argvlen, 2, db, fn, ctx) != 0)
             span->scope = PX_KEYS_EVERY;

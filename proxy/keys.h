@@ -38,7 +38,8 @@ typedef void (*px_key_fn)(void *ctx, int64_t db, const char *key, size_t len);
  * db, and describes in *span what else it may touch. A key of another database (MOVE's target,
  * COPY ... DB n's destination) is passed with that database. Malformed numbers (a numkeys that is
  * not one) give PX_KEYS_EVERY: the caller must then assume the worst. */
-void px_cmd_keys(const struct px_cmddef *d, int argc, const char *const *argv, const size_t *argvlen,
-                 int64_t db, px_key_fn fn, void *ctx, struct px_keys_span *span);
+void px_cmd_keys(const struct px_cmddef *d, int argc, const char *const *argv,
+                 const size_t *argvlen, int64_t db, px_key_fn fn, void *ctx,
+                 struct px_keys_span *span);
 
 #endif

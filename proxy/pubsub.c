@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "backend/apply.h"
+#include "backend/link.h"
 #include "common/log.h"
 #include "proxy/client.h"
 
@@ -222,6 +223,7 @@ static struct px_sub *sub_open(struct px_client *c)
         return NULL;
     }
     sb->reader->maxbuf = 0;
+    be_reply_mark_nil_arrays(sb->reader);
     ev_io_init(&sb->rio, sub_read_cb, sb->fd, EV_READ);
     sb->rio.data = sb;
     ev_io_init(&sb->wio, sub_write_cb, sb->fd, EV_WRITE);
