@@ -72,6 +72,7 @@ struct px_req {
     size_t nm;
     int db_after; /* EXEC: 1 + the database a queued SELECT leaves the client in (0: none) */
     int quiet;    /* CLIENT REPLY OFF/SKIP: its reply is dropped, not sent */
+    int admitted; /* passed the checks before running (for MONITOR) */
     struct rd_buf reply;
 };
 
@@ -92,6 +93,7 @@ struct px_client {
     int consistency;
     int in_multi, multi_dirty; /* MULTI state (multi.c) */
     int in_pubsub;             /* subscribe mode (pubsub.c) */
+    int in_monitor;            /* MONITOR mode (monitor.c) */
     int reply_off, reply_skip; /* CLIENT REPLY OFF / SKIP (the next command's reply) */
     double atime;              /* when its last command was dispatched */
     const char *last_cmd;      /* that command's name (for CLIENT LIST) */
@@ -162,6 +164,7 @@ struct px_server {
     int loading;            /* a snapshot is being loaded into the local Redis */
     long long foreign_keys; /* keys Redis held that redraft did not write (last handshake) */
     /* stats */
+    size_t nmonitors; /* clients in MONITOR mode */
     uint64_t total_commands, total_writes, total_reads, total_conns, rejected_conns;
 };
 

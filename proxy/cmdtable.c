@@ -77,7 +77,7 @@ static const struct px_override overrides[] = {
     {"xreadgroup", PX_ROUTE_WRITE, PX_L_NONE, PX_CHK_NO_BLOCK_OPT, 0, NULL},
     /* PFCOUNT may rewrite the cardinality cached inside the value: every replica must. */
     WRITE("pfcount"),
-    REFUSE("monitor", "MONITOR is not supported by redraft yet"),
+    LOCAL("monitor", PX_L_MONITOR),
     LOCAL("subscribe", PX_L_PUBSUB),
     LOCAL("psubscribe", PX_L_PUBSUB),
     LOCAL("ssubscribe", PX_L_PUBSUB),

@@ -69,6 +69,7 @@ enum px_local {
     PX_L_EXEC,
     PX_L_DISCARD,
     PX_L_PUBSUB,
+    PX_L_MONITOR,
 };
 
 /* Argument checks made before a command is routed. */

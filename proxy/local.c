@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "proxy/client.h"
+#include "proxy/monitor.h"
 #include "proxy/snapshot.h"
 #include "proxy/pubsub.h"
 #include "raftlog/node.h"
@@ -195,6 +196,8 @@ static void client_line(struct px_client *c, const struct px_cmd *cur, struct rd
         flags[nf++] = 'P';
     if (c->in_multi)
         flags[nf++] = 'x';
+    if (c->in_monitor)
+        flags[nf++] = 'O';
     if (nf == 0)
         flags[nf++] = 'N';
     flags[nf] = '\0';
@@ -538,7 +541,12 @@ int px_local_exec(struct px_client *c, struct px_req *r)
     case PX_L_SELECT:
         do_select(c, r);
         break;
+    case PX_L_MONITOR:
+        px_monitor_start(c);
+        reply_ok(r);
+        break;
     case PX_L_RESET:
+        px_monitor_stop(c);
         px_pubsub_close(c);
         c->db = 0;
         free(c->name);

@@ -23,6 +23,7 @@
 #include "common/netaddr.h"
 #include "proxy/client.h"
 #include "proxy/rewrite.h"
+#include "proxy/monitor.h"
 #include "proxy/multi.h"
 #include "proxy/pubsub.h"
 #include "proxy/route.h"
@@ -176,6 +177,7 @@ void px_client_close(struct px_client *c, const char *why)
     close(c->fd);
     c->fd = -1;
     c->closed = 1;
+    px_monitor_stop(c);
     px_pubsub_close(c);
     s->nclients--;
     client_drop_undispatched(c);
@@ -449,6 +451,13 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
             c->multi_dirty = 1;
         return 0;
     }
+    if (c->in_monitor && (d->flags & (PX_CF_WRITE | PX_CF_READONLY | PX_CF_MAY_REPLICATE))) {
+        px_reply_err(r, "ERR Replica can't interact with the keyspace");
+        r->state = REQ_DONE;
+        return 0;
+    }
+    if (d->local == PX_L_MONITOR && !c->in_multi && c->head != r)
+        return 1; /* its lines must follow the replies to everything before it */
     if (c->in_pubsub && !px_pubsub_allowed(d->name)) {
         px_reply_err(r,
                      "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
@@ -457,6 +466,7 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         r->state = REQ_DONE;
         return 0;
     }
+    r->admitted = 1;
     if (!c->in_multi && (d->local == PX_L_PUBSUB || (c->in_pubsub && d->local == PX_L_PING))) {
         /* Its replies come straight from the subscriber link: everything before it must
          * have been answered first. */
@@ -537,6 +547,7 @@ void px_client_dispatch(struct px_client *c)
         if (r->state == REQ_NEW) {
             if (dispatch_one(s, c, r) != 0)
                 break;
+            px_monitor_feed(c, r);
             c->atime = ev_now(s->loop);
             if (r->def)
                 c->last_cmd = r->def->name;

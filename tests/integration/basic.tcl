@@ -267,7 +267,6 @@ start_pair {} {
 # through (SHUTDOWN, REPLICAOF) would break every test after it.
 start_pair {only_redraft {plain Redis runs them}} {
     foreach cmd {
-        {MONITOR}
         {BLPOP list 1}
         {BRPOPLPUSH a b 1}
         {CONFIG SET maxmemory 1}
