@@ -549,6 +549,8 @@ int px_local_exec(struct px_client *c, struct px_req *r)
         px_monitor_stop(c);
         px_pubsub_close(c);
         c->db = 0;
+        c->reply_off = c->reply_skip = 0;
+        c->consistency = c->s->cfg->consistency;
         free(c->name);
         c->name = NULL;
         if (c->s->cfg->requirepass[0])

@@ -111,6 +111,10 @@ static int queueable(struct px_client *c, struct px_req *r)
 int px_multi_dispatch(struct px_client *c, struct px_req *r)
 {
     enum px_local l = r->def->local;
+    if (l == PX_L_RESET || l == PX_L_QUIT) {
+        multi_clear(c); /* as in Redis, they run at once, and the transaction is gone */
+        return PX_MULTI_NONE;
+    }
     if (l == PX_L_MULTI) {
         if (c->in_multi) {
             px_reply_err(r, "ERR MULTI calls can not be nested");

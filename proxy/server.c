@@ -551,6 +551,8 @@ void px_client_dispatch(struct px_client *c)
             c->atime = ev_now(s->loop);
             if (r->def)
                 c->last_cmd = r->def->name;
+            if (r->def != NULL && r->def->local == PX_L_RESET)
+                quiet = 0; /* RESET turns replies back on before it answers */
             if (r->def == NULL || r->def->local != PX_L_CLIENT_REPLY) {
                 r->quiet = quiet;
                 if (was_skip)

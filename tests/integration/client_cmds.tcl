@@ -62,3 +62,15 @@ start_pair {} {
         assert_error "*greater than 0*" {r client kill id -1}
     }
 }
+
+start_pair {} {
+    test {RESET turns replies back on, answers, and restores the default consistency} {
+        set fd [raw_connect]
+        raw_send $fd "CLIENT CONSISTENCY EVENTUAL\r\nCLIENT REPLY OFF\r\nPING\r\nRESET\r\nPING\r\nCLIENT CONSISTENCY\r\n"
+        assert_equal [raw_read_reply $fd] "+OK"
+        assert_equal [raw_read_reply $fd] "+RESET"
+        assert_equal [raw_read_reply $fd] "+PONG"
+        assert_match "*LINEARIZABLE*" [string toupper [raw_read_reply $fd]]
+        close $fd
+    }
+}

@@ -99,3 +99,21 @@ start_pair {} {
         r exec
     } {}
 }
+
+start_pair {} {
+    test {RESET and QUIT inside MULTI run at once and drop the transaction} {
+        set fd [raw_connect]
+        raw_send $fd "MULTI\r\nSET multi:reset 1\r\nRESET\r\nEXEC\r\nGET multi:reset\r\n"
+        assert_equal [raw_read_reply $fd] "+OK"
+        assert_equal [raw_read_reply $fd] "+QUEUED"
+        assert_equal [raw_read_reply $fd] "+RESET"
+        assert_match "-ERR EXEC without MULTI*" [raw_read_reply $fd]
+        assert_equal [raw_read_reply $fd] "(nil)"
+        raw_send $fd "MULTI\r\nSET multi:quit 1\r\nQUIT\r\n"
+        assert_equal [raw_read_reply $fd] "+OK"
+        assert_equal [raw_read_reply $fd] "+QUEUED"
+        assert_equal [raw_read_reply $fd] "+OK"
+        assert [raw_wait_closed $fd]
+        r exists multi:quit
+    } {0}
+}
