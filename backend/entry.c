@@ -24,13 +24,19 @@ int be_entry_put_cmd(struct rd_buf *b, int argc, const char *const *argv, const 
     return 0;
 }
 
-static int get_u64(struct be_entry_reader *r, uint64_t *v)
+/* The varint at p[*off], moving *off past it. 0 or -1. */
+static int take_u64(const uint8_t *p, size_t len, size_t *off, uint64_t *v)
 {
-    size_t n = rd_get_varint(r->p + r->off, r->len - r->off, v);
+    size_t n = rd_get_varint(p + *off, len - *off, v);
     if (n == 0)
         return -1;
-    r->off += n;
+    *off += n;
     return 0;
+}
+
+static int get_u64(struct be_entry_reader *r, uint64_t *v)
+{
+    return take_u64(r->p, r->len, &r->off, v);
 }
 
 int be_entry_open(struct be_entry_reader *r, const void *data, size_t len, struct be_entry_hdr *h)
@@ -119,4 +125,60 @@ int be_entry_validate(const void *data, size_t len)
     int rc = be_entry_check(&r, data, len);
     be_entry_reader_free(&r);
     return rc;
+}
+
+int be_watch_put_hdr(struct rd_buf *b, uint64_t index, uint32_t nkeys)
+{
+    uint8_t v = BE_WATCH_VERSION;
+    if (rd_buf_append(b, &v, 1) != 0 || rd_put_varint(b, index) != 0 ||
+        rd_put_varint(b, nkeys) != 0)
+        return -1;
+    return 0;
+}
+
+int be_watch_put_key(struct rd_buf *b, uint64_t db, const void *key, size_t len)
+{
+    if (rd_put_varint(b, db) != 0 || rd_put_varint(b, len) != 0 || rd_buf_append(b, key, len) != 0)
+        return -1;
+    return 0;
+}
+
+static int watch_u64(struct be_watch_reader *r, uint64_t *v)
+{
+    return take_u64(r->p, r->len, &r->off, v);
+}
+
+int be_watch_open(struct be_watch_reader *r, const void *data, size_t len, uint64_t *index,
+                  uint32_t *nkeys)
+{
+    r->p = data;
+    r->len = len;
+    r->off = 0;
+    r->left = 0;
+    uint64_t n;
+    if (len < 1 || r->p[0] != BE_WATCH_VERSION)
+        return -1;
+    r->off = 1;
+    if (watch_u64(r, index) != 0 || watch_u64(r, &n) != 0 || n > BE_WATCH_KEYS_MAX)
+        return -1;
+    /* Each key takes at least two bytes (db and length): a cheap bound on the count. */
+    if (n > (r->len - r->off) / 2)
+        return -1;
+    r->left = (uint32_t)n;
+    *nkeys = r->left;
+    return 0;
+}
+
+int be_watch_next(struct be_watch_reader *r, struct be_watch_key *k)
+{
+    if (r->left == 0)
+        return r->off == r->len ? 0 : -1;
+    uint64_t klen;
+    if (watch_u64(r, &k->db) != 0 || watch_u64(r, &klen) != 0 || klen > r->len - r->off)
+        return -1;
+    k->key = (const char *)r->p + r->off;
+    k->len = (size_t)klen;
+    r->off += (size_t)klen;
+    r->left--;
+    return 1;
 }

@@ -72,4 +72,39 @@ int be_entry_check(struct be_entry_reader *r, const void *data, size_t len);
 /* The same with a reader of its own. */
 int be_entry_validate(const void *data, size_t len);
 
+/* The watch guard: what EXEC of a client that WATCHed keys puts in front of its entry when it
+ * proposes it (raftlog/node.h, rn_propose's guard_len). The leader reads it just before it
+ * appends the entry, decides (proxy/watch.c) and appends only the entry behind it, so the log
+ * holds exactly the entry a plain MULTI/EXEC makes: a node of an older version applies it the
+ * same way, and nothing but the leader at that moment ever reads the guard.
+ *
+ *   u8 version (1) | watch index | nkeys | nkeys x ( db | len | bytes )
+ *
+ * The watch index is the applied index the client's reads were sure to see at its first WATCH:
+ * any entry after it that may write a listed (db, key) aborts the EXEC. Decoding validates
+ * every count and length against the bytes present; keys point into the guard's bytes. */
+#define BE_WATCH_VERSION  1
+#define BE_WATCH_KEYS_MAX (1u << 20) /* keys in one guard */
+
+struct be_watch_key {
+    uint64_t db;
+    const char *key;
+    size_t len;
+};
+
+int be_watch_put_hdr(struct rd_buf *b, uint64_t index, uint32_t nkeys);
+int be_watch_put_key(struct rd_buf *b, uint64_t db, const void *key, size_t len);
+
+struct be_watch_reader {
+    const uint8_t *p;
+    size_t len, off;
+    uint32_t left; /* keys not yet read */
+};
+
+/* 0 or -1 (malformed); r is positioned at the first key. */
+int be_watch_open(struct be_watch_reader *r, const void *data, size_t len, uint64_t *index,
+                  uint32_t *nkeys);
+/* Returns 1 with *k set, 0 at the end (every key read, no trailing bytes), -1 malformed. */
+int be_watch_next(struct be_watch_reader *r, struct be_watch_key *k);
+
 #endif

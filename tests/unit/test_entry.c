@@ -625,6 +625,177 @@ static void test_mutation_fuzz(void **state)
     rd_buf_free(&base);
 }
 
+/* ---- the watch guard ---------------------------------------------------------------------- */
+
+/* A guard (index 7 or as given) with keys k0.. in databases db0.. as given. */
+static void build_guard(struct rd_buf *b, uint64_t index, int n, const uint64_t *dbs,
+                        const char *const *keys, const size_t *lens)
+{
+    assert_int_equal(be_watch_put_hdr(b, index, (uint32_t)n), 0);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(be_watch_put_key(b, dbs[i], keys[i], lens[i]), 0);
+}
+
+/* Reads a whole guard from an exact-size copy: 0 with every key checked against the expected
+ * ones (when given), -1 when the guard is rejected anywhere. */
+static int read_guard(const void *p, size_t n, uint64_t *index, uint32_t *nkeys,
+                      const uint64_t *dbs, const char *const *keys, const size_t *lens)
+{
+    uint8_t *c = exact_copy(p, n);
+    struct be_watch_reader r;
+    struct be_watch_key k;
+    int rc = be_watch_open(&r, c, n, index, nkeys);
+    for (uint32_t i = 0; rc == 0 && i < *nkeys; i++) {
+        rc = be_watch_next(&r, &k) == 1 ? 0 : -1;
+        if (rc == 0) {
+            assert_true((const uint8_t *)k.key >= c && (const uint8_t *)k.key + k.len <= c + n);
+            if (keys != NULL) {
+                assert_int_equal(k.db, dbs[i]);
+                assert_int_equal(k.len, lens[i]);
+                if (lens[i])
+                    assert_memory_equal(k.key, keys[i], lens[i]);
+            }
+        }
+    }
+    if (rc == 0)
+        rc = be_watch_next(&r, &k); /* 0 at the end, -1 with bytes left over */
+    free(c);
+    return rc;
+}
+
+static void test_guard_roundtrip(void **state)
+{
+    (void)state;
+    const uint64_t dbs[] = {0, 15, UINT64_MAX};
+    const char *const keys[] = {"x", "", "bin\0\r\nkey"};
+    const size_t lens[] = {1, 0, 10};
+    struct rd_buf b;
+    rd_buf_init(&b);
+    build_guard(&b, UINT64_MAX, 3, dbs, keys, lens);
+    uint64_t index = 0;
+    uint32_t n = 0;
+    assert_int_equal(read_guard(b.data, b.len, &index, &n, dbs, keys, lens), 0);
+    assert_int_equal(index, UINT64_MAX);
+    assert_int_equal(n, 3);
+    /* index 0 and no keys decode too (the caller decides what they mean) */
+    rd_buf_reset(&b);
+    assert_int_equal(be_watch_put_hdr(&b, 0, 0), 0);
+    assert_int_equal(read_guard(b.data, b.len, &index, &n, NULL, NULL, NULL), 0);
+    assert_int_equal(index, 0);
+    assert_int_equal(n, 0);
+    rd_buf_free(&b);
+}
+
+/* The guard is not an entry and an entry is not a guard: each starts with its own version. */
+static void test_guard_and_entry_apart(void **state)
+{
+    (void)state;
+    const uint64_t dbs[] = {0};
+    const char *const keys[] = {"k"};
+    const size_t lens[] = {1};
+    struct rd_buf b;
+    rd_buf_init(&b);
+    build_guard(&b, 5, 1, dbs, keys, lens);
+    uint64_t index;
+    uint32_t n;
+    b.data[0] = 2;
+    assert_int_equal(read_guard(b.data, b.len, &index, &n, NULL, NULL, NULL), -1);
+    b.data[0] = 0;
+    assert_int_equal(read_guard(b.data, b.len, &index, &n, NULL, NULL, NULL), -1);
+    assert_int_equal(read_guard(b.data, 0, &index, &n, NULL, NULL, NULL), -1);
+    rd_buf_free(&b);
+}
+
+/* Every proper prefix is rejected, and so are bytes after the last key. */
+static void test_guard_truncated_and_trailing(void **state)
+{
+    (void)state;
+    char big[300];
+    memset(big, 'b', sizeof(big));
+    const uint64_t dbs[] = {3, 1ULL << 40};
+    const char *const keys[] = {"key", big};
+    const size_t lens[] = {3, sizeof(big)};
+    struct rd_buf b;
+    rd_buf_init(&b);
+    build_guard(&b, 1ULL << 35, 2, dbs, keys, lens);
+    uint64_t index;
+    uint32_t n;
+    for (size_t len = 0; len < b.len; len++)
+        if (read_guard(b.data, len, &index, &n, NULL, NULL, NULL) != -1)
+            fail_msg("a guard cut to %zu of %zu bytes was read", len, b.len);
+    assert_int_equal(read_guard(b.data, b.len, &index, &n, NULL, NULL, NULL), 0);
+    assert_int_equal(rd_buf_append(&b, "x", 1), 0);
+    assert_int_equal(read_guard(b.data, b.len, &index, &n, NULL, NULL, NULL), -1);
+    rd_buf_free(&b);
+}
+
+/* Counts and lengths that claim more than the bytes hold, or more than the limit. */
+static void test_guard_claims_too_much(void **state)
+{
+    (void)state;
+    struct rd_buf b;
+    rd_buf_init(&b);
+    uint64_t index;
+    uint32_t n;
+    /* more keys than the limit, with the bytes to back a few */
+    assert_int_equal(be_watch_put_hdr(&b, 1, BE_WATCH_KEYS_MAX), 0);
+    rd_buf_reset(&b);
+    uint8_t v = BE_WATCH_VERSION;
+    assert_int_equal(rd_buf_append(&b, &v, 1), 0);
+    assert_int_equal(rd_put_varint(&b, 1), 0);
+    assert_int_equal(rd_put_varint(&b, (uint64_t)BE_WATCH_KEYS_MAX + 1), 0);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(be_watch_put_key(&b, 0, "k", 1), 0);
+    assert_int_equal(read_guard(b.data, b.len, &index, &n, NULL, NULL, NULL), -1);
+    /* a count larger than the bytes could hold */
+    rd_buf_reset(&b);
+    assert_int_equal(be_watch_put_hdr(&b, 1, 1000), 0);
+    assert_int_equal(be_watch_put_key(&b, 0, "k", 1), 0);
+    assert_int_equal(read_guard(b.data, b.len, &index, &n, NULL, NULL, NULL), -1);
+    /* a key length past the end, including one that would wrap a size_t */
+    static const uint64_t bad_lens[] = {2, 1000, UINT64_MAX};
+    for (size_t i = 0; i < sizeof(bad_lens) / sizeof(bad_lens[0]); i++) {
+        rd_buf_reset(&b);
+        assert_int_equal(be_watch_put_hdr(&b, 1, 1), 0);
+        assert_int_equal(rd_put_varint(&b, 0), 0);
+        assert_int_equal(rd_put_varint(&b, bad_lens[i]), 0);
+        assert_int_equal(rd_buf_append(&b, "k", 1), 0);
+        assert_int_equal(read_guard(b.data, b.len, &index, &n, NULL, NULL, NULL), -1);
+    }
+    rd_buf_free(&b);
+}
+
+/* Random damage to a valid guard: never a read outside the bytes, whatever is accepted. */
+static void test_guard_mutation_fuzz(void **state)
+{
+    (void)state;
+    const uint64_t dbs[] = {0, 9, 200};
+    const char *const keys[] = {"alpha", "b", "gamma-gamma"};
+    const size_t lens[] = {5, 1, 11};
+    struct rd_buf base;
+    rd_buf_init(&base);
+    build_guard(&base, 123456, 3, dbs, keys, lens);
+    uint32_t seed = 12345;
+    for (int round = 0; round < 20000; round++) {
+        uint8_t *c = exact_copy(base.data, base.len);
+        size_t len = base.len;
+        for (int k = 0; k < 1 + round % 3; k++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % len;
+            seed = seed * 1103515245u + 12345u;
+            c[at] = (uint8_t)(seed >> 16);
+        }
+        seed = seed * 1103515245u + 12345u;
+        if (seed % 4 == 0)
+            len = (seed >> 8) % (len + 1);
+        uint64_t index;
+        uint32_t n;
+        (void)read_guard(c, len, &index, &n, NULL, NULL, NULL);
+        free(c);
+    }
+    rd_buf_free(&base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -644,6 +815,11 @@ int main(void)
         cmocka_unit_test(test_overlong_header_varint),
         cmocka_unit_test(test_padded_varint_rejected),
         cmocka_unit_test(test_mutation_fuzz),
+        cmocka_unit_test(test_guard_roundtrip),
+        cmocka_unit_test(test_guard_and_entry_apart),
+        cmocka_unit_test(test_guard_truncated_and_trailing),
+        cmocka_unit_test(test_guard_claims_too_much),
+        cmocka_unit_test(test_guard_mutation_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
