@@ -406,37 +406,72 @@ static int arity_ok(const struct px_cmddef *d, int argc)
     return d->arity > 0 ? argc == d->arity : argc >= -d->arity;
 }
 
-const struct px_cmddef *px_cmd_lookup(const struct px_cmdtable *t, int argc, char *const *argv,
-                                      const size_t *argvlen, char *err, size_t errlen)
+enum lookup_miss { MISS_NONE = 0, MISS_UNKNOWN, MISS_SUB, MISS_ARITY };
+
+/* The command (or subcommand) argv names, or NULL with the reason in *miss (for MISS_ARITY the
+ * definition whose arity failed is still returned through *d_out). Reads arguments by their
+ * lengths only. */
+static const struct px_cmddef *resolve(const struct px_cmdtable *t, int argc,
+                                       const char *const *argv, const size_t *argvlen,
+                                       enum lookup_miss *miss, const struct px_cmddef **d_out)
 {
     char name[48];
+    *miss = MISS_UNKNOWN;
+    *d_out = NULL;
     /* A NUL inside a name would make the C-string compare below match a real command. */
-    if (argvlen[0] >= sizeof(name) || memchr(argv[0], '\0', argvlen[0]) != NULL) {
-        unknown_cmd_err(err, errlen, argc, argv);
+    if (argvlen[0] >= sizeof(name) || memchr(argv[0], '\0', argvlen[0]) != NULL)
         return NULL;
-    }
     lower_copy(name, sizeof(name), argv[0], argvlen[0]);
     const struct px_cmddef *d = find(t->cmds, t->n, name);
-    if (d == NULL) {
-        unknown_cmd_err(err, errlen, argc, argv);
+    if (d == NULL)
         return NULL;
-    }
+    *d_out = d;
     if (d->nsubs > 0 && argc >= 2) {
         char full[96];
         char sub[48];
+        const struct px_cmddef *s = NULL;
         if (argvlen[1] < sizeof(sub) && memchr(argv[1], '\0', argvlen[1]) == NULL) {
             lower_copy(sub, sizeof(sub), argv[1], argvlen[1]);
             snprintf(full, sizeof(full), "%s|%s", name, sub);
-            const struct px_cmddef *s = find(d->subs, d->nsubs, full);
-            if (s != NULL) {
-                if (!arity_ok(s, argc)) {
-                    snprintf(err, errlen, "ERR wrong number of arguments for '%s' command",
-                             s->display);
-                    return NULL;
-                }
-                return s;
-            }
+            s = find(d->subs, d->nsubs, full);
         }
+        if (s == NULL) {
+            *miss = MISS_SUB;
+            return NULL;
+        }
+        *d_out = d = s;
+    }
+    if (!arity_ok(d, argc)) {
+        *miss = MISS_ARITY;
+        return NULL;
+    }
+    *miss = MISS_NONE;
+    return d;
+}
+
+const struct px_cmddef *px_cmd_find(const struct px_cmdtable *t, int argc, const char *const *argv,
+                                    const size_t *argvlen)
+{
+    enum lookup_miss miss;
+    const struct px_cmddef *d;
+    return argc >= 1 ? resolve(t, argc, argv, argvlen, &miss, &d) : NULL;
+}
+
+const struct px_cmddef *px_cmd_lookup(const struct px_cmdtable *t, int argc, char *const *argv,
+                                      const size_t *argvlen, char *err, size_t errlen)
+{
+    enum lookup_miss miss;
+    const struct px_cmddef *d;
+    const struct px_cmddef *found = resolve(t, argc, (const char *const *)argv, argvlen, &miss, &d);
+    if (found != NULL)
+        return found;
+    if (miss == MISS_UNKNOWN) {
+        unknown_cmd_err(err, errlen, argc, argv);
+        return NULL;
+    }
+    if (miss == MISS_SUB) {
+        char name[48];
+        lower_copy(name, sizeof(name), argv[0], argvlen[0]);
         char upper[48];
         size_t i;
         for (i = 0; name[i] && i < sizeof(upper) - 1; i++)
@@ -445,9 +480,6 @@ const struct px_cmddef *px_cmd_lookup(const struct px_cmdtable *t, int argc, cha
         snprintf(err, errlen, "ERR unknown subcommand '%.128s'. Try %s HELP.", argv[1], upper);
         return NULL;
     }
-    if (!arity_ok(d, argc)) {
-        snprintf(err, errlen, "ERR wrong number of arguments for '%s' command", d->display);
-        return NULL;
-    }
-    return d;
+    snprintf(err, errlen, "ERR wrong number of arguments for '%s' command", d->display);
+    return NULL;
 }

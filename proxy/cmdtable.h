@@ -107,5 +107,9 @@ const struct px_cmddef *px_cmdtable_at(const struct px_cmdtable *t, size_t i);
  * writes Redis's own error text (without the leading '-') into err. */
 const struct px_cmddef *px_cmd_lookup(const struct px_cmdtable *t, int argc, char *const *argv,
                                       const size_t *argvlen, char *err, size_t errlen);
+/* The same without the error text, for arguments that need not end in a NUL (a log entry's):
+ * NULL when there is no such command or argc does not fit its arity. */
+const struct px_cmddef *px_cmd_find(const struct px_cmdtable *t, int argc, const char *const *argv,
+                                    const size_t *argvlen);
 
 #endif

@@ -1,9 +1,8 @@
 /* Unit tests for proxy/cmdtable.c: the command table built from Redis's COMMAND reply.
  *
- * tests/unit/data/command-7.0.15.resp is the raw RESP reply of `COMMAND` from redis-server 7.0.15
- * (the version the project runs against), captured by sending "*1\r\n$7\r\nCOMMAND\r\n" over a
- * socket. It is parsed here with hiredis's redisReader, as the proxy gets it from hiredis.
- * Expected error texts are what redis-server 7.0.15 answers for the same commands.
+ * The table is redis-server 7.0.15's (the version the project runs against), from
+ * tests/unit/cmdtable_fixture.h. Expected error texts are what redis-server 7.0.15 answers for
+ * the same commands.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,33 +19,9 @@
 
 #include "proxy/cmdtable.h"
 #include "proxy/keys.h"
-
-#define DATA_FILE "command-7.0.15.resp"
-
-static char data_dir[1024] = "tests/unit/data";
+#include "tests/unit/cmdtable_fixture.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return NULL;
-    size_t cap = 1 << 17, n = 0, k;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    while ((k = fread(buf + n, 1, cap - n, fp)) > 0) {
-        n += k;
-        if (n == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-    }
-    fclose(fp);
-    *len = n;
-    return buf;
-}
 
 /* Parses RESP bytes into one reply with hiredis; NULL if incomplete or malformed. */
 static redisReply *parse_reply(const char *bytes, size_t len)
@@ -63,56 +38,6 @@ static redisReply *parse_reply(const char *bytes, size_t len)
     return reply;
 }
 #define PARSE(lit) parse_reply((lit), sizeof(lit) - 1)
-
-struct fixture {
-    redisReply *reply;
-    struct px_cmdtable *t;
-};
-
-static int setup(void **state)
-{
-    char path[1200];
-    snprintf(path, sizeof(path), "%s/%s", data_dir, DATA_FILE);
-    size_t len = 0;
-    char *bytes = read_all(path, &len);
-    if (bytes == NULL) {
-        fprintf(stderr, "cannot read %s (run from the repository root)\n", path);
-        return -1;
-    }
-    struct fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    /* the whole file is exactly one reply */
-    redisReader *rd = redisReaderCreate();
-    assert_non_null(rd);
-    assert_int_equal(redisReaderFeed(rd, bytes, len), REDIS_OK);
-    void *reply = NULL;
-    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
-    assert_non_null(reply);
-    void *more = NULL;
-    assert_int_equal(redisReaderGetReply(rd, &more), REDIS_OK);
-    assert_null(more);
-    redisReaderFree(rd);
-    free(bytes);
-    f->reply = reply;
-    char err[256] = "";
-    if (px_cmdtable_build(f->reply, &f->t, err, sizeof(err)) != 0) {
-        fprintf(stderr, "px_cmdtable_build: %s\n", err);
-        freeReplyObject(f->reply);
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    px_cmdtable_free(f->t);
-    freeReplyObject(f->reply);
-    free(f);
-    return 0;
-}
 
 /* Looks up a command given as words (each NUL-terminated, lengths from strlen). */
 static const struct px_cmddef *lookup_v(const struct px_cmdtable *t, char *err, size_t errlen,
@@ -714,30 +639,6 @@ static void test_build_every_entry_alone(void **state)
         assert_int_equal(px_cmdtable_size(t), 1);
         px_cmdtable_free(t);
     }
-}
-
-static int parse_args(int argc, char **argv)
-{
-    /* the data directory: $REDRAFT_TEST_DATA, else tests/unit/data from the repository root,
-     * else next to the binary's source tree (build/tests/.. /../tests/unit/data) */
-    const char *env = getenv("REDRAFT_TEST_DATA");
-    if (env != NULL) {
-        snprintf(data_dir, sizeof(data_dir), "%s", env);
-        return 0;
-    }
-    char probe[1200];
-    snprintf(probe, sizeof(probe), "%s/%s", data_dir, DATA_FILE);
-    FILE *fp = fopen(probe, "rb");
-    if (fp != NULL) {
-        fclose(fp);
-        return 0;
-    }
-    if (argc > 0) {
-        char self[1024];
-        snprintf(self, sizeof(self), "%s", argv[0]);
-        snprintf(data_dir, sizeof(data_dir), "%s/../../tests/unit/data", dirname(self));
-    }
-    return 0;
 }
 
 /* ---- px_cmd_keys: which keys a command touches --------------------------------------------- */
