@@ -366,7 +366,7 @@ static void write_pending(struct px_server *s, struct px_req *r, uint64_t index,
 static void write_try(struct px_server *s, struct px_req *r)
 {
     uint64_t index = 0, term = 0;
-    int rc = rn_propose(s->node, r->id, r->entry.data, r->entry.len, &index, &term);
+    int rc = rn_propose(s->node, r->id, r->entry.data, r->entry.len, 0, &index, &term);
     switch (rc) {
     case RN_OK:
         write_pending(s, r, index, term);

@@ -403,11 +403,57 @@ static int map_raft_err(int rc)
     }
 }
 
-static void on_fwd(struct rn_node *n, uint64_t from, const uint8_t *p, size_t len)
+/* The log view's reader (struct rn_log_view): entries from the core, which keeps the recent
+ * ones in memory and reads older ones from the store. */
+struct log_reader {
+    struct rn_node *n;
+    void *owned; /* the last entry read from the store, freed at the next read */
+};
+
+static int log_read(void *rctx, uint64_t index, const void **data, size_t *len)
 {
-    uint64_t hdr[2]; /* reqid, the term the sender forwarded it in */
+    struct log_reader *lr = rctx;
+    free(lr->owned);
+    lr->owned = NULL;
+    struct raft_entry e;
+    int owned;
+    if (raft_entry_get(lr->n->raft, index, &e, &owned) != RAFT_OK)
+        return -1;
+    if (owned)
+        lr->owned = e.data;
+    *data = e.type == RAFT_ENTRY_NORMAL ? e.data : NULL;
+    *len = e.type == RAFT_ENTRY_NORMAL ? e.len : 0;
+    return 0;
+}
+
+/* Appends a proposal on this leader: the guard (the first guard_len bytes) is checked against
+ * the log first, and only the entry after it is appended. raft_propose appends at once, at
+ * last + 1 (nothing is queued to be appended later), so the entries the check saw are exactly
+ * those that precede the new one. Returns an RN_* code. */
+static int leader_propose(struct rn_node *n, const uint8_t *data, size_t len, size_t guard_len,
+                          uint64_t *index, uint64_t *term)
+{
+    if (raft_role(n->raft) != RAFT_LEADER)
+        return RN_ENOLEADER;
+    if (guard_len > 0) {
+        if (n->cbs.admit == NULL)
+            return RN_EWATCH;
+        struct log_reader lr = {n, NULL};
+        struct rn_log_view view = {raft_last_index(n->raft), log_read, &lr};
+        int rc = n->cbs.admit(n->ctx, data, guard_len, &view);
+        free(lr.owned);
+        if (rc != RN_OK)
+            return rc;
+    }
+    int rc = raft_propose(n->raft, data + guard_len, len - guard_len, index, term);
+    return rc == 0 ? RN_OK : map_raft_err(rc);
+}
+
+static void on_fwd(struct rn_node *n, uint64_t from, const uint8_t *p, size_t len, int guarded)
+{
+    uint64_t hdr[3] = {0, 0, 0}; /* reqid, the term the sender forwarded it in, guard length */
     size_t used;
-    if (get_u64s(p, len, hdr, 2, &used) != 0) {
+    if (get_u64s(p, len, hdr, guarded ? 3 : 2, &used) != 0 || hdr[2] > len - used) {
         rd_warning("malformed forwarded write from node %llu", (unsigned long long)from);
         return;
     }
@@ -415,15 +461,15 @@ static void on_fwd(struct rn_node *n, uint64_t from, const uint8_t *p, size_t le
     /* Proposed only in the term the sender meant: then a write it never heard back about can
      * only have been proposed in that term, which it can rule out later (see rn_term_start). */
     int rc = raft_role(n->raft) == RAFT_LEADER && raft_term(n->raft) != hdr[1]
-                 ? RAFT_ENOTLEADER
-                 : raft_propose(n->raft, p + used, len - used, &index, &term);
-    if (rc == 0) {
+                 ? RN_ENOLEADER
+                 : leader_propose(n, p + used, len - used, (size_t)hdr[2], &index, &term);
+    if (rc == RN_OK) {
         uint64_t v[3] = {hdr[0], index, term};
         send_frame_u64s(n, from, RN_BUS_FWD_ACK, v, 3);
     } else {
         /* The term tells the sender which of its forwards this answers: an answer to an old
          * one can arrive after it forwarded the write again in a newer term. */
-        uint64_t v[3] = {hdr[0], (uint64_t)(-map_raft_err(rc)), hdr[1]};
+        uint64_t v[3] = {hdr[0], (uint64_t)(-rc), hdr[1]};
         send_frame_u64s(n, from, RN_BUS_FWD_NACK, v, 3);
     }
 }
@@ -485,7 +531,8 @@ void rn_on_frame(struct rn_node *n, uint64_t from, uint8_t type, const void *pay
         return;
     }
     case RN_BUS_FWD:
-        on_fwd(n, from, p, len);
+    case RN_BUS_FWD_GUARDED:
+        on_fwd(n, from, p, len, type == RN_BUS_FWD_GUARDED);
         return;
     case RN_BUS_FWD_ACK:
         if (get_u64s(p, len, v, 3, &used) == 0 && n->cbs.proposed)
@@ -700,19 +747,17 @@ int rn_bootstrap(struct rn_node *n, const char *bus_addr, char *err, size_t errl
     return 0;
 }
 
-int rn_propose(struct rn_node *n, uint64_t reqid, const void *data, size_t len, uint64_t *index_out,
-               uint64_t *term_out)
+int rn_propose(struct rn_node *n, uint64_t reqid, const void *data, size_t len, size_t guard_len,
+               uint64_t *index_out, uint64_t *term_out)
 {
     if (n->failed)
         return RN_EIO;
-    if (len > RLOG_ENTRY_DATA_MAX)
+    if (guard_len > len || len - guard_len > RLOG_ENTRY_DATA_MAX)
         return RN_ETOOBIG;
     if (!rn_in_cluster(n))
         return RN_ENOCLUSTER;
-    if (raft_role(n->raft) == RAFT_LEADER) {
-        int rc = raft_propose(n->raft, data, len, index_out, term_out);
-        return rc == 0 ? RN_OK : map_raft_err(rc);
-    }
+    if (raft_role(n->raft) == RAFT_LEADER)
+        return leader_propose(n, data, len, guard_len, index_out, term_out);
     uint64_t leader = raft_leader(n->raft);
     if (leader == 0 || leader == n->cfg.id)
         return RN_ENOLEADER;
@@ -720,9 +765,12 @@ int rn_propose(struct rn_node *n, uint64_t reqid, const void *data, size_t len, 
     rd_buf_reset(&n->scratch);
     rd_put_varint(&n->scratch, reqid);
     rd_put_varint(&n->scratch, term);
+    if (guard_len > 0)
+        rd_put_varint(&n->scratch, guard_len);
     if (rd_buf_append(&n->scratch, data, len) != 0)
         return RN_ENOMEM;
-    if (bus_send(n->bus, leader, RN_BUS_FWD, n->scratch.data, n->scratch.len) != 0)
+    if (bus_send(n->bus, leader, guard_len > 0 ? RN_BUS_FWD_GUARDED : RN_BUS_FWD, n->scratch.data,
+                 n->scratch.len) != 0)
         return RN_ENOLEADER;
     if (term_out)
         *term_out = term;

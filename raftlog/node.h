@@ -9,6 +9,14 @@
  * a change of leader: the caller learns it when the index it was given is applied with another
  * entry (it then never will be applied), or by its own deadline (outcome unknown).
  *
+ * Guarded proposals: the first guard_len bytes of a proposal may be a guard, a condition the
+ * leader checks against its own log at the moment it appends (cbs->admit, set by the owner, who
+ * alone knows what the guard says: proxy/watch.c for WATCH). The check and the append happen in
+ * one call of the synchronous core, so no entry can come between them; only the bytes after the
+ * guard go into the log. A refused proposal ends with RN_EWATCH (on a follower: a FWD_NACK with
+ * that code). A guarded forward travels as RN_BUS_FWD_GUARDED, which a leader of an older
+ * version does not know and drops, rather than appending the guard as part of the entry.
+ *
  * Commit: cbs->committed(commit) reports entries that are durable on a quorum and on this node's
  * own disk; rn_fetch reads them back for the apply path (non-client entries, such as a leader's
  * no-op or a configuration change, come back empty: they change nothing in Redis).
@@ -45,6 +53,7 @@ enum {
     RN_EFULL = -6,      /* too much uncommitted data: not proposed */
     RN_ENOCLUSTER = -7, /* this node is not part of a cluster yet */
     RN_ETRANSFER = -8,  /* leadership transfer in progress: not proposed */
+    RN_EWATCH = -9,     /* the leader's admit check refused a guarded proposal: not proposed */
     RN_FORWARDED = 1,   /* sent to the leader; the outcome comes through a callback */
 };
 
@@ -58,6 +67,17 @@ enum {
     RN_BUS_ADMIN_REPLY = 6, /* reqid | RESP reply */
     RN_BUS_SNAP_REQ = 7,    /* a follower asks for a piece of the snapshot (proxy/snapshot.c) */
     RN_BUS_SNAP_CHUNK = 8,  /* the leader's answer: one piece of it */
+    RN_BUS_FWD_GUARDED = 9, /* reqid | term | guard length | guard | entry: a guarded FWD */
+};
+
+/* The leader's log as cbs->admit sees it: entries 1..last exist, but those a snapshot dropped
+ * cannot be read. read gives the bytes of a client entry, or len 0 for the others (a no-op, a
+ * configuration); they stay valid until the next read. 0, or -1 when the entry cannot be read
+ * (compacted away, or a store error). */
+struct rn_log_view {
+    uint64_t last;
+    int (*read)(void *rctx, uint64_t index, const void **data, size_t *len);
+    void *rctx;
 };
 
 struct rn_node_cbs {
@@ -74,6 +94,10 @@ struct rn_node_cbs {
     void (*snapshot_fetch)(void *ctx, uint64_t index, uint64_t term, uint64_t from);
     /* A RN_BUS_SNAP_REQ or RN_BUS_SNAP_CHUNK frame (the snapshot transfer is the owner's). */
     void (*snap_frame)(void *ctx, uint64_t from, uint8_t type, const void *payload, size_t len);
+    /* On the leader, just before a guarded proposal would be appended at log->last + 1: RN_OK
+     * to append it, or an RN_E* code (RN_EWATCH) to refuse it. guard is borrowed. Without this
+     * callback every guarded proposal is refused. */
+    int (*admit)(void *ctx, const void *guard, size_t guard_len, const struct rn_log_view *log);
 };
 
 struct rn_node_cfg {
@@ -111,9 +135,10 @@ void rn_set_joining(struct rn_node *n);
 int rn_joining(const struct rn_node *n);
 
 /* RN_OK: proposed here at *index_out, *term_out. RN_FORWARDED: sent to the leader, to be
- * proposed only in term *term_out (the leader refuses it in any other term). */
-int rn_propose(struct rn_node *n, uint64_t reqid, const void *data, size_t len, uint64_t *index_out,
-               uint64_t *term_out);
+ * proposed only in term *term_out (the leader refuses it in any other term). The first
+ * guard_len bytes of data are a guard (0: none), see "Guarded proposals" above. */
+int rn_propose(struct rn_node *n, uint64_t reqid, const void *data, size_t len, size_t guard_len,
+               uint64_t *index_out, uint64_t *term_out);
 /* The newest term among the entries committed since start, and the index of its first entry.
  * Once a node has applied that index, no entry of an older term can commit any more (terms
  * only grow along the log): a write forwarded in an older term and not applied by then never

@@ -1379,3 +1379,8 @@ int raft_entry_term(struct raft *r, uint64_t index, uint64_t *term_out)
 {
     return raft_log_term(&r->log, index, term_out);
 }
+
+int raft_entry_get(struct raft *r, uint64_t index, struct raft_entry *out, int *owned_out)
+{
+    return raft_log_entry(&r->log, index, out, owned_out);
+}

@@ -391,5 +391,10 @@ uint64_t raft_last_index(const struct raft *r);
 const struct raft_conf *raft_conf(const struct raft *r, uint64_t *index_out);
 /* Term of the entry at index (from memory or storage). */
 int raft_entry_term(struct raft *r, uint64_t index, uint64_t *term_out);
+/* The entry at index, from memory or storage (a leader looking back at the entries before the
+ * one it is about to append). When *owned_out is set, out->data is malloc'd and the caller
+ * frees it; otherwise it points into the core's memory, valid until the next mutating call.
+ * RAFT_ENOTFOUND outside (snapshot index, last index]. */
+int raft_entry_get(struct raft *r, uint64_t index, struct raft_entry *out, int *owned_out);
 
 #endif
