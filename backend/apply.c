@@ -419,12 +419,14 @@ static void exec_cb(redisAsyncContext *ac, void *reply, void *privdata)
         return; /* link lost: be_apply_stop follows */
     ap->inflight = NULL;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == b->nqueued) {
+        /* Applied before the replies go out: a client answered here may go on at once (WATCH
+         * takes be_apply_applied as what its reads will see), and it must count this batch. */
+        ap->applied = b->last;
         for (size_t i = 0; i < b->nitems; i++)
             if (b->items[i].mine)
                 deliver(ap, &b->items[i], r);
         for (uint64_t i = b->first; i <= b->last; i++)
             free(rd_map_del(&ap->voids, i));
-        ap->applied = b->last;
         batch_free(b);
         if (ap->cbs.applied)
             ap->cbs.applied(ap->ctx, ap->applied);

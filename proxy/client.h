@@ -70,9 +70,10 @@ struct px_req {
     struct px_cmd *mcmds;           /* EXEC: the transaction's commands (owned) */
     const struct px_cmddef **mdefs;
     size_t nm;
-    int db_after; /* EXEC: 1 + the database a queued SELECT leaves the client in (0: none) */
-    int quiet;    /* CLIENT REPLY OFF/SKIP: its reply is dropped, not sent */
-    int admitted; /* passed the checks before running (for MONITOR) */
+    int db_after;     /* EXEC: 1 + the database a queued SELECT leaves the client in (0: none) */
+    size_t guard_len; /* EXEC of a watching client: the watch guard heading `entry` (watch.h) */
+    int quiet;        /* CLIENT REPLY OFF/SKIP: its reply is dropped, not sent */
+    int admitted;     /* passed the checks before running (for MONITOR) */
     struct rd_buf reply;
 };
 
@@ -101,6 +102,9 @@ struct px_client {
     struct px_cmd *mq;         /* queued commands */
     const struct px_cmddef **mq_defs;
     size_t mq_len, mq_cap, mq_bytes;
+    uint64_t watch_index;     /* WATCH (watch.c): the index reads were sure to see then */
+    uint32_t watch_nkeys;     /* watched keys (0: none) */
+    struct rd_buf watch_keys; /* encoded (db, key) pairs (backend/entry.h, the guard's keys) */
     char *name;
     char addr[64];
     char laddr[64];
@@ -167,6 +171,13 @@ struct px_server {
     size_t nmonitors; /* clients in MONITOR mode */
     uint64_t total_commands, total_writes, total_reads, total_conns, rejected_conns;
 };
+
+/* An EXEC going to the log: its transaction (possibly empty when the client watches keys:
+ * the leader must still say whether a watched key was touched). */
+static inline int px_req_is_exec(const struct px_req *r)
+{
+    return r->nm > 0 || r->guard_len > 0;
+}
 
 /* Local commands (local.c). Each writes the reply into r->reply and returns 0, or returns 1
  * when the reply comes later (the request is then in flight, found by its id). */

@@ -41,7 +41,6 @@ struct px_override {
     }
 
 #define WHY_BLOCK "blocking commands are not supported by redraft yet"
-#define WHY_WATCH "WATCH is not supported by redraft yet (MULTI/EXEC without it is)"
 #define WHY_ADMIN "this would change the local redis behind redraft's back; not allowed"
 #define WHY_REPL  "replication of the local redis is managed by redraft; not allowed"
 
@@ -87,8 +86,8 @@ static const struct px_override overrides[] = {
     LOCAL("multi", PX_L_MULTI),
     LOCAL("exec", PX_L_EXEC),
     LOCAL("discard", PX_L_DISCARD),
-    REFUSE("watch", WHY_WATCH),
-    REFUSE("unwatch", WHY_WATCH),
+    LOCAL("watch", PX_L_WATCH),
+    LOCAL("unwatch", PX_L_UNWATCH),
     REFUSE("wait", "WAIT is not supported by redraft yet"),
     /* Through the log, so every replica runs with the same settings; parameters that point
      * Redis elsewhere or make replicas differ are refused (server.c, route_check). */

@@ -10,6 +10,7 @@
 #include "proxy/monitor.h"
 #include "proxy/snapshot.h"
 #include "proxy/pubsub.h"
+#include "proxy/watch.h"
 #include "raftlog/node.h"
 #include "raftlog/raft.h"
 
@@ -548,6 +549,7 @@ int px_local_exec(struct px_client *c, struct px_req *r)
     case PX_L_RESET:
         px_monitor_stop(c);
         px_pubsub_close(c);
+        px_watch_clear(c);
         c->db = 0;
         c->reply_off = c->reply_skip = 0;
         c->consistency = c->s->cfg->consistency;
@@ -556,6 +558,13 @@ int px_local_exec(struct px_client *c, struct px_req *r)
         if (c->s->cfg->requirepass[0])
             c->authed = 0;
         rd_resp_simple(b, '+', "RESET");
+        break;
+    case PX_L_WATCH:
+        px_watch_add(c, r);
+        break;
+    case PX_L_UNWATCH:
+        px_watch_clear(c);
+        reply_ok(r);
         break;
     case PX_L_CLIENT_SETNAME:
         if (set_name(c, r, r->cmd.argv[2], r->cmd.argvlen[2]) == 0)

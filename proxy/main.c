@@ -81,6 +81,12 @@ static void on_propose_failed(void *ctx, uint64_t reqid, int code, uint64_t term
     px_on_propose_failed(a->server, reqid, code, term);
 }
 
+static int on_admit(void *ctx, const void *guard, size_t guard_len, const struct rn_log_view *log)
+{
+    struct app *a = ctx;
+    return px_server_admit(a->server, guard, guard_len, log);
+}
+
 static void on_admin_reply(void *ctx, uint64_t reqid, const char *resp, size_t len)
 {
     struct app *a = ctx;
@@ -366,6 +372,7 @@ int main(int argc, char **argv)
         .role_changed = on_role,
         .snapshot_fetch = on_snapshot_fetch,
         .snap_frame = on_snap_frame,
+        .admit = on_admit,
     };
     a.node = rn_node_new(a.loop, a.store, a.bus, &ncfg, &a, &ncbs, err, sizeof(err));
     if (a.node == NULL) {

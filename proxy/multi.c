@@ -4,11 +4,14 @@
  *
  * Redis's rules are kept: a command that cannot be queued (unknown, wrong arity, refused) is
  * answered with its error and makes EXEC answer EXECABORT; MULTI cannot nest; EXEC and DISCARD
- * need a MULTI. Differences, each for a reason: SELECT inside MULTI is checked when queued (the
+ * need a MULTI; WATCH inside MULTI is an error that leaves the transaction as it is; EXEC
+ * (aborted or not) and DISCARD forget the watched keys. A watching client's EXEC is proposed
+ * with a guard the leader checks (proxy/watch.h) and answers a null array when a watched key
+ * was touched. Differences, each for a reason: SELECT inside MULTI is checked when queued (the
  * hidden database must never be selected, and redraft only knows which it is when queueing);
  * commands the proxy answers itself (AUTH, HELLO, CLIENT SETNAME, ...) are refused inside MULTI,
- * except PING, ECHO and SELECT, which Redis can run inside the transaction; blocking commands
- * are allowed, since Redis runs them without blocking inside MULTI. WATCH is not supported yet.
+ * except PING, ECHO, SELECT and UNWATCH, which Redis can run inside the transaction; blocking
+ * commands are allowed, since Redis runs them without blocking inside MULTI.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 
 #include "proxy/client.h"
 #include "proxy/multi.h"
+#include "proxy/watch.h"
 
 #define WHY_BLOCKING_PREFIX "blocking commands"
 
@@ -37,6 +41,7 @@ static void multi_clear(struct px_client *c)
 void px_multi_free(struct px_client *c)
 {
     multi_clear(c);
+    px_watch_clear(c);
 }
 
 static int queue_cmd(struct px_client *c, struct px_req *r)
@@ -79,7 +84,7 @@ static int queueable(struct px_client *c, struct px_req *r)
         return 0;
     }
     if (d->route == PX_ROUTE_LOCAL && d->local != PX_L_PING && d->local != PX_L_ECHO &&
-        d->local != PX_L_SELECT) {
+        d->local != PX_L_SELECT && d->local != PX_L_UNWATCH) {
         px_reply_err(r, "ERR %s inside MULTI is not supported by redraft", d->name);
         return 0;
     }
@@ -131,6 +136,7 @@ int px_multi_dispatch(struct px_client *c, struct px_req *r)
             return PX_MULTI_DONE;
         }
         multi_clear(c);
+        px_watch_clear(c);
         rd_resp_simple(&r->reply, '+', "OK");
         return PX_MULTI_DONE;
     }
@@ -141,12 +147,19 @@ int px_multi_dispatch(struct px_client *c, struct px_req *r)
         }
         if (c->multi_dirty) {
             multi_clear(c);
+            px_watch_clear(c);
             px_reply_err(r, "EXECABORT Transaction discarded because of previous errors.");
             return PX_MULTI_DONE;
         }
-        if (c->mq_len == 0) {
+        if (c->mq_len == 0 && !px_watch_active(c)) {
             multi_clear(c);
             rd_resp_array_len(&r->reply, 0);
+            return PX_MULTI_DONE;
+        }
+        /* Watched keys go with the transaction as its guard (proxy/watch.h). */
+        if (px_watch_active(c) && px_watch_take(c, r) != 0) {
+            multi_clear(c);
+            px_reply_err(r, "ERR out of memory");
             return PX_MULTI_DONE;
         }
         /* The transaction becomes this request's: EXEC is proposed as one entry. */
@@ -165,7 +178,7 @@ int px_multi_dispatch(struct px_client *c, struct px_req *r)
     }
     if (!c->in_multi)
         return PX_MULTI_NONE;
-    if (!strcmp(r->def->name, "watch")) {
+    if (r->def->local == PX_L_WATCH) {
         px_reply_err(r, "ERR WATCH inside MULTI is not allowed");
         return PX_MULTI_DONE;
     }

@@ -81,17 +81,27 @@ static void pend_del(struct px_server *s, struct px_req *r)
     r->pprev = r->pnext = NULL;
 }
 
-/* Finishes a write or cluster command that was in flight with an error. */
-static void inflight_fail(struct px_server *s, struct px_req *r, const char *msg)
+/* Takes a write or cluster command out of flight without applying it and writes its reply: an
+ * error, or (msg NULL) the null array of an EXEC a touched watched key aborted, as Redis
+ * answers it. The caller then finishes the request. */
+static void inflight_end(struct px_server *s, struct px_req *r, const char *msg)
 {
     rd_map_del(&s->inflight, r->id);
     if (r->wait == PX_W_COMMIT || r->wait == PX_W_ADMIN)
         pend_del(s, r);
     r->wait = PX_W_NONE;
     r->c->inflight--;
-    if (r->def->route == PX_ROUTE_WRITE || r->nm > 0)
+    if (r->def->route == PX_ROUTE_WRITE || px_req_is_exec(r))
         r->c->writes_pending--;
-    rd_resp_simple(&r->reply, '-', msg);
+    if (msg != NULL)
+        rd_resp_simple(&r->reply, '-', msg);
+    else
+        rd_resp_array_len(&r->reply, -1);
+}
+
+static void inflight_fail(struct px_server *s, struct px_req *r, const char *msg)
+{
+    inflight_end(s, r, msg);
     px_req_done(r);
 }
 
@@ -341,7 +351,7 @@ void px_route_read(struct px_server *s, struct px_req *r)
 
 /* ---- writes ---- */
 
-static void write_try(struct px_server *s, struct px_req *r);
+static int write_try(struct px_server *s, struct px_req *r);
 
 static void write_wait_leader(struct px_server *s, struct px_req *r)
 {
@@ -363,38 +373,44 @@ static void write_pending(struct px_server *s, struct px_req *r, uint64_t index,
         s->min_prop_index = index;
 }
 
-static void write_try(struct px_server *s, struct px_req *r)
+/* Proposes r (again). Returns 1 when r got its final reply instead: the caller finishes it,
+ * which px_route_write leaves to the dispatch loop it runs in (px_req_done there would free r
+ * under that loop, and dispatch the client's next requests inside it). */
+static int write_try(struct px_server *s, struct px_req *r)
 {
     uint64_t index = 0, term = 0;
-    int rc = rn_propose(s->node, r->id, r->entry.data, r->entry.len, 0, &index, &term);
+    int rc = rn_propose(s->node, r->id, r->entry.data, r->entry.len, r->guard_len, &index, &term);
     switch (rc) {
     case RN_OK:
         write_pending(s, r, index, term);
         if (index <= s->last_applied && s->last_applied > 0)
             px_on_applied_check(s);
-        return;
+        return 0;
     case RN_FORWARDED:
         write_pending(s, r, 0, 0);
         r->fwd_term = term;
-        return;
+        return 0;
     case RN_ENOLEADER:
     case RN_ETRANSFER:
         write_wait_leader(s, r);
-        return;
+        return 0;
     case RN_ENOCLUSTER:
-        inflight_fail(s, r,
-                      "CLUSTERDOWN this node is not part of a cluster yet "
-                      "(RAFT.CLUSTER INIT or RAFT.CLUSTER JOIN)");
-        return;
+        inflight_end(s, r,
+                     "CLUSTERDOWN this node is not part of a cluster yet "
+                     "(RAFT.CLUSTER INIT or RAFT.CLUSTER JOIN)");
+        return 1;
     case RN_EFULL:
-        inflight_fail(s, r, "TRYAGAIN too many writes waiting for commit; retry shortly");
-        return;
+        inflight_end(s, r, "TRYAGAIN too many writes waiting for commit; retry shortly");
+        return 1;
     case RN_ETOOBIG:
-        inflight_fail(s, r, "ERR command too large for the log");
-        return;
+        inflight_end(s, r, "ERR command too large for the log");
+        return 1;
+    case RN_EWATCH:
+        inflight_end(s, r, NULL);
+        return 1;
     default:
-        inflight_fail(s, r, "ERR redraft cannot write its log; writes are refused");
-        return;
+        inflight_end(s, r, "ERR redraft cannot write its log; writes are refused");
+        return 1;
     }
 }
 
@@ -410,14 +426,16 @@ void px_route_write(struct px_server *s, struct px_req *r)
     };
     /* The seed only needs to differ from command to command; it is recorded in the entry. */
     uint64_t seed = r->id * 0x9e3779b97f4a7c15ULL ^ h.time_ms;
-    if (r->nm > 0) {
+    int exec = px_req_is_exec(r);
+    if (exec) {
         h.flags = BE_ENTRY_F_MULTI;
         h.ncmds = (uint32_t)r->nm;
     }
+    /* After the watch guard, if the EXEC has one (multi.c put it there). */
     int bad = be_entry_put_hdr(&r->entry, &h) != 0;
-    for (size_t i = 0; !bad && i < (r->nm > 0 ? r->nm : 1); i++) {
-        const struct px_cmd *cmd = r->nm > 0 ? &r->mcmds[i] : &r->cmd;
-        const struct px_cmddef *def = r->nm > 0 ? r->mdefs[i] : r->def;
+    for (size_t i = 0; !bad && i < (exec ? r->nm : 1); i++) {
+        const struct px_cmd *cmd = exec ? &r->mcmds[i] : &r->cmd;
+        const struct px_cmddef *def = exec ? r->mdefs[i] : r->def;
         bad =
             px_rewrite(def, cmd, h.time_ms, seed + i, &s->rewrite) != 0 ||
             be_entry_put_cmd(&r->entry, s->rewrite.argc, s->rewrite.argv, s->rewrite.argvlen) != 0;
@@ -434,7 +452,8 @@ void px_route_write(struct px_server *s, struct px_req *r)
     r->c->inflight++;
     r->c->writes_pending++;
     s->total_writes++;
-    write_try(s, r);
+    if (write_try(s, r))
+        r->state = REQ_DONE;
 }
 
 /* The leader's answers to a forward. A write is forwarded again when its forward is known not
@@ -457,6 +476,10 @@ void px_on_propose_failed(struct px_server *s, uint64_t reqid, int code, uint64_
     struct px_req *r = rd_map_get(&s->inflight, reqid);
     if (r == NULL || r->wait != PX_W_COMMIT || (term != 0 && term != r->fwd_term))
         return;
+    if (code == RN_EWATCH) {
+        inflight_fail(s, r, NULL); /* a watched key was touched: EXEC answers nil */
+        return;
+    }
     /* The leader did not propose it: waiting for a leader again is safe. */
     write_wait_leader(s, r);
 }
@@ -526,7 +549,8 @@ void px_kick_leader_waiters(struct px_server *s)
         head = r->wnext;
         r->wnext = NULL;
         r->wait = PX_W_NONE;
-        write_try(s, r);
+        if (write_try(s, r))
+            px_req_done(r);
     }
 }
 
@@ -771,7 +795,7 @@ void px_server_on_backend_down(struct px_server *s, const char *why)
 void px_server_on_write_reply(struct px_server *s, uint64_t reqid, const char *resp, size_t len)
 {
     struct px_req *r = rd_map_get(&s->inflight, reqid);
-    if (r == NULL || r->def == NULL || (r->def->route != PX_ROUTE_WRITE && r->nm == 0))
+    if (r == NULL || r->def == NULL || (r->def->route != PX_ROUTE_WRITE && !px_req_is_exec(r)))
         return; /* its client is gone, or it came in before this node restarted */
     rd_map_del(&s->inflight, reqid);
     if (r->wait == PX_W_COMMIT)

@@ -476,7 +476,7 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         r->state = REQ_DONE;
         return 0;
     }
-    int mrc = r->nm > 0 ? PX_MULTI_EXEC : px_multi_dispatch(c, r);
+    int mrc = px_req_is_exec(r) ? PX_MULTI_EXEC : px_multi_dispatch(c, r);
     if (mrc == PX_MULTI_DONE) {
         r->state = REQ_DONE;
         return 0;
@@ -491,6 +491,9 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         }
         if (c->reads_waiting > 0)
             return 1;
+        /* A watching client's own earlier writes come before its EXEC in the log. */
+        if (r->guard_len > 0 && c->writes_pending > 0)
+            return 1;
         r->db = c->db;
         if (r->db_after > 0)
             c->db = r->db_after - 1;
@@ -500,6 +503,9 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
     }
     switch (d->route) {
     case PX_ROUTE_LOCAL:
+        /* The watch index must cover the client's own earlier writes (watch.h). */
+        if (d->local == PX_L_WATCH && c->writes_pending > 0)
+            return 1;
         if (px_local_exec(c, r) == 0)
             r->state = REQ_DONE;
         return 0;

@@ -70,4 +70,10 @@ void px_server_set_announce(struct px_server *s, const char *addr);
 
 size_t px_server_clients(const struct px_server *s);
 
+/* The node's admit callback: may a guarded proposal (a watching client's EXEC) be appended
+ * after log->last? RN_OK or RN_EWATCH (proxy/watch.c). */
+struct rn_log_view;
+int px_server_admit(struct px_server *s, const void *guard, size_t guard_len,
+                    const struct rn_log_view *log);
+
 #endif

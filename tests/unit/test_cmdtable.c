@@ -162,7 +162,8 @@ static void test_routes(void **state)
     assert_int_equal(FIND(f->t, "bzpopmin", "z", "0")->route, PX_ROUTE_REFUSE);
     assert_int_equal(FIND(f->t, "multi")->local, PX_L_MULTI);
     assert_int_equal(FIND(f->t, "exec")->local, PX_L_EXEC);
-    assert_int_equal(FIND(f->t, "watch", "k")->route, PX_ROUTE_REFUSE);
+    assert_int_equal(FIND(f->t, "watch", "k")->local, PX_L_WATCH);
+    assert_int_equal(FIND(f->t, "unwatch")->local, PX_L_UNWATCH);
     assert_int_equal(FIND(f->t, "wait", "1", "0")->route, PX_ROUTE_REFUSE);
     assert_int_equal(FIND(f->t, "monitor")->route, PX_ROUTE_REFUSE);
     assert_int_equal(FIND(f->t, "replicaof", "no", "one")->route, PX_ROUTE_REFUSE);
