@@ -40,6 +40,9 @@ static const char *note(const struct px_cmddef *d)
         return "sent on the subscriber's own link to the local redis";
     if (d->local == PX_L_MULTI || d->local == PX_L_EXEC || d->local == PX_L_DISCARD)
         return "the transaction is queued by redraft and proposed as one log entry";
+    if (d->local == PX_L_WATCH || d->local == PX_L_UNWATCH)
+        return "a watching client's EXEC is checked by the leader against the log entries "
+               "since the WATCH (docs/architecture.md, WATCH)";
     if (d->route == PX_ROUTE_REFUSE)
         return d->why ? d->why : "";
     if (!strcmp(d->name, "info"))
