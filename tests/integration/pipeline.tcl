@@ -213,3 +213,18 @@ start_pair {} {
         r incr abandoned-after
     } {1}
 }
+
+# A write the node refuses at once (here: it is not part of a cluster) is answered in the
+# client's order and the commands after it still run. The refusal used to finish the request
+# inside its own dispatch, freeing it under the dispatch loop (a crash under ASan).
+start_pair {redraft {--cluster-init no} only_redraft {a node outside a cluster is redraft's}} {
+    test {Writes refused at once, pipelined with other commands, are answered in order} {
+        set fd [raw_connect]
+        raw_send $fd [join [list [resp_cmd SET a 1] [resp_cmd SET b 2] [resp_cmd PING] \
+                                [resp_cmd SET c 3] [resp_cmd ECHO x]] {}]
+        set out {}
+        for {set i 0} {$i < 5} {incr i} {lappend out [string range [raw_read_reply $fd] 0 11]}
+        assert [::rd::alive [srv redraft_pid]] "redraft is alive"
+        set out
+    } {-CLUSTERDOWN -CLUSTERDOWN +PONG -CLUSTERDOWN x}
+}
