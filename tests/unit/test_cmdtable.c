@@ -165,7 +165,7 @@ static void test_routes(void **state)
     assert_int_equal(FIND(f->t, "watch", "k")->local, PX_L_WATCH);
     assert_int_equal(FIND(f->t, "unwatch")->local, PX_L_UNWATCH);
     assert_int_equal(FIND(f->t, "wait", "1", "0")->route, PX_ROUTE_REFUSE);
-    assert_int_equal(FIND(f->t, "monitor")->route, PX_ROUTE_REFUSE);
+    assert_int_equal(FIND(f->t, "monitor")->local, PX_L_MONITOR);
     assert_int_equal(FIND(f->t, "replicaof", "no", "one")->route, PX_ROUTE_REFUSE);
     /* Found reviewing hostile input: MIGRATE went through the log, so every node's Redis moved
      * the key to the same target; the first succeeded and deleted it, the rest got BUSYKEY and
