@@ -55,6 +55,7 @@ struct be_apply {
     struct rd_map voids;    /* index -> malloc'd error text of entries applied as no-ops */
     ev_timer retry;
     int stalled;
+    int watch; /* report applied commands (cbs.command) */
     struct rd_buf scratch;
     struct be_entry_reader rd;
 };
@@ -410,6 +411,43 @@ static void deliver(struct be_apply *ap, const struct batch_item *it, const redi
     rd_buf_reset(out);
 }
 
+/* Tells the owner every command the batch applied (only while it watches): the entries are
+ * read back (from the node's cache, usually) rather than kept, since nobody needs them when no
+ * client is blocked. Each command's reply is at its position in the EXEC array. */
+static void report_commands(struct be_apply *ap, const struct batch *b, const redisReply *exec)
+{
+    for (size_t i = 0; i < b->nitems; i++) {
+        const struct batch_item *it = &b->items[i];
+        if (it->kind == ITEM_VOID)
+            continue;
+        void *data = NULL;
+        size_t len = 0;
+        struct be_entry_hdr h;
+        if (ap->cbs.fetch(ap->ctx, it->index, &data, &len) != 0 ||
+            be_entry_open(&ap->rd, data, len, &h) != 0) {
+            ap->cbs.command(ap->ctx, 0, 0, NULL, NULL, 0);
+            free(data);
+            continue;
+        }
+        uint64_t db = h.db;
+        struct be_cmd c;
+        for (uint32_t k = 0; be_entry_next(&ap->rd, &c) == 1; k++) {
+            const redisReply *rep = NULL;
+            if (it->kind == ITEM_CMDS && it->pos + k < exec->elements)
+                rep = exec->element[it->pos + k];
+            long long sel;
+            if (is_cmd(&c, "select", 2) && rd_parse_ll(c.argv[1], c.argvlen[1], &sel) == 0 &&
+                sel >= 0 && (rep == NULL || rep->type != REDIS_REPLY_ERROR)) {
+                db = (uint64_t)sel;
+                continue;
+            }
+            ap->cbs.command(ap->ctx, db, c.argc, c.argv, c.argvlen,
+                            rep != NULL && rep->type == REDIS_REPLY_NIL);
+        }
+        free(data);
+    }
+}
+
 static void exec_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct be_apply *ap = privdata;
@@ -425,6 +463,9 @@ static void exec_cb(redisAsyncContext *ac, void *reply, void *privdata)
         for (size_t i = 0; i < b->nitems; i++)
             if (b->items[i].mine)
                 deliver(ap, &b->items[i], r);
+        /* After the replies: a client parked by one of them must see the rest of the batch. */
+        if (ap->watch && ap->cbs.command)
+            report_commands(ap, b, r);
         for (uint64_t i = b->first; i <= b->last; i++)
             free(rd_map_del(&ap->voids, i));
         batch_free(b);
@@ -552,6 +593,11 @@ void be_apply_commit(struct be_apply *ap, uint64_t commit)
     if (commit > ap->commit)
         ap->commit = commit;
     apply_kick(ap);
+}
+
+void be_apply_set_watch(struct be_apply *ap, int on)
+{
+    ap->watch = on;
 }
 
 uint64_t be_apply_applied(const struct be_apply *ap)

@@ -40,6 +40,12 @@ struct be_apply_cbs {
     void (*reply)(void *ctx, uint64_t reqid, const char *resp, size_t len);
     /* The local Redis has applied every entry through index. */
     void (*applied)(void *ctx, uint64_t index);
+    /* While watching (be_apply_set_watch), before applied(): every command of the batch's
+     * entries, in log order, with the db it ran in (SELECT inside a transaction followed) and
+     * whether its reply was a null. argc 0: an entry that could not be read back (assume it
+     * touched anything). Arguments are borrowed for the call. */
+    void (*command)(void *ctx, uint64_t db, int argc, const char *const *argv,
+                    const size_t *argvlen, int null_reply);
 };
 
 struct be_apply;
@@ -59,6 +65,10 @@ void be_apply_commit(struct be_apply *ap, uint64_t commit);
  * be_apply_stop and be_apply_start follow. */
 void be_apply_pause(struct be_apply *ap);
 int be_apply_idle(const struct be_apply *ap); /* no batch in flight */
+
+/* Turns the command callback on or off. Off (the usual case) costs nothing; on, each batch's
+ * entries are read back once more after its EXEC (the proxy has clients blocked on keys). */
+void be_apply_set_watch(struct be_apply *ap, int on);
 
 uint64_t be_apply_applied(const struct be_apply *ap); /* confirmed by Redis */
 uint64_t be_apply_sent(const struct be_apply *ap);    /* written to the link */
