@@ -918,7 +918,31 @@ void rn_join_proof(const char *secret, uint64_t id, const char *addr, size_t add
     out[RN_JOIN_PROOF_HEX] = '\0';
 }
 
-/* argv: RAFT.NODE ADD id addr [proof] | RAFT.NODE REMOVE id ("NODE" also accepted) */
+/* RAFT.MATCH index, asked by a follower for WAIT: the voters whose log holds index as this
+ * leader knows it (its own stable log; each follower's match index), as an array of ids. */
+static void admin_match(struct rn_node *n, const char *arg, size_t len, struct rd_buf *out)
+{
+    uint64_t index;
+    if (parse_u64(arg, len, &index) != 0) {
+        rd_resp_simple(out, '-', "ERR usage: RAFT.MATCH <index>");
+        return;
+    }
+    static struct raft_status st; /* large: kept off the stack */
+    raft_status(n->raft, &st);
+    uint64_t ids[RAFT_MEMBERS_MAX + 1];
+    long long k = 0;
+    if (st.stable_index >= index)
+        ids[k++] = st.id;
+    for (unsigned i = 0; i < st.n_peers && k <= RAFT_MEMBERS_MAX; i++)
+        if (st.peers[i].voter && st.peers[i].match >= index)
+            ids[k++] = st.peers[i].id;
+    rd_resp_array_len(out, k);
+    for (long long i = 0; i < k; i++)
+        rd_resp_int(out, (long long)ids[i]);
+}
+
+/* argv: RAFT.NODE ADD id addr [proof] | RAFT.NODE REMOVE id ("NODE" also accepted) |
+ * RAFT.MATCH index (internal: WAIT on a follower) */
 int rn_admin(struct rn_node *n, uint64_t reqid, int argc, const char **argv, const size_t *argvlen,
              struct rd_buf *out)
 {
@@ -928,6 +952,10 @@ int rn_admin(struct rn_node *n, uint64_t reqid, int argc, const char **argv, con
     }
     if (raft_role(n->raft) != RAFT_LEADER)
         return admin_forward(n, reqid, argc, argv, argvlen, out);
+    if (argc == 2 && eq(argv[0], argvlen[0], "raft.match")) {
+        admin_match(n, argv[1], argvlen[1], out);
+        return 0;
+    }
     uint64_t id;
     if (argc >= 3 && is_node_cmd(argv[0], argvlen[0]) && eq(argv[1], argvlen[1], "add")) {
         if ((argc != 4 && argc != 5) || parse_u64(argv[2], argvlen[2], &id) != 0 || id == 0) {
