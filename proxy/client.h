@@ -70,10 +70,11 @@ struct px_req {
     struct px_cmd *mcmds;           /* EXEC: the transaction's commands (owned) */
     const struct px_cmddef **mdefs;
     size_t nm;
-    int db_after;     /* EXEC: 1 + the database a queued SELECT leaves the client in (0: none) */
-    size_t guard_len; /* EXEC of a watching client: the watch guard heading `entry` (watch.h) */
-    int quiet;        /* CLIENT REPLY OFF/SKIP: its reply is dropped, not sent */
-    int admitted;     /* passed the checks before running (for MONITOR) */
+    int db_after;       /* EXEC: 1 + the database a queued SELECT leaves the client in (0: none) */
+    size_t guard_len;   /* EXEC of a watching client: the watch guard heading `entry` (watch.h) */
+    int quiet;          /* CLIENT REPLY OFF/SKIP: its reply is dropped, not sent */
+    int admitted;       /* passed the checks before running (for MONITOR) */
+    struct px_blk *blk; /* a blocking command's state (block.c; owned) */
     struct rd_buf reply;
 };
 
@@ -117,6 +118,8 @@ struct px_client {
     size_t inflight;           /* requests registered in the server's map */
     size_t writes_pending;     /* proposed, not yet answered */
     size_t reads_waiting;      /* waiting for the read index, not yet sent */
+    struct px_req *blocked;    /* a blocking command not yet answered: nothing after it goes */
+    uint64_t last_write_index; /* the log index of its last write (WAIT) */
     struct px_client *pw_next; /* in the server's list of clients with output to write */
     struct px_client *prev, *next;
 };
@@ -164,9 +167,10 @@ struct px_server {
     uint64_t last_applied;   /* highest applied index Redis confirmed */
     uint64_t restart_commit; /* reads never see a Redis behind this (commit at start) */
     char run_id[41];
-    struct px_snap *snap;   /* snapshots (proxy/snapshot.c) */
-    int loading;            /* a snapshot is being loaded into the local Redis */
-    long long foreign_keys; /* keys Redis held that redraft did not write (last handshake) */
+    struct px_snap *snap;     /* snapshots (proxy/snapshot.c) */
+    struct px_blocks *blocks; /* parked blocking commands (block.c) */
+    int loading;              /* a snapshot is being loaded into the local Redis */
+    long long foreign_keys;   /* keys Redis held that redraft did not write (last handshake) */
     /* stats */
     size_t nmonitors; /* clients in MONITOR mode */
     uint64_t total_commands, total_writes, total_reads, total_conns, rejected_conns;
@@ -192,6 +196,7 @@ const char *px_backend_unavailable(const struct px_server *s);
 
 /* Shared helpers (server.c). */
 struct px_server *px_the_server(void);
+uint64_t px_new_reqid(struct px_server *s);
 void px_reply_err(struct px_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void px_client_close(struct px_client *c, const char *why);
 void px_client_dispatch(struct px_client *c);

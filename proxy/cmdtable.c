@@ -40,7 +40,8 @@ struct px_override {
         n, -1, PX_L_NONE, c, a, NULL                                                               \
     }
 
-#define WHY_BLOCK "blocking commands are not supported by redraft yet"
+/* Starts as multi.c expects: inside MULTI, Redis runs a blocking command without blocking. */
+#define WHY_BLOCK "blocking commands other than those redraft knows are not supported"
 #define WHY_ADMIN "this would change the local redis behind redraft's back; not allowed"
 #define WHY_REPL  "replication of the local redis is managed by redraft; not allowed"
 
@@ -59,6 +60,9 @@ static const struct px_override overrides[] = {
     LOCAL("client|list", PX_L_CLIENT_LIST),
     LOCAL("client|kill", PX_L_CLIENT_KILL),
     LOCAL("client|reply", PX_L_CLIENT_REPLY),
+    LOCAL("client|unblock", PX_L_CLIENT_UNBLOCK),
+    /* Counts the followers holding the client's last write (proxy/block.c). */
+    LOCAL("wait", PX_L_WAIT),
     /* Not flagged `write` by Redis, but they change what every replica must hold or see. */
     WRITE("eval"),
     WRITE("evalsha"),
@@ -71,9 +75,6 @@ static const struct px_override overrides[] = {
     CHECK("move", PX_CHK_DB_ARG, 2),
     CHECK("swapdb", PX_CHK_DB_ARG, 1),
     CHECK("copy", PX_CHK_DB_ARG, -1),
-    /* Flagged `blocking` by Redis, but only block with a BLOCK option, which is refused. */
-    {"xread", PX_ROUTE_READ, PX_L_NONE, PX_CHK_NO_BLOCK_OPT, 0, NULL},
-    {"xreadgroup", PX_ROUTE_WRITE, PX_L_NONE, PX_CHK_NO_BLOCK_OPT, 0, NULL},
     /* PFCOUNT may rewrite the cardinality cached inside the value: every replica must. */
     WRITE("pfcount"),
     LOCAL("monitor", PX_L_MONITOR),
@@ -88,7 +89,6 @@ static const struct px_override overrides[] = {
     LOCAL("discard", PX_L_DISCARD),
     LOCAL("watch", PX_L_WATCH),
     LOCAL("unwatch", PX_L_UNWATCH),
-    REFUSE("wait", "WAIT is not supported by redraft yet"),
     /* Through the log, so every replica runs with the same settings; parameters that point
      * Redis elsewhere or make replicas differ are refused (server.c, route_check). */
     {"config|set", PX_ROUTE_WRITE, PX_L_NONE, PX_CHK_CONFIG_SET, 0, NULL},
@@ -123,7 +123,6 @@ static const struct px_override overrides[] = {
     REFUSE("client|caching", "client-side caching is not supported by redraft yet"),
     REFUSE("client|getredir", "client-side caching is not supported by redraft yet"),
     REFUSE("client|trackinginfo", "client-side caching is not supported by redraft yet"),
-    REFUSE("client|unblock", WHY_BLOCK),
     REFUSE("script|kill", "SCRIPT KILL is not supported by redraft yet"),
     REFUSE("script|debug", "SCRIPT DEBUG is not supported by redraft"),
     REFUSE("function|kill", "FUNCTION KILL is not supported by redraft yet"),
@@ -133,6 +132,22 @@ static const struct px_override overrides[] = {
     REFUSE("bgsave", WHY_ADMIN),
     REFUSE("bgrewriteaof", WHY_ADMIN),
 };
+
+/* The commands Redis flags `blocking` that proxy/block.c serves (routed by their other flags:
+ * the pops and XREADGROUP through the log, XREAD as a read). Any other is refused: it would
+ * block the connection the applies use. */
+static const char *const blocking_served[] = {
+    "blpop",    "brpop",  "brpoplpush", "blmove",     "blmpop", "bzpopmin",
+    "bzpopmax", "bzmpop", "xread",      "xreadgroup", NULL,
+};
+
+static int is_blocking_served(const char *name)
+{
+    for (const char *const *n = blocking_served; *n != NULL; n++)
+        if (!strcmp(*n, name))
+            return 1;
+    return 0;
+}
 
 static const struct {
     const char *name;
@@ -200,7 +215,7 @@ static const struct px_override *find_override(const char *name)
 static void apply_override(struct px_cmddef *d, const char *parent)
 {
     /* Defaults from Redis's flags. */
-    if (d->flags & PX_CF_BLOCKING) {
+    if ((d->flags & PX_CF_BLOCKING) && !is_blocking_served(d->name)) {
         d->route = PX_ROUTE_REFUSE;
         d->why = WHY_BLOCK;
     } else if (d->flags & (PX_CF_WRITE | PX_CF_MAY_REPLICATE)) {

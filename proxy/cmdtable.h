@@ -72,10 +72,12 @@ enum px_local {
     PX_L_MONITOR,
     PX_L_WATCH,
     PX_L_UNWATCH,
+    PX_L_WAIT,
+    PX_L_CLIENT_UNBLOCK,
 };
 
 /* Argument checks made before a command is routed. */
-enum px_check { PX_CHK_NONE = 0, PX_CHK_DB_ARG, PX_CHK_NO_BLOCK_OPT, PX_CHK_CONFIG_SET };
+enum px_check { PX_CHK_NONE = 0, PX_CHK_DB_ARG, PX_CHK_CONFIG_SET };
 
 struct px_cmddef {
     char name[48];    /* lower case; "config|get" for a subcommand */

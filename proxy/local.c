@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "proxy/block.h"
 #include "proxy/client.h"
 #include "proxy/monitor.h"
 #include "proxy/snapshot.h"
@@ -199,6 +200,8 @@ static void client_line(struct px_client *c, const struct px_cmd *cur, struct rd
         flags[nf++] = 'x';
     if (c->in_monitor)
         flags[nf++] = 'O';
+    if (px_block_parked(c))
+        flags[nf++] = 'b';
     if (nf == 0)
         flags[nf++] = 'N';
     flags[nf] = '\0';
@@ -591,6 +594,10 @@ int px_local_exec(struct px_client *c, struct px_req *r)
     case PX_L_CLIENT_INFO:
         do_client_info(c, r);
         break;
+    case PX_L_WAIT:
+        return px_block_wait_cmd(c, r);
+    case PX_L_CLIENT_UNBLOCK:
+        return px_block_unblock_cmd(c, r);
     case PX_L_MULTI:
     case PX_L_EXEC:
     case PX_L_DISCARD: /* multi.c answers these before local commands are run */

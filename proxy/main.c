@@ -155,6 +155,13 @@ static void on_reply(void *ctx, uint64_t reqid, const char *resp, size_t len)
     px_server_on_write_reply(a->server, reqid, resp, len);
 }
 
+static void on_applied_cmd(void *ctx, uint64_t db, int argc, const char *const *argv,
+                           const size_t *argvlen, int null_reply)
+{
+    struct app *a = ctx;
+    px_server_on_applied_cmd(a->server, db, argc, argv, argvlen, null_reply);
+}
+
 static void on_applied(void *ctx, uint64_t index)
 {
     struct app *a = ctx;
@@ -387,7 +394,7 @@ int main(int argc, char **argv)
         .on_commands = on_commands, .on_ready = on_ready, .on_down = on_down};
     a.link = be_link_new(a.loop, a.cfg.redis, a.cfg.redis_password, &a, &lcbs);
     static const struct be_apply_cbs acbs = {
-        .fetch = on_fetch, .reply = on_reply, .applied = on_applied};
+        .fetch = on_fetch, .reply = on_reply, .applied = on_applied, .command = on_applied_cmd};
     a.apply = be_apply_new(a.loop, a.link, id, a.cfg.apply_batch_max, &a, &acbs);
     if (a.server && a.link && a.apply)
         a.snap = px_snap_new(a.loop, &a.cfg, a.node, a.link, a.apply, a.server);

@@ -101,10 +101,8 @@ static int queueable(struct px_client *c, struct px_req *r)
             return 0;
         }
     }
-    /* The checks of a single command hold inside MULTI too, but for BLOCK: Redis does not
-     * block inside a transaction. */
-    if ((d->route == PX_ROUTE_READ || d->route == PX_ROUTE_WRITE) &&
-        d->check != PX_CHK_NO_BLOCK_OPT && px_route_check(c->s, r) != 0)
+    /* The checks of a single command hold inside MULTI too. */
+    if ((d->route == PX_ROUTE_READ || d->route == PX_ROUTE_WRITE) && px_route_check(c->s, r) != 0)
         return 0;
     if (c->mq_len >= PX_MULTI_CMDS_MAX || c->mq_bytes > PX_MULTI_BYTES_MAX) {
         px_reply_err(r, "ERR transaction too large for redraft");

@@ -24,6 +24,7 @@
 #include "backend/entry.h"
 #include "backend/link.h"
 #include "common/log.h"
+#include "proxy/block.h"
 #include "proxy/client.h"
 #include "proxy/route.h"
 #include "proxy/server.h"
@@ -196,6 +197,9 @@ static void read_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
     if (r == NULL)
         return;
     r->c->inflight--;
+    if (r->blk != NULL && reply != NULL && ((redisReply *)reply)->type == REDIS_REPLY_NIL &&
+        px_block_on_null(s, r))
+        return; /* XREAD BLOCK found nothing: parked */
     if (reply == NULL)
         px_reply_err(r, "%s", px_backend_unavailable(s));
     else if (encode_read_reply(s, r, reply, &r->reply) != 0)
@@ -221,7 +225,8 @@ static void read_send(struct px_server *s, struct px_req *r)
     }
     rd_buf_reset(&s->scratch);
     fmt_cmd(&s->scratch, &r->cmd);
-    if (be_link_select(s->link, r->db) != 0 || rd_map_put(&s->inflight, r->id, r) != 0) {
+    if (be_link_select(s->link, r->db) != 0 || px_block_before_read(s, r) != 0 ||
+        rd_map_put(&s->inflight, r->id, r) != 0) {
         px_reply_err(r, "%s", px_backend_unavailable(s));
         px_req_done(r);
         return;
@@ -236,6 +241,11 @@ static void read_send(struct px_server *s, struct px_req *r)
     r->state = REQ_INFLIGHT;
     r->c->inflight++;
     s->total_reads++;
+}
+
+void px_route_read_again(struct px_server *s, struct px_req *r)
+{
+    read_send(s, r);
 }
 
 /* A read leaves the waiting queues: sent, or failed with msg. */
@@ -414,7 +424,7 @@ static int write_try(struct px_server *s, struct px_req *r)
     }
 }
 
-void px_route_write(struct px_server *s, struct px_req *r)
+int px_route_write(struct px_server *s, struct px_req *r)
 {
     struct be_entry_hdr h = {
         .flags = 0,
@@ -443,7 +453,7 @@ void px_route_write(struct px_server *s, struct px_req *r)
     if (bad || rd_map_put(&s->inflight, r->id, r) != 0) {
         px_reply_err(r, "ERR out of memory");
         r->state = REQ_DONE;
-        return;
+        return -1;
     }
     double now = ev_now(s->loop);
     r->deadline = now + s->cfg->write_timeout_ms / 1000.0;
@@ -452,8 +462,11 @@ void px_route_write(struct px_server *s, struct px_req *r)
     r->c->inflight++;
     r->c->writes_pending++;
     s->total_writes++;
-    if (write_try(s, r))
+    if (write_try(s, r)) {
         r->state = REQ_DONE;
+        return -1;
+    }
+    return 0;
 }
 
 /* The leader's answers to a forward. A write is forwarded again when its forward is known not
@@ -584,6 +597,8 @@ void px_async_done(struct px_server *s, uint64_t reqid, const char *resp, size_t
 
 void px_server_on_admin_reply(struct px_server *s, uint64_t reqid, const char *resp, size_t len)
 {
+    if (px_block_on_admin_reply(s, reqid, resp, len))
+        return;
     px_async_done(s, reqid, resp, len);
 }
 
@@ -652,6 +667,7 @@ static void housekeeping_cb(struct ev_loop *loop, ev_timer *w, int revents)
     px_kick_leader_waiters(s);
     expire_writes(s, now);
     expire_reads(s, now);
+    px_block_tick(s);
 }
 
 void px_route_init(struct px_server *s)
@@ -779,6 +795,9 @@ void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *
     be_apply_start(s->apply, applied);
     be_apply_commit(s->apply, commit);
     px_process_waiting_reads(s);
+    /* Redis came back, maybe reloaded from a snapshot: writes it got that way were never seen
+     * by the apply path, so every parked command looks again. */
+    px_block_wake_all(s);
 }
 
 void px_server_on_backend_down(struct px_server *s, const char *why)
@@ -816,6 +835,16 @@ void px_server_on_write_reply(struct px_server *s, uint64_t reqid, const char *r
     r->wait = PX_W_NONE;
     r->c->inflight--;
     r->c->writes_pending--;
+    /* WAIT counts the nodes holding this index (the last write's, or one after it). */
+    uint64_t index = r->prop_index != 0 ? r->prop_index : rn_commit_index(s->node);
+    if (index > r->c->last_write_index)
+        r->c->last_write_index = index;
+    if (r->blk != NULL) {
+        if (px_blk_is_null(resp, len) && px_block_on_null(s, r))
+            return; /* nothing to pop yet: parked */
+        if (r->c->closed)
+            px_block_on_orphan(s, r, resp, len);
+    }
     if (rd_buf_append(&r->reply, resp, len) != 0)
         px_reply_err(r, "ERR out of memory");
     px_req_done(r);
@@ -827,10 +856,18 @@ void px_server_on_applied(struct px_server *s, uint64_t index)
         s->last_applied = index;
     px_on_applied_check(s);
     px_process_waiting_reads(s);
+    px_block_after_apply(s);
+}
+
+void px_server_on_applied_cmd(struct px_server *s, uint64_t db, int argc, const char *const *argv,
+                              const size_t *argvlen, int null_reply)
+{
+    px_block_on_applied_cmd(s, db, argc, argv, argvlen, null_reply);
 }
 
 void px_server_on_committed(struct px_server *s, uint64_t commit)
 {
     be_apply_commit(s->apply, commit);
     px_process_waiting_reads(s);
+    px_block_tick(s); /* WAIT on the leader: match indexes moved */
 }

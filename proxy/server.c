@@ -21,6 +21,7 @@
 #include "backend/link.h"
 #include "common/log.h"
 #include "common/netaddr.h"
+#include "proxy/block.h"
 #include "proxy/client.h"
 #include "proxy/rewrite.h"
 #include "proxy/monitor.h"
@@ -68,6 +69,7 @@ static void buf_keep_small(struct rd_buf *b)
 
 static void req_free(struct px_req *r)
 {
+    px_block_req_free(r);
     px_cmd_free(&r->cmd);
     for (size_t i = 0; i < r->nm; i++)
         px_cmd_free(&r->mcmds[i]);
@@ -109,7 +111,7 @@ static struct px_req *req_new(struct px_server *s)
     return r;
 }
 
-static uint64_t new_reqid(struct px_server *s)
+uint64_t px_new_reqid(struct px_server *s)
 {
     /* Unique across restarts of this node: the boot counter is kept in the store. */
     return (s->boot << 40) | (++s->next_seq & ((1ULL << 40) - 1));
@@ -180,6 +182,7 @@ void px_client_close(struct px_client *c, const char *why)
     px_monitor_stop(c);
     px_pubsub_close(c);
     s->nclients--;
+    px_block_client_closed(c);
     client_drop_undispatched(c);
     px_client_maybe_free(c);
 }
@@ -266,6 +269,8 @@ static void client_flush_replies(struct px_client *c)
         if (c->head == NULL)
             c->tail = NULL;
         c->nreqs--;
+        if (c->blocked == r)
+            c->blocked = NULL;
         if (!c->closed && !r->quiet &&
             rd_buf_append(&c->out, rd_buf_rptr(&r->reply), rd_buf_unread(&r->reply)) != 0)
             px_client_close(c, "out of memory for replies");
@@ -292,6 +297,8 @@ void px_req_done(struct px_req *r)
 {
     r->state = REQ_DONE;
     struct px_client *c = r->c;
+    if (c->blocked == r)
+        c->blocked = NULL;
     client_flush_replies(c);
     if (!c->closed)
         px_client_dispatch(c);
@@ -401,15 +408,6 @@ int px_route_check(struct px_server *s, struct px_req *r)
             long long db;
             if (is_db && parse_db_index(s, r->cmd.argv[i], &db) == 0 && db >= s->hidden_db) {
                 px_reply_err(r, "ERR DB index is out of range");
-                return -1;
-            }
-        }
-    } else if (d->check == PX_CHK_NO_BLOCK_OPT) {
-        for (int i = 1; i < r->cmd.argc; i++) {
-            if (!strcasecmp(r->cmd.argv[i], "streams"))
-                break;
-            if (!strcasecmp(r->cmd.argv[i], "block")) {
-                px_reply_err(r, "ERR blocking commands are not supported by redraft yet");
                 return -1;
             }
         }
@@ -523,7 +521,7 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         r->state = REQ_DONE;
         return 0;
     }
-    if (px_route_check(s, r) != 0) {
+    if (px_route_check(s, r) != 0 || ((d->flags & PX_CF_BLOCKING) && px_block_prepare(s, r) != 0)) {
         r->state = REQ_DONE;
         return 0;
     }
@@ -548,6 +546,8 @@ void px_client_dispatch(struct px_client *c)
     struct px_server *s = c->s;
     while (!c->closed && c->next_dispatch != NULL) {
         struct px_req *r = c->next_dispatch;
+        if (c->blocked != NULL && c->blocked != r)
+            break; /* behind a blocking command, as in Redis: nothing is read past it */
         /* CLIENT REPLY: decided in command order, as the command is dispatched. */
         int quiet = c->reply_off || c->reply_skip, was_skip = c->reply_skip;
         if (r->state == REQ_NEW) {
@@ -593,7 +593,7 @@ static int client_take_command(struct px_client *c, struct px_cmd *cmd)
         px_cmd_free(cmd);
         return -1;
     }
-    r->id = new_reqid(c->s);
+    r->id = px_new_reqid(c->s);
     r->c = c;
     r->cmd = *cmd;
     r->state = REQ_NEW;
@@ -826,6 +826,12 @@ struct px_server *px_server_new(struct ev_loop *loop, const struct px_config *cf
     rd_map_init(&s->inflight);
     rd_buf_init(&s->scratch);
     s->restart_commit = rn_commit_index(node);
+    s->blocks = px_blocks_new(s);
+    if (s->blocks == NULL) {
+        rd_map_free(&s->inflight);
+        free(s);
+        return NULL;
+    }
     the_server = s;
     px_route_init(s);
     return s;
@@ -855,6 +861,7 @@ void px_server_free(struct px_server *s)
         client_free(c);
     }
     px_route_stop(s);
+    px_blocks_free(s->blocks);
     px_join_free(s);
     while (s->req_pool != NULL) {
         struct px_req *r = s->req_pool;
@@ -921,7 +928,7 @@ void px_server_on_commands(struct px_server *s, const struct redisReply *reply)
     }
     /* Requests already looked up point into the old table: only replace it when none is
      * pending (a new redis version behind the proxy is picked up on a quiet reconnect). */
-    if (s->table != NULL && s->inflight.count > 0) {
+    if (s->table != NULL && (s->inflight.count > 0 || px_block_count(s) > 0)) {
         px_cmdtable_free(t);
         return;
     }

@@ -267,8 +267,6 @@ start_pair {} {
 # through (SHUTDOWN, REPLICAOF) would break every test after it.
 start_pair {only_redraft {plain Redis runs them}} {
     foreach cmd {
-        {BLPOP list 1}
-        {BRPOPLPUSH a b 1}
         {CONFIG SET maxmemory 1}
         {CONFIG SET dir /tmp}
         {CONFIG SET list-max-listpack-size 4 dbfilename x.rdb}

@@ -31,8 +31,16 @@ static const char *note(const struct px_cmddef *d)
             return "made deterministic before it is logged (absolute expiry / recorded seed)";
     if (d->check == PX_CHK_DB_ARG)
         return "the hidden database is out of range";
-    if (d->check == PX_CHK_NO_BLOCK_OPT)
-        return "the BLOCK option is refused (allowed inside MULTI, where Redis does not block)";
+    if (!strcmp(d->name, "xread"))
+        return "with BLOCK: read without BLOCK, parked until a write to its streams is applied "
+               "(docs/blocking.md)";
+    if (d->flags & PX_CF_BLOCKING && d->route != PX_ROUTE_REFUSE)
+        return "blocks as in Redis: tried through the log, parked until a write to its keys is "
+               "applied (docs/blocking.md)";
+    if (d->local == PX_L_WAIT)
+        return "the number of other voters whose log holds the client's last write";
+    if (d->local == PX_L_CLIENT_UNBLOCK)
+        return "unblocks a client of this node";
     if (d->check == PX_CHK_CONFIG_SET)
         return "every node gets the setting; parameters that point Redis elsewhere or make "
                "replicas differ (dir, port, maxmemory, min-replicas-*, ...) are refused";
@@ -98,7 +106,8 @@ int main(int argc, char **argv)
            "overrides in `proxy/cmdtable.c`. At start redraft builds the same table from the\n"
            "`COMMAND` reply of the Redis behind it, so a newer Redis brings its new commands\n"
            "along: a command flagged `write` goes through the log, any other is read locally,\n"
-           "and a `blocking` one is refused, unless the overrides say otherwise.\n\n"
+           "and a `blocking` one redraft does not serve (docs/blocking.md) is refused, unless\n"
+           "the overrides say otherwise.\n\n"
            "- **read**: sent to the local Redis once this client's earlier writes are applied.\n"
            "- **write**: proposed to the log, fsync'd, applied on every node in a MULTI/EXEC\n"
            "  batch; the client gets the reply of its own node's apply.\n"

@@ -155,16 +155,17 @@ static void test_routes(void **state)
     const struct px_cmddef *sub = FIND(f->t, "subscribe", "c");
     assert_int_equal(sub->local, PX_L_PUBSUB); /* its own link to the local redis */
     assert_int_equal(FIND(f->t, "punsubscribe")->local, PX_L_PUBSUB);
-    const struct px_cmddef *blpop = FIND(f->t, "blpop", "l", "0");
-    assert_int_equal(blpop->route, PX_ROUTE_REFUSE);
-    assert_non_null(strstr(blpop->why, "blocking"));
-    assert_int_equal(FIND(f->t, "brpop", "l", "0")->route, PX_ROUTE_REFUSE);
-    assert_int_equal(FIND(f->t, "bzpopmin", "z", "0")->route, PX_ROUTE_REFUSE);
+    /* blocking pops go through the log (proxy/block.c parks them) */
+    assert_int_equal(FIND(f->t, "blpop", "l", "0")->route, PX_ROUTE_WRITE);
+    assert_int_equal(FIND(f->t, "brpop", "l", "0")->route, PX_ROUTE_WRITE);
+    assert_int_equal(FIND(f->t, "bzpopmin", "z", "0")->route, PX_ROUTE_WRITE);
+    assert_int_equal(FIND(f->t, "blmove", "a", "b", "left", "left", "0")->route, PX_ROUTE_WRITE);
     assert_int_equal(FIND(f->t, "multi")->local, PX_L_MULTI);
     assert_int_equal(FIND(f->t, "exec")->local, PX_L_EXEC);
     assert_int_equal(FIND(f->t, "watch", "k")->local, PX_L_WATCH);
     assert_int_equal(FIND(f->t, "unwatch")->local, PX_L_UNWATCH);
-    assert_int_equal(FIND(f->t, "wait", "1", "0")->route, PX_ROUTE_REFUSE);
+    assert_int_equal(FIND(f->t, "wait", "1", "0")->local, PX_L_WAIT);
+    assert_int_equal(FIND(f->t, "client", "unblock", "1")->local, PX_L_CLIENT_UNBLOCK);
     assert_int_equal(FIND(f->t, "monitor")->local, PX_L_MONITOR);
     assert_int_equal(FIND(f->t, "replicaof", "no", "one")->route, PX_ROUTE_REFUSE);
     /* Found reviewing hostile input: MIGRATE went through the log, so every node's Redis moved
@@ -214,21 +215,42 @@ static void test_routes(void **state)
 }
 
 /* XREAD and XREADGROUP are flagged `blocking` by Redis 7.0.15 although only their BLOCK option
- * blocks; cmdtable.c gives them PX_CHK_NO_BLOCK_OPT so that the non-blocking forms run. */
+ * blocks: XREAD is a read, XREADGROUP a write, with or without BLOCK (proxy/block.c). */
 static void test_routes_xread(void **state)
 {
-    /* Regression: proxy/cmdtable.c apply_override: the `blocking` flag sets route REFUSE and the
-     * CHECK("xread"/"xreadgroup", PX_CHK_NO_BLOCK_OPT) overrides keep the route (-1), so XREAD
-     * without BLOCK is refused ("blocking commands are not supported by redraft yet") and the
-     * check in server.c route_check is never reached. Expected: xread READ, xreadgroup WRITE,
-     * both with check PX_CHK_NO_BLOCK_OPT. */
+    /* Regression: proxy/cmdtable.c apply_override: the `blocking` flag set route REFUSE, and an
+     * override that kept the route (-1) left XREAD without BLOCK refused. */
     struct fixture *f = *state;
     const struct px_cmddef *x = FIND(f->t, "xread", "streams", "s", "0");
-    assert_int_equal(x->check, PX_CHK_NO_BLOCK_OPT);
+    assert_int_equal(x->check, PX_CHK_NONE);
     assert_int_equal(x->route, PX_ROUTE_READ);
     const struct px_cmddef *xg = FIND(f->t, "xreadgroup", "group", "g", "c", "streams", "s", ">");
-    assert_int_equal(xg->check, PX_CHK_NO_BLOCK_OPT);
+    assert_int_equal(xg->check, PX_CHK_NONE);
     assert_int_equal(xg->route, PX_ROUTE_WRITE);
+}
+
+/* Every command Redis 7.0.15 flags `blocking` is one redraft serves (proxy/block.c) or refuses:
+ * none reaches the local Redis with the power to block the connection the applies use. */
+static void test_blocking_all_known(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const served[] = {"blpop",  "brpop",      "brpoplpush", "blmove",
+                                         "blmpop", "bzpopmin",   "bzpopmax",   "bzmpop",
+                                         "xread",  "xreadgroup", "wait",       NULL};
+    size_t nserved = 0;
+    for (size_t i = 0; i < px_cmdtable_count(f->t); i++) {
+        const struct px_cmddef *d = px_cmdtable_at(f->t, i);
+        if (!(d->flags & PX_CF_BLOCKING))
+            continue;
+        int known = 0;
+        for (const char *const *n = served; *n; n++)
+            known |= !strcmp(*n, d->name);
+        if (known)
+            nserved++;
+        else
+            assert_int_equal(d->route, PX_ROUTE_REFUSE);
+    }
+    assert_int_equal(nserved, 10); /* WAIT is not flagged `blocking`: answered by redraft */
 }
 
 /* redraft's own commands sit beside Redis's, with their arity checked like any other. */
@@ -783,6 +805,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_keys_fixed_positions),
         cmocka_unit_test(test_keys_movable_forms),
         cmocka_unit_test(test_keys_databases),
+        cmocka_unit_test(test_blocking_all_known),
     };
     const struct CMUnitTest standalone[] = {
         cmocka_unit_test(test_build_rejects_non_tables),
