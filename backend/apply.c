@@ -442,7 +442,8 @@ static void report_commands(struct be_apply *ap, const struct batch *b, const re
                 continue;
             }
             ap->cbs.command(ap->ctx, db, c.argc, c.argv, c.argvlen,
-                            rep != NULL && rep->type == REDIS_REPLY_NIL);
+                            rep != NULL &&
+                                (rep->type == REDIS_REPLY_NIL || rep->type == REDIS_REPLY_ERROR));
         }
         free(data);
     }

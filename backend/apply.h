@@ -42,10 +42,10 @@ struct be_apply_cbs {
     void (*applied)(void *ctx, uint64_t index);
     /* While watching (be_apply_set_watch), before applied(): every command of the batch's
      * entries, in log order, with the db it ran in (SELECT inside a transaction followed) and
-     * whether its reply was a null. argc 0: an entry that could not be read back (assume it
-     * touched anything). Arguments are borrowed for the call. */
+     * whether its reply was a null or an error. argc 0: an entry that could not be read back
+     * (assume it touched anything). Arguments are borrowed for the call. */
     void (*command)(void *ctx, uint64_t db, int argc, const char *const *argv,
-                    const size_t *argvlen, int null_reply);
+                    const size_t *argvlen, int null_or_error);
 };
 
 struct be_apply;

@@ -526,6 +526,76 @@ int px_block_on_null(struct px_server *s, struct px_req *r)
     return 1;
 }
 
+/* Answers a parked XREADGROUP whose retry got NOGROUP as Redis 7.0 answers a blocked one: the
+ * stream key is gone, or only its group. EXISTS on the local Redis, right after the apply that
+ * gave the error, tells which. */
+static void nogroup_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct px_server *s = px_the_server();
+    struct px_req *r = s ? rd_map_del(&s->inflight, (uint64_t)(uintptr_t)privdata) : NULL;
+    if (r == NULL)
+        return;
+    r->c->inflight--;
+    const redisReply *rep = reply;
+    struct xread_opts o;
+    xread_options(r->cmd.argc, (const char *const *)r->cmd.argv, r->cmd.argvlen, &o);
+    long long nkeys = o.streams_arg > 0 ? (r->cmd.argc - o.streams_arg) / 2 : 0;
+    rd_buf_reset(&r->reply);
+    if (rep != NULL && rep->type == REDIS_REPLY_INTEGER && rep->integer == nkeys)
+        px_reply_err(r, "NOGROUP the consumer group this client was blocked on no longer exists");
+    else
+        px_reply_err(r, "UNBLOCKED the stream key no longer exists");
+    px_req_done(r);
+}
+
+int px_block_on_retry_error(struct px_server *s, struct px_req *r, const char *err, size_t len)
+{
+    struct px_blk *k = r->blk;
+    if (k->seq == 0 || r->c->closed)
+        return 0; /* the first try: Redis's own error, as Redis gives it */
+    int wrongtype = len >= 9 && !memcmp(err, "WRONGTYPE", 9);
+    if (k->kind != PX_BLK_XREADGROUP) {
+        /* Redis leaves a client blocked on a key that now holds another type. */
+        if (!wrongtype)
+            return 0;
+        return px_block_on_null(s, r);
+    }
+    if (wrongtype) {
+        rd_buf_reset(&r->reply);
+        px_reply_err(r, "UNBLOCKED the stream key no longer exists");
+        px_req_done(r);
+        return 1;
+    }
+    if (len < 7 || memcmp(err, "NOGROUP", 7) != 0)
+        return 0;
+    struct xread_opts o;
+    xread_options(r->cmd.argc, (const char *const *)r->cmd.argv, r->cmd.argvlen, &o);
+    int nkeys = o.streams_arg > 0 ? (r->cmd.argc - o.streams_arg) / 2 : 0;
+    if (nkeys <= 0 || !s->backend_ready || be_link_select(s->link, r->db) != 0)
+        return 0;
+    const char **argv = malloc((size_t)(nkeys + 1) * sizeof(*argv));
+    size_t *argvlen = malloc((size_t)(nkeys + 1) * sizeof(*argvlen));
+    int ok = argv != NULL && argvlen != NULL && rd_map_put(&s->inflight, r->id, r) == 0;
+    if (ok) {
+        argv[0] = "EXISTS";
+        argvlen[0] = 6;
+        for (int i = 0; i < nkeys; i++) {
+            argv[i + 1] = r->cmd.argv[o.streams_arg + i];
+            argvlen[i + 1] = r->cmd.argvlen[o.streams_arg + i];
+        }
+        ok = be_link_send_argv(s->link, nkeys + 1, argv, argvlen, nogroup_cb,
+                               (void *)(uintptr_t)r->id) == 0;
+        if (!ok)
+            rd_map_del(&s->inflight, r->id);
+    }
+    free(argv);
+    free(argvlen);
+    if (!ok)
+        return 0;
+    r->c->inflight++;
+    return 1;
+}
+
 /* ---- dispatch ---- */
 
 /* XREAD: leaves BLOCK out (the local Redis must never block the link the applies use) and
@@ -687,7 +757,7 @@ static void wake_key(void *ctx, int64_t db, const char *key, size_t len)
 }
 
 void px_block_on_applied_cmd(struct px_server *s, uint64_t db, int argc, const char *const *argv,
-                             const size_t *argvlen, int null_reply)
+                             const size_t *argvlen, int null_or_error)
 {
     struct px_blocks *b = s->blocks;
     if (b == NULL || b->parked.count == 0)
@@ -701,9 +771,11 @@ void px_block_on_applied_cmd(struct px_server *s, uint64_t db, int argc, const c
         px_cmd_lookup(s->table, argc, (char *const *)argv, argvlen, err, sizeof(err));
     if (d == NULL || (d->route != PX_ROUTE_WRITE && !(d->flags & PX_CF_WRITE)))
         return;
-    /* A blocking command that found nothing changed nothing. Without this, two clients parked
-     * on BLMOVE a b and BLMOVE b a would wake each other with their empty retries for ever. */
-    if (null_reply && (d->flags & PX_CF_BLOCKING))
+    /* A blocking command that found nothing (or failed: a key of another type) changed nothing.
+     * Without this, two clients parked on BLMOVE a b and BLMOVE b a would wake each other with
+     * their empty retries for ever, and a BLPOP parked on a key that became a string would wake
+     * itself with its own WRONGTYPE retries. */
+    if (null_or_error && (d->flags & PX_CF_BLOCKING))
         return;
     if (b->n_every > 0)
         wake_db(b, -1, 1);

@@ -89,15 +89,20 @@ int px_block_prepare(struct px_server *s, struct px_req *r);
 /* A blocking try came back with a null reply. Returns 1 when r was taken (parked, or answered:
  * timeout, CLIENT UNBLOCK), 0 when the caller completes r as usual (its client is gone). */
 int px_block_on_null(struct px_server *s, struct px_req *r);
+/* A retry (not the first try) came back with an error (err: its text, without the "-"). Redis keeps
+ * a client blocked on a key whose type changed, and tells a blocked XREADGROUP that its stream or
+ * group is gone in words of its own; this does the same. Returns 1 when r was taken (parked again,
+ * or answered later), 0 when the caller completes r with resp. */
+int px_block_on_retry_error(struct px_server *s, struct px_req *r, const char *err, size_t len);
 /* A blocking pop came back with data for a client that is gone: the data is put back. */
 void px_block_on_orphan(struct px_server *s, struct px_req *r, const char *resp, size_t len);
 /* XREAD: sends what resolves its `$` IDs just before the read itself goes (same link). 0 or -1. */
 int px_block_before_read(struct px_server *s, struct px_req *r);
 
 /* A command of an entry this node applied (db: where it ran; argc 0: unknown, wake all;
- * null_reply: Redis answered it with a null). */
+ * null_or_error: Redis answered it with a null or an error). */
 void px_block_on_applied_cmd(struct px_server *s, uint64_t db, int argc, const char *const *argv,
-                             const size_t *argvlen, int null_reply);
+                             const size_t *argvlen, int null_or_error);
 /* The batch those commands came in is applied: retries go now, in the order clients parked. */
 void px_block_after_apply(struct px_server *s);
 /* Every parked request tries again (the local Redis was reloaded or came back). */

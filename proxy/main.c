@@ -156,10 +156,10 @@ static void on_reply(void *ctx, uint64_t reqid, const char *resp, size_t len)
 }
 
 static void on_applied_cmd(void *ctx, uint64_t db, int argc, const char *const *argv,
-                           const size_t *argvlen, int null_reply)
+                           const size_t *argvlen, int null_or_error)
 {
     struct app *a = ctx;
-    px_server_on_applied_cmd(a->server, db, argc, argv, argvlen, null_reply);
+    px_server_on_applied_cmd(a->server, db, argc, argv, argvlen, null_or_error);
 }
 
 static void on_applied(void *ctx, uint64_t index)

@@ -139,6 +139,12 @@ static int encode_info(struct px_server *s, const struct px_req *r, const redisR
             p = next;
             continue;
         }
+        /* Redis never blocks for redraft's clients: the blocked ones are parked here. */
+        if ((size_t)(next - p) > 16 && memcmp(p, "blocked_clients:", 16) == 0) {
+            rd_buf_printf(&body, "blocked_clients:%zu\r\n", px_block_count(s));
+            p = next;
+            continue;
+        }
         if (!((size_t)(next - p) >= (size_t)hl && memcmp(p, hidden, (size_t)hl) == 0))
             rd_buf_append(&body, p, (size_t)(next - p));
         p = next;
@@ -197,9 +203,12 @@ static void read_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
     if (r == NULL)
         return;
     r->c->inflight--;
-    if (r->blk != NULL && reply != NULL && ((redisReply *)reply)->type == REDIS_REPLY_NIL &&
-        px_block_on_null(s, r))
+    const redisReply *rep = reply;
+    if (r->blk != NULL && rep != NULL && rep->type == REDIS_REPLY_NIL && px_block_on_null(s, r))
         return; /* XREAD BLOCK found nothing: parked */
+    if (r->blk != NULL && rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+        px_block_on_retry_error(s, r, rep->str, rep->len))
+        return; /* a parked XREAD on a key of another type stays parked, as in Redis */
     if (reply == NULL)
         px_reply_err(r, "%s", px_backend_unavailable(s));
     else if (encode_read_reply(s, r, reply, &r->reply) != 0)
@@ -842,6 +851,8 @@ void px_server_on_write_reply(struct px_server *s, uint64_t reqid, const char *r
     if (r->blk != NULL) {
         if (px_blk_is_null(resp, len) && px_block_on_null(s, r))
             return; /* nothing to pop yet: parked */
+        if (len > 1 && resp[0] == '-' && px_block_on_retry_error(s, r, resp + 1, len - 1))
+            return;
         if (r->c->closed)
             px_block_on_orphan(s, r, resp, len);
     }
@@ -860,9 +871,9 @@ void px_server_on_applied(struct px_server *s, uint64_t index)
 }
 
 void px_server_on_applied_cmd(struct px_server *s, uint64_t db, int argc, const char *const *argv,
-                              const size_t *argvlen, int null_reply)
+                              const size_t *argvlen, int null_or_error)
 {
-    px_block_on_applied_cmd(s, db, argc, argv, argvlen, null_reply);
+    px_block_on_applied_cmd(s, db, argc, argv, argvlen, null_or_error);
 }
 
 void px_server_on_committed(struct px_server *s, uint64_t commit)

@@ -59,7 +59,7 @@ void px_server_on_write_reply(struct px_server *s, uint64_t reqid, const char *r
 void px_server_on_applied(struct px_server *s, uint64_t index);
 /* A command of an applied entry (blocked clients on its keys try again): see be_apply_cbs. */
 void px_server_on_applied_cmd(struct px_server *s, uint64_t db, int argc, const char *const *argv,
-                              const size_t *argvlen, int null_reply);
+                              const size_t *argvlen, int null_or_error);
 void px_server_on_committed(struct px_server *s, uint64_t commit);
 void px_server_on_role(struct px_server *s, int role, uint64_t term, uint64_t leader);
 void px_on_read_index(struct px_server *s, uint64_t round, uint64_t index);

@@ -193,13 +193,50 @@ start_cluster 3 {} {
         bl_close_all
     }
 
-    test {XREADGROUP BLOCK on a stream that is deleted answers NOGROUP} {
-        [node_client 1] xgroup create bl:gd g $ mkstream
-        set rd [bl_client 1]
-        $rd xreadgroup group g bob block 0 streams bl:gd >
-        bl_wait_parked 1 1
-        [node_client 2] del bl:gd
-        assert_error {NOGROUP*} {$rd read}
+    test {A parked XREADGROUP whose stream or group goes answers as a blocked one in Redis} {
+        # Deleted, flushed, or of another type: Redis 7.0's -UNBLOCKED; the group destroyed:
+        # its -NOGROUP for a blocked client.
+        foreach how {del flushall set destroy} {
+            [node_client 1] del bl:gd
+            [node_client 1] xgroup create bl:gd g $ mkstream
+            set rd [bl_client 1]
+            $rd xreadgroup group g bob block 0 streams bl:gd >
+            bl_wait_parked 1 1
+            switch $how {
+                del {[node_client 2] del bl:gd}
+                flushall {[node_client 2] flushall}
+                set {[node_client 2] set bl:gd x}
+                destroy {[node_client 2] xgroup destroy bl:gd g}
+            }
+            if {$how eq "destroy"} {
+                assert_error {NOGROUP the consumer group this client was blocked on no longer exists} {$rd read}
+            } else {
+                assert_error {UNBLOCKED the stream key no longer exists} {$rd read}
+            }
+            bl_close_all
+        }
+    }
+
+    test {A parked BLPOP or XREAD stays parked when its key changes type, as in Redis} {
+        [node_client 1] del bl:t bl:ts
+        set a [bl_client 1]
+        set b [bl_client 1]
+        $a blpop bl:t 0
+        $b xread block 0 streams bl:ts $
+        bl_wait_parked 1 2
+        [node_client 2] set bl:t str
+        [node_client 2] set bl:ts str
+        # Their WRONGTYPE retries wake nobody, themselves included: the log stands still.
+        after 200
+        assert_equal 2 [bl_parked 1]
+        set c0 [dict get [node_info 1] commit_index]
+        after 300
+        assert_equal $c0 [dict get [node_info 1] commit_index] "the log grew while nothing happened"
+        [node_client 3] del bl:t bl:ts
+        [node_client 3] rpush bl:t v
+        [node_client 3] xadd bl:ts 9-1 f v
+        assert_equal {bl:t v} [$a read]
+        assert_equal {{bl:ts {{9-1 {f v}}}}} [$b read]
         bl_close_all
     }
 
