@@ -555,8 +555,11 @@ int px_block_on_retry_error(struct px_server *s, struct px_req *r, const char *e
         return 0; /* the first try: Redis's own error, as Redis gives it */
     int wrongtype = len >= 9 && !memcmp(err, "WRONGTYPE", 9);
     if (k->kind != PX_BLK_XREADGROUP) {
-        /* Redis leaves a client blocked on a key that now holds another type. */
-        if (!wrongtype)
+        /* Redis leaves a client blocked on a key that now holds another type. A move's
+         * WRONGTYPE is its destination's once its source has data, which Redis answers; it
+         * cannot be told here from a source that changed type, so it is answered too. */
+        int move = !strcmp(r->def->name, "blmove") || !strcmp(r->def->name, "brpoplpush");
+        if (!wrongtype || move)
             return 0;
         return px_block_on_null(s, r);
     }

@@ -137,6 +137,22 @@ start_cluster 3 {} {
         bl_close_all
     }
 
+    test {BRPOPLPUSH into a key of another type answers WRONGTYPE; the next client gets the element} {
+        set rd1 [bl_client 1]
+        set rd2 [bl_client 1]
+        [node_client 1] del bl:bp bl:t1 bl:t2
+        [node_client 1] set bl:t1 nolist
+        $rd1 brpoplpush bl:bp bl:t1 0
+        bl_wait_parked 1 1
+        $rd2 brpoplpush bl:bp bl:t2 0
+        bl_wait_parked 1 2
+        [node_client 1] lpush bl:bp foo
+        assert_error {WRONGTYPE*} {$rd1 read}
+        assert_equal foo [$rd2 read]
+        assert_equal {foo} [[node_client 1] lrange bl:t2 0 -1]
+        bl_close_all
+    }
+
     test {Parked BLMOVEs into each other's source do not wake each other for ever} {
         set a [bl_client 1]
         set b [bl_client 1]
