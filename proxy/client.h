@@ -96,6 +96,7 @@ struct px_client {
     int in_multi, multi_dirty; /* MULTI state (multi.c) */
     int in_pubsub;             /* subscribe mode (pubsub.c) */
     int in_monitor;            /* MONITOR mode (monitor.c) */
+    int paused;                /* a command waits for CLIENT PAUSE to end (pause.c) */
     int reply_off, reply_skip; /* CLIENT REPLY OFF / SKIP (the next command's reply) */
     double atime;              /* when its last command was dispatched */
     const char *last_cmd;      /* that command's name (for CLIENT LIST) */
@@ -173,6 +174,10 @@ struct px_server {
     long long foreign_keys;   /* keys Redis held that redraft did not write (last handshake) */
     /* stats */
     size_t nmonitors; /* clients in MONITOR mode */
+    int pause_type;   /* CLIENT PAUSE (pause.c) */
+    double pause_until;
+    ev_timer pause_timer;
+    size_t npaused;
     uint64_t total_commands, total_writes, total_reads, total_conns, rejected_conns;
 };
 

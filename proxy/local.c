@@ -9,6 +9,7 @@
 #include "proxy/block.h"
 #include "proxy/client.h"
 #include "proxy/monitor.h"
+#include "proxy/pause.h"
 #include "proxy/snapshot.h"
 #include "proxy/pubsub.h"
 #include "proxy/watch.h"
@@ -596,6 +597,14 @@ int px_local_exec(struct px_client *c, struct px_req *r)
         break;
     case PX_L_WAIT:
         return px_block_wait_cmd(c, r);
+    case PX_L_CLIENT_PAUSE:
+        if (px_pause_cmd(c, r) == 0)
+            reply_ok(r);
+        break;
+    case PX_L_CLIENT_UNPAUSE:
+        px_pause_unpause(c->s);
+        reply_ok(r);
+        break;
     case PX_L_CLIENT_UNBLOCK:
         return px_block_unblock_cmd(c, r);
     case PX_L_MULTI:

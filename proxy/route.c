@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "proxy/block.h"
 #include "proxy/client.h"
+#include "proxy/pause.h"
 #include "proxy/route.h"
 #include "proxy/server.h"
 #include "proxy/snapshot.h"
@@ -141,7 +142,7 @@ static int encode_info(struct px_server *s, const struct px_req *r, const redisR
         }
         /* Redis never blocks for redraft's clients: the blocked ones are parked here. */
         if ((size_t)(next - p) > 16 && memcmp(p, "blocked_clients:", 16) == 0) {
-            rd_buf_printf(&body, "blocked_clients:%zu\r\n", px_block_count(s));
+            rd_buf_printf(&body, "blocked_clients:%zu\r\n", px_block_count(s) + px_pause_count(s));
             p = next;
             continue;
         }

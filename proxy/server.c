@@ -26,6 +26,7 @@
 #include "proxy/rewrite.h"
 #include "proxy/monitor.h"
 #include "proxy/multi.h"
+#include "proxy/pause.h"
 #include "proxy/pubsub.h"
 #include "proxy/route.h"
 #include "raftlog/node.h"
@@ -180,6 +181,7 @@ void px_client_close(struct px_client *c, const char *why)
     c->fd = -1;
     c->closed = 1;
     px_monitor_stop(c);
+    px_pause_forget(c);
     px_pubsub_close(c);
     s->nclients--;
     px_block_client_closed(c);
@@ -465,6 +467,10 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         return 0;
     }
     r->admitted = 1;
+    /* CLIENT PAUSE: checked before a command is queued in MULTI, as Redis does (an EXEC of a
+     * writing transaction is checked below, once it holds its commands). */
+    if (!px_req_is_exec(r) && px_pause_holds(c, r))
+        return 1;
     if (!c->in_multi && (d->local == PX_L_PUBSUB || (c->in_pubsub && d->local == PX_L_PING))) {
         /* Its replies come straight from the subscriber link: everything before it must
          * have been answered first. */
@@ -487,7 +493,7 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
             r->state = REQ_DONE;
             return 0;
         }
-        if (c->reads_waiting > 0)
+        if (c->reads_waiting > 0 || px_pause_holds(c, r))
             return 1;
         /* A watching client's own earlier writes come before its EXEC in the log. */
         if (r->guard_len > 0 && c->writes_pending > 0)
@@ -834,6 +840,7 @@ struct px_server *px_server_new(struct ev_loop *loop, const struct px_config *cf
     }
     the_server = s;
     px_route_init(s);
+    px_pause_init(s);
     return s;
 }
 
@@ -861,6 +868,7 @@ void px_server_free(struct px_server *s)
         client_free(c);
     }
     px_route_stop(s);
+    px_pause_stop(s);
     px_blocks_free(s->blocks);
     px_join_free(s);
     while (s->req_pool != NULL) {

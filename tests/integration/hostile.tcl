@@ -425,7 +425,6 @@ start_pair {} {
         {ACL SETUSER default off}
         {ACL DELUSER default}
         {ACL LOAD}
-        {CLIENT PAUSE 100000}
         {SAVE}
         {BGSAVE}
         {BGREWRITEAOF}

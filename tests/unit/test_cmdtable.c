@@ -201,7 +201,9 @@ static void test_routes(void **state)
     assert_int_equal(FIND(f->t, "client", "kill", "id", "1")->local, PX_L_CLIENT_KILL);
     assert_int_equal(FIND(f->t, "client", "reply", "on")->local, PX_L_CLIENT_REPLY);
     assert_int_equal(FIND(f->t, "client", "list")->local, PX_L_CLIENT_LIST);
-    assert_int_equal(FIND(f->t, "client", "pause", "10")->route, PX_ROUTE_REFUSE);
+    assert_int_equal(FIND(f->t, "client", "pause", "10")->local, PX_L_CLIENT_PAUSE);
+    assert_int_equal(FIND(f->t, "client", "unpause")->local, PX_L_CLIENT_UNPAUSE);
+    assert_int_equal(FIND(f->t, "client", "no-evict", "on")->route, PX_ROUTE_REFUSE);
 
     /* checks made before routing */
     const struct px_cmddef *move = FIND(f->t, "move", "k", "1");
