@@ -79,10 +79,11 @@ struct px_snap {
     /* stats for INFO */
     uint64_t taken, installed, restored, failures, sent_chunks;
     double last_take_s, last_install_s;
+    double phase_started; /* when the capture, fetch or load now running began (its rate) */
     uint64_t last_size;
 };
 
-static double now_s(struct px_snap *p)
+static double now_s(const struct px_snap *p)
 {
     return ev_now(p->loop);
 }
@@ -214,6 +215,7 @@ static int start_capture(struct px_snap *p, char *why, size_t whylen)
     p->cap_index = applied;
     p->cap_started = now_s(p);
     p->state = SS_CAPTURE;
+    p->phase_started = now_s(p);
     rd_verbose("snapshot: capturing the local redis at applied index %llu",
                (unsigned long long)applied);
     return 0;
@@ -382,6 +384,7 @@ static void wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
         const char *argv[] = {"REPLICAOF", ip, portbuf};
         size_t lens[] = {9, strlen(ip), strlen(portbuf)};
         p->state = SS_WAIT_SYNC;
+        p->phase_started = now_s(p);
         static const char *gargv[] = {"CONFIG", "GET", "masterauth"};
         static const size_t glens[] = {6, 3, 10};
         p->saved_auth_known = 0;
@@ -564,6 +567,7 @@ void px_snap_on_fetch(struct px_snap *p, uint64_t index, uint64_t term, uint64_t
     p->f_from = from;
     p->f_index = index;
     p->state = SS_FETCH;
+    p->phase_started = now_s(p);
     p->inst_started = now_s(p);
     send_req(p);
 }
@@ -803,16 +807,27 @@ void px_snap_info(const struct px_snap *p, struct rd_buf *out)
         (unsigned long long)p->installed, (unsigned long long)p->restored,
         (unsigned long long)p->failures, p->last_take_s, p->last_install_s,
         (unsigned long long)p->sent_chunks);
-    if (p->state == SS_FETCH)
-        rd_buf_printf(out, "snapshot_fetch_progress:%llu/%llu\r\n", (unsigned long long)p->f_off,
+    uint64_t done = 0;
+    int moving = 1;
+    if (p->state == SS_FETCH) {
+        done = p->f_off;
+        rd_buf_printf(out, "snapshot_fetch_progress:%llu/%llu\r\n", (unsigned long long)done,
                       (unsigned long long)p->f_total);
-    if (p->state == SS_CAPTURE && p->cap)
-        rd_buf_printf(out, "snapshot_capture_bytes:%llu\r\n",
-                      (unsigned long long)be_capture_bytes(p->cap));
-    if (p->state == SS_WAIT_SYNC && p->feeder)
-        rd_buf_printf(out, "snapshot_load_progress:%llu/%llu\r\n",
-                      (unsigned long long)be_feeder_sent(p->feeder),
+    } else if (p->state == SS_CAPTURE && p->cap) {
+        done = be_capture_bytes(p->cap);
+        rd_buf_printf(out, "snapshot_capture_bytes:%llu\r\n", (unsigned long long)done);
+    } else if (p->state == SS_WAIT_SYNC && p->feeder) {
+        done = be_feeder_sent(p->feeder);
+        rd_buf_printf(out, "snapshot_load_progress:%llu/%llu\r\n", (unsigned long long)done,
                       (unsigned long long)(p->inst_fetched ? p->f_total : p->size));
+    } else {
+        moving = 0;
+    }
+    /* The rate of the step running now, since it began. */
+    double took = now_s(p) - p->phase_started;
+    if (moving)
+        rd_buf_printf(out, "snapshot_bytes_per_sec:%llu\r\n",
+                      (unsigned long long)(took > 0.001 ? (double)done / took : 0));
 }
 
 struct px_snap *px_snap_new(struct ev_loop *loop, const struct px_config *cfg, struct rn_node *node,

@@ -170,6 +170,8 @@ start_cluster 3 {redraft {--snapshot-log-entries 200}} {
         } {
             fail "node $fetcher never started fetching the snapshot"
         }
+        # the transfer's rate is reported while it runs
+        assert_morethan [info_of $fetcher snapshot_bytes_per_sec 0] 0
         set sender_id [node_id $leader]
         kill_node $leader
         set new_leader [wait_for_leader 20000 [lsearch -all -inline -not -exact {1 2 3} $leader]]
