@@ -116,12 +116,14 @@ struct px_client {
     unsigned pending_write : 1;
     unsigned reading_paused : 1;
     unsigned writing : 1;
-    size_t inflight;           /* requests registered in the server's map */
-    size_t writes_pending;     /* proposed, not yet answered */
-    size_t reads_waiting;      /* waiting for the read index, not yet sent */
-    struct px_req *blocked;    /* a blocking command not yet answered: nothing after it goes */
-    uint64_t last_write_index; /* the log index of its last write (WAIT) */
-    struct px_client *pw_next; /* in the server's list of clients with output to write */
+    unsigned in_ready : 1;        /* read input this turn, to be parsed before sleeping */
+    struct px_client *ready_next; /* in the server's ready list */
+    size_t inflight;              /* requests registered in the server's map */
+    size_t writes_pending;        /* proposed, not yet answered */
+    size_t reads_waiting;         /* waiting for the read index, not yet sent */
+    struct px_req *blocked;       /* a blocking command not yet answered: nothing after it goes */
+    uint64_t last_write_index;    /* the log index of its last write (WAIT) */
+    struct px_client *pw_next;    /* in the server's list of clients with output to write */
     struct px_client *prev, *next;
 };
 
@@ -173,8 +175,9 @@ struct px_server {
     int loading;              /* a snapshot is being loaded into the local Redis */
     long long foreign_keys;   /* keys Redis held that redraft did not write (last handshake) */
     /* stats */
-    size_t nmonitors; /* clients in MONITOR mode */
-    int pause_type;   /* CLIENT PAUSE (pause.c) */
+    size_t nmonitors;             /* clients in MONITOR mode */
+    struct px_client *ready_head; /* clients that read input this turn, in arrival order */
+    int pause_type;               /* CLIENT PAUSE (pause.c) */
     double pause_until;
     ev_timer pause_timer;
     size_t npaused;

@@ -164,7 +164,7 @@ static void client_drop_undispatched(struct px_client *c)
 
 void px_client_maybe_free(struct px_client *c)
 {
-    if (c->closed && c->inflight == 0 && c->reads_waiting == 0 && !c->pending_write)
+    if (c->closed && c->inflight == 0 && c->reads_waiting == 0 && !c->pending_write && !c->in_ready)
         client_free(c);
 }
 
@@ -679,7 +679,15 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         px_client_close(c, NULL);
         return;
     }
-    client_parse(c);
+    /* Parsed before the loop sleeps, in the order the connections became readable: libev
+     * runs a turn's read callbacks last-ready-first, so each goes to the front. Commands that
+     * arrive together on two connections then reach the log in the order they arrived, as
+     * Redis runs them (a BLPOP sent just before another client's LPUSH gets the element). */
+    if (!c->in_ready) {
+        c->in_ready = 1;
+        c->ready_next = s->ready_head;
+        s->ready_head = c;
+    }
 }
 
 /* ---- listener ---- */
@@ -890,7 +898,22 @@ void px_server_free(struct px_server *s)
 int px_server_before_sleep(struct px_server *s)
 {
     int parsed = 0;
-    struct px_client *c = s->pw_head;
+    struct px_client *c = s->ready_head;
+    s->ready_head = NULL;
+    while (c) {
+        struct px_client *next = c->ready_next;
+        c->in_ready = 0;
+        c->ready_next = NULL;
+        if (c->closed) {
+            px_client_maybe_free(c);
+        } else {
+            size_t before = c->nreqs;
+            client_parse(c);
+            parsed |= c->nreqs != before;
+        }
+        c = next;
+    }
+    c = s->pw_head;
     s->pw_head = NULL;
     while (c) {
         struct px_client *next = c->pw_next;
