@@ -38,25 +38,30 @@ static const char spop_script[] =
 
 /* XADD with an automatic id: every replica must pick the same one. The id's milliseconds come
  * from the entry's time (ARGV[1]), but never go below the stream's last id, as Redis's own `*`
- * does: last + 1 when the stream is ahead (a proposer's clock behind another's). ARGV[2] is
- * where the id goes among the XADD arguments that follow. */
+ * does: when the stream is ahead (a proposer's clock behind another's, or an explicit id in the
+ * future), its last milliseconds with Redis's own next sequence (`ms-*`), or the next
+ * millisecond when the sequence is used up. The sequence stays a string: Lua's numbers are
+ * doubles, exact only up to 2^53. ARGV[2] is where the id goes among the XADD arguments that
+ * follow. */
 static const char xadd_script[] =
     "local ms = tonumber(ARGV[1])\n"
     "local pos = tonumber(ARGV[2])\n"
     "local args = {}\n"
     "for i = 3, #ARGV do args[#args + 1] = ARGV[i] end\n"
-    "local last_ms, last_seq = -1, -1\n"
+    "local last_ms, last_ms_s, last_seq_s = -1, nil, nil\n"
     "local info = redis.pcall('XINFO', 'STREAM', KEYS[1])\n"
     "if type(info) == 'table' and not info.err then\n"
     "  for i = 1, #info - 1, 2 do\n"
     "    if info[i] == 'last-generated-id' then\n"
-    "      local a, b = string.match(info[i + 1], '^(%d+)-(%d+)$')\n"
-    "      last_ms, last_seq = tonumber(a), tonumber(b)\n"
+    "      last_ms_s, last_seq_s = string.match(info[i + 1], '^(%d+)-(%d+)$')\n"
+    "      last_ms = tonumber(last_ms_s)\n"
     "    end\n"
     "  end\n"
     "end\n"
-    "if last_ms >= ms then\n"
-    "  args[pos] = string.format('%.0f-%.0f', last_ms, last_seq + 1)\n"
+    "if last_ms >= ms and last_seq_s == '18446744073709551615' then\n"
+    "  args[pos] = string.format('%.0f-0', last_ms + 1)\n"
+    "elseif last_ms >= ms then\n"
+    "  args[pos] = last_ms_s .. '-*'\n"
     "else\n"
     "  args[pos] = string.format('%.0f-0', ms)\n"
     "end\n"

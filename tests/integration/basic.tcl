@@ -242,6 +242,15 @@ start_pair {} {
         assert_equal $v [r get bin]
         r strlen bin
     } {9}
+
+    test {XADD * after an id in the future continues from it, as Redis's own * does} {
+        r del xs
+        r xadd xs 2577343934890-5 f v
+        r xadd xs * f v2
+        r xadd xs 2577343934891-18446744073709551615 f v3
+        r xadd xs * f v4
+        lmap e [r xrange xs - +] {lindex $e 0}
+    } {2577343934890-5 2577343934890-6 2577343934891-18446744073709551615 2577343934892-0}
 }
 
 start_pair {} {
