@@ -20,6 +20,7 @@
 #include "proxy/config.h"
 #include "proxy/resp.h"
 #include "proxy/rewrite.h"
+#include "proxy/stats.h"
 
 #define PX_READ_CHUNK   (16 * 1024)
 #define PX_PIPELINE_MAX 1024 /* queued requests per client before reading pauses */
@@ -74,6 +75,8 @@ struct px_req {
     size_t guard_len;   /* EXEC of a watching client: the watch guard heading `entry` (watch.h) */
     int quiet;          /* CLIENT REPLY OFF/SKIP: its reply is dropped, not sent */
     int admitted;       /* passed the checks before running (for MONITOR) */
+    int queued;         /* queued by MULTI: counted in commandstats when EXEC runs it */
+    double t_start;     /* when it started running (commandstats) */
     struct px_blk *blk; /* a blocking command's state (block.c; owned) */
     struct rd_buf reply;
 };
@@ -175,7 +178,11 @@ struct px_server {
     int loading;              /* a snapshot is being loaded into the local Redis */
     long long foreign_keys;   /* keys Redis held that redraft did not write (last handshake) */
     /* stats */
-    size_t nmonitors;             /* clients in MONITOR mode */
+    size_t nmonitors;                /* clients in MONITOR mode */
+    struct px_stats cmdstats;        /* INFO commandstats (stats.c) */
+    struct px_cmdtable **old_tables; /* replaced tables, kept until the server ends */
+    size_t nold_tables;
+    struct rd_buf table_fp;       /* the COMMAND answer the table in use was built from */
     struct px_client *ready_head; /* clients that read input this turn, in arrival order */
     int pause_type;               /* CLIENT PAUSE (pause.c) */
     double pause_until;

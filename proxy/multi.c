@@ -190,5 +190,6 @@ int px_multi_dispatch(struct px_client *c, struct px_req *r)
         return PX_MULTI_DONE;
     }
     rd_resp_simple(&r->reply, '+', "QUEUED");
+    r->queued = 1;
     return PX_MULTI_DONE;
 }

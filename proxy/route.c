@@ -131,9 +131,25 @@ static int encode_info(struct px_server *s, const struct px_req *r, const redisR
     struct rd_buf body;
     rd_buf_init(&body);
     const char *p = rep->str, *end = rep->str + rep->len;
+    int in_cmdstats = 0;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *next = nl ? nl + 1 : end;
+        /* Redis's commandstats count the apply link's batches: the section is redraft's
+         * count of its clients' commands instead (stats.c). */
+        if (*p == '#') {
+            in_cmdstats = (size_t)(next - p) >= 14 && memcmp(p, "# Commandstats", 14) == 0;
+            if (in_cmdstats) {
+                rd_buf_append(&body, p, (size_t)(next - p));
+                px_stats_info(&s->cmdstats, &body);
+                p = next;
+                continue;
+            }
+        }
+        if (in_cmdstats && *p != '\r' && *p != '\n') {
+            p = next;
+            continue;
+        }
         /* The clients are redraft's: Redis's own count is redraft's few links to it. */
         if ((size_t)(next - p) > 18 && memcmp(p, "connected_clients:", 18) == 0) {
             rd_buf_printf(&body, "connected_clients:%zu\r\n", s->nclients);

@@ -262,6 +262,19 @@ int px_client_push(struct px_client *c)
 }
 
 /* Moves the replies of the finished requests at the head of the queue to the output. */
+/* INFO commandstats: a finished request, and for EXEC each command it ran. */
+static void count_command(struct px_server *s, const struct px_req *r)
+{
+    if (r->def == NULL || r->queued)
+        return;
+    int failed = rd_buf_unread(&r->reply) > 0 && rd_buf_rptr(&r->reply)[0] == '-';
+    double took = r->admitted ? ev_time() - r->t_start : 0;
+    uint64_t usec = took > 0 ? (uint64_t)(took * 1e6) : 0;
+    px_stats_count(&s->cmdstats, r->def, usec, failed, !r->admitted && failed);
+    for (size_t i = 0; i < r->nm; i++)
+        px_stats_count(&s->cmdstats, r->mdefs[i], 0, 0, 0);
+}
+
 static void client_flush_replies(struct px_client *c)
 {
     int moved = 0;
@@ -273,6 +286,7 @@ static void client_flush_replies(struct px_client *c)
         c->nreqs--;
         if (c->blocked == r)
             c->blocked = NULL;
+        count_command(c->s, r);
         if (!c->closed && !r->quiet &&
             rd_buf_append(&c->out, rd_buf_rptr(&r->reply), rd_buf_unread(&r->reply)) != 0)
             px_client_close(c, "out of memory for replies");
@@ -532,6 +546,8 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         return 0;
     }
     r->db = c->db;
+    if (d->name[0] == 'c' && !strcmp(d->name, "config|resetstat"))
+        px_stats_reset(&s->cmdstats); /* Redis resets its own statistics */
     if (d->route == PX_ROUTE_WRITE) {
         if (c->reads_waiting > 0)
             return 1;
@@ -557,6 +573,8 @@ void px_client_dispatch(struct px_client *c)
         /* CLIENT REPLY: decided in command order, as the command is dispatched. */
         int quiet = c->reply_off || c->reply_skip, was_skip = c->reply_skip;
         if (r->state == REQ_NEW) {
+            if (r->t_start == 0)
+                r->t_start = ev_time();
             if (dispatch_one(s, c, r) != 0)
                 break;
             px_monitor_feed(c, r);
@@ -839,6 +857,7 @@ struct px_server *px_server_new(struct ev_loop *loop, const struct px_config *cf
     s->listen_fd = -1;
     rd_map_init(&s->inflight);
     rd_buf_init(&s->scratch);
+    px_stats_init(&s->cmdstats);
     s->restart_commit = rn_commit_index(node);
     s->blocks = px_blocks_new(s);
     if (s->blocks == NULL) {
@@ -888,8 +907,13 @@ void px_server_free(struct px_server *s)
     }
     rd_map_free(&s->inflight);
     rd_buf_free(&s->scratch);
+    px_stats_free(&s->cmdstats);
     px_rewrite_free(&s->rewrite);
     px_cmdtable_free(s->table);
+    for (size_t i = 0; i < s->nold_tables; i++)
+        px_cmdtable_free(s->old_tables[i]);
+    free(s->old_tables);
+    rd_buf_free(&s->table_fp);
     if (the_server == s)
         the_server = NULL;
     free(s);
@@ -953,17 +977,33 @@ void px_server_on_commands(struct px_server *s, const struct redisReply *reply)
 {
     struct px_cmdtable *t;
     char err[256];
+    /* Every reconnect asks COMMAND again: the same answer keeps the table in use. */
+    struct rd_buf fp;
+    rd_buf_init(&fp);
+    if (be_reply_encode(reply, &fp) == 0 && s->table != NULL && fp.len == s->table_fp.len &&
+        memcmp(fp.data, s->table_fp.data, fp.len) == 0) {
+        rd_buf_free(&fp);
+        return;
+    }
     if (px_cmdtable_build(reply, &t, err, sizeof(err)) != 0) {
         rd_warning("cannot build the command table: %s", err);
+        rd_buf_free(&fp);
         return;
     }
-    /* Requests already looked up point into the old table: only replace it when none is
-     * pending (a new redis version behind the proxy is picked up on a quiet reconnect). */
-    if (s->table != NULL && (s->inflight.count > 0 || px_block_count(s) > 0)) {
-        px_cmdtable_free(t);
-        return;
+    rd_buf_free(&s->table_fp);
+    s->table_fp = fp;
+    /* The old table is kept, not freed: a transaction being queued, a request waiting its
+     * turn and the commandstats still point into it. Tables change only when the local Redis
+     * comes back as another version (another COMMAND answer), so few are ever kept. */
+    if (s->table != NULL) {
+        struct px_cmdtable **old = realloc(s->old_tables, (s->nold_tables + 1) * sizeof(*old));
+        if (old == NULL) {
+            px_cmdtable_free(t);
+            return;
+        }
+        s->old_tables = old;
+        s->old_tables[s->nold_tables++] = s->table;
     }
-    px_cmdtable_free(s->table);
     s->table = t;
     rd_verbose("command table: %zu commands from the local redis", px_cmdtable_size(t));
 }

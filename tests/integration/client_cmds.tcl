@@ -65,6 +65,7 @@ start_pair {} {
 
 start_pair {} {
     test {RESET turns replies back on, answers, and restores the default consistency} {
+        needs_redraft {CLIENT CONSISTENCY is redraft's}
         set fd [raw_connect]
         raw_send $fd "CLIENT CONSISTENCY EVENTUAL\r\nCLIENT REPLY OFF\r\nPING\r\nRESET\r\nPING\r\nCLIENT CONSISTENCY\r\n"
         assert_equal [raw_read_reply $fd] "+OK"
@@ -72,5 +73,35 @@ start_pair {} {
         assert_equal [raw_read_reply $fd] "+PONG"
         assert_match "*LINEARIZABLE*" [string toupper [raw_read_reply $fd]]
         close $fd
+    }
+}
+
+start_pair {} {
+    proc cmdstat {name} {
+        if {[regexp "\r\ncmdstat_$name:(\[^\r\]*)" [r info commandstats] -> v]} {return $v}
+        return {}
+    }
+
+    test {INFO commandstats counts the clients' commands, not the apply path's batches} {
+        r config resetstat
+        r set cs:k v
+        r get cs:k
+        r expire cs:k 100
+        r multi
+        r set cs:k2 1
+        r incr cs:k2
+        r exec
+        catch {r incr cs:k} _
+        assert_match {calls=2,*rejected_calls=0,failed_calls=0} [cmdstat set]
+        assert_match {calls=1,*} [cmdstat get]
+        # as the client sent it (redraft logs it as PEXPIREAT)
+        assert_match {calls=1,*} [cmdstat expire]
+        assert_equal {} [cmdstat pexpireat]
+        assert_match {calls=1,*} [cmdstat multi]
+        assert_match {calls=1,*} [cmdstat exec]
+        assert_match {calls=2,*failed_calls=1} [cmdstat incr]
+        assert_match {calls=*,usec=*,usec_per_call=*} [cmdstat set]
+        r config resetstat
+        assert_equal {} [cmdstat set]
     }
 }

@@ -1,0 +1,111 @@
+/* stats.c: INFO commandstats, counted by redraft for the commands its clients send.
+ *
+ * Redis's own commandstats describe what reached it: redraft's batched MULTI/MSET/EXEC on the
+ * apply link and its reads, never what the clients asked for (and on a follower, nothing of the
+ * writes its clients made). So INFO's "# Commandstats" section is replaced by these counters, in
+ * Redis's format: calls, rejected_calls (refused before running), failed_calls (answered with
+ * an error), and usec: the time from the command's start to its reply, which for a write
+ * includes its trip through the log (Redis counts only the execution). A transaction counts
+ * MULTI, EXEC and each queued command once; commands a script runs inside Redis are not seen.
+ * CONFIG RESETSTAT zeroes them (and Redis's other statistics).
+ */
+#include "proxy/stats.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/cmdtable.h"
+
+void px_stats_init(struct px_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    rd_map_init(&st->by_def);
+}
+
+void px_stats_free(struct px_stats *st)
+{
+    for (size_t i = 0; i < st->n; i++)
+        free(st->all[i]);
+    free(st->all);
+    rd_map_free(&st->by_def);
+    memset(st, 0, sizeof(*st));
+}
+
+void px_stats_count(struct px_stats *st, const struct px_cmddef *d, uint64_t usec, int failed,
+                    int rejected)
+{
+    if (d == NULL)
+        return;
+    struct px_cmdstat *cs = rd_map_get(&st->by_def, (uint64_t)(uintptr_t)d);
+    if (cs == NULL) {
+        if (st->n == st->cap) {
+            size_t cap = st->cap ? st->cap * 2 : 64;
+            struct px_cmdstat **all = realloc(st->all, cap * sizeof(*all));
+            if (all == NULL)
+                return;
+            st->all = all;
+            st->cap = cap;
+        }
+        cs = calloc(1, sizeof(*cs));
+        if (cs == NULL)
+            return;
+        if (rd_map_put(&st->by_def, (uint64_t)(uintptr_t)d, cs) != 0) {
+            free(cs);
+            return;
+        }
+        cs->def = d;
+        st->all[st->n++] = cs;
+    }
+    if (rejected) {
+        cs->rejected++;
+        return;
+    }
+    cs->calls++;
+    cs->usec += usec;
+    if (failed)
+        cs->failed++;
+}
+
+void px_stats_reset(struct px_stats *st)
+{
+    px_stats_free(st);
+    px_stats_init(st);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    const struct px_cmdstat *x = *(const struct px_cmdstat *const *)a;
+    const struct px_cmdstat *y = *(const struct px_cmdstat *const *)b;
+    return strcmp(x->def->name, y->def->name);
+}
+
+void px_stats_info(const struct px_stats *st, struct rd_buf *out)
+{
+    if (st->n == 0)
+        return;
+    struct px_cmdstat **sorted = malloc(st->n * sizeof(*sorted));
+    if (sorted == NULL)
+        return;
+    memcpy(sorted, st->all, st->n * sizeof(*sorted));
+    qsort(sorted, st->n, sizeof(*sorted), by_name);
+    /* One line per name: a command table replaced (a new Redis behind redraft) gives the same
+     * command a second entry. */
+    for (size_t i = 0; i < st->n;) {
+        struct px_cmdstat sum = *sorted[i];
+        size_t j = i + 1;
+        for (; j < st->n && !strcmp(sorted[j]->def->name, sum.def->name); j++) {
+            sum.calls += sorted[j]->calls;
+            sum.usec += sorted[j]->usec;
+            sum.rejected += sorted[j]->rejected;
+            sum.failed += sorted[j]->failed;
+        }
+        i = j;
+        rd_buf_printf(out,
+                      "cmdstat_%s:calls=%llu,usec=%llu,usec_per_call=%.2f,rejected_calls=%llu,"
+                      "failed_calls=%llu\r\n",
+                      sum.def->name, (unsigned long long)sum.calls, (unsigned long long)sum.usec,
+                      sum.calls ? (double)sum.usec / (double)sum.calls : 0.0,
+                      (unsigned long long)sum.rejected, (unsigned long long)sum.failed);
+    }
+    free(sorted);
+}
