@@ -116,6 +116,7 @@ static const struct px_override overrides[] = {
     REFUSE("acl|deluser", WHY_ADMIN),
     REFUSE("acl|load", WHY_ADMIN),
     REFUSE("acl|save", WHY_ADMIN),
+    LOCAL("latency|histogram", PX_L_LATENCY_HISTOGRAM),
     LOCAL("client|pause", PX_L_CLIENT_PAUSE),
     LOCAL("client|unpause", PX_L_CLIENT_UNPAUSE),
     REFUSE("client|no-evict", WHY_ADMIN),

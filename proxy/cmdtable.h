@@ -72,6 +72,7 @@ enum px_local {
     PX_L_MONITOR,
     PX_L_CLIENT_PAUSE,
     PX_L_CLIENT_UNPAUSE,
+    PX_L_LATENCY_HISTOGRAM,
     PX_L_WATCH,
     PX_L_UNWATCH,
     PX_L_WAIT,

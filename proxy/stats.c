@@ -7,12 +7,14 @@
  * an error), and usec: the time from the command's start to its reply, which for a write
  * includes its trip through the log (Redis counts only the execution). A transaction counts
  * MULTI, EXEC and each queued command once; commands a script runs inside Redis are not seen.
- * CONFIG RESETSTAT zeroes them (and Redis's other statistics).
+ * CONFIG RESETSTAT zeroes them (and Redis's other statistics). LATENCY HISTOGRAM answers from
+ * the same counts, with power-of-two microsecond buckets as Redis's.
  */
 #include "proxy/stats.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/cmdtable.h"
 
@@ -62,6 +64,10 @@ void px_stats_count(struct px_stats *st, const struct px_cmddef *d, uint64_t use
     }
     cs->calls++;
     cs->usec += usec;
+    int k = 0;
+    while (k < PX_STATS_BUCKETS - 1 && usec >= ((uint64_t)1 << k))
+        k++;
+    cs->hist[k]++;
     if (failed)
         cs->failed++;
 }
@@ -108,4 +114,87 @@ void px_stats_info(const struct px_stats *st, struct rd_buf *out)
                       (unsigned long long)sum.rejected, (unsigned long long)sum.failed);
     }
     free(sorted);
+}
+
+/* Every entry of a name (several when a command table was replaced), summed into *sum. */
+static int sum_named(const struct px_stats *st, const char *name, struct px_cmdstat *sum)
+{
+    int found = 0;
+    memset(sum, 0, sizeof(*sum));
+    for (size_t i = 0; i < st->n; i++) {
+        const struct px_cmdstat *cs = st->all[i];
+        if (strcmp(cs->def->name, name) != 0)
+            continue;
+        found = 1;
+        sum->def = cs->def;
+        sum->calls += cs->calls;
+        for (int k = 0; k < PX_STATS_BUCKETS; k++)
+            sum->hist[k] += cs->hist[k];
+    }
+    return found && sum->calls > 0;
+}
+
+static void histogram_entry(const struct px_cmdstat *cs, struct rd_buf *out)
+{
+    rd_resp_bulk(out, cs->def->name, strlen(cs->def->name));
+    rd_resp_array_len(out, 4);
+    rd_resp_bulk(out, "calls", 5);
+    rd_resp_int(out, (long long)cs->calls);
+    rd_resp_bulk(out, "histogram_usec", 14);
+    int used = 0;
+    for (int k = 0; k < PX_STATS_BUCKETS; k++)
+        used += cs->hist[k] > 0;
+    rd_resp_array_len(out, 2 * used);
+    uint64_t cum = 0;
+    for (int k = 0; k < PX_STATS_BUCKETS; k++) {
+        if (cs->hist[k] == 0)
+            continue;
+        cum += cs->hist[k];
+        rd_resp_int(out, (long long)((uint64_t)1 << k));
+        rd_resp_int(out, (long long)cum);
+    }
+}
+
+/* Names to report: every counted one (no arguments), or those asked for, a container's
+ * subcommands included; each once, in name order. */
+static int wanted(const char *name, int argc, char *const *argv)
+{
+    if (argc <= 2)
+        return 1;
+    for (int i = 2; i < argc; i++) {
+        size_t n = strlen(argv[i]);
+        if (strlen(name) == n && strncasecmp(name, argv[i], n) == 0)
+            return 1;
+        if (strncasecmp(name, argv[i], n) == 0 && name[n] == '|')
+            return 1; /* a subcommand of the container asked for */
+    }
+    return 0;
+}
+
+void px_stats_latency_histogram(const struct px_stats *st, int argc, char *const *argv,
+                                struct rd_buf *out)
+{
+    const char **names = malloc((st->n + 1) * sizeof(*names));
+    if (names == NULL) {
+        rd_resp_simple(out, '-', "ERR out of memory");
+        return;
+    }
+    size_t nn = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        const char *name = st->all[i]->def->name;
+        int dup = 0;
+        for (size_t j = 0; j < nn && !dup; j++)
+            dup = !strcmp(names[j], name);
+        if (!dup && wanted(name, argc, argv))
+            names[nn++] = name;
+    }
+    struct px_cmdstat sum;
+    size_t shown = 0;
+    for (size_t j = 0; j < nn; j++)
+        shown += sum_named(st, names[j], &sum);
+    rd_resp_array_len(out, 2 * (long long)shown);
+    for (size_t j = 0; j < nn; j++)
+        if (sum_named(st, names[j], &sum))
+            histogram_entry(&sum, out);
+    free(names);
 }

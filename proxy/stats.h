@@ -10,9 +10,12 @@
 
 struct px_cmddef;
 
+#define PX_STATS_BUCKETS 40 /* latency buckets: < 1 us, < 2 us, < 4 us, ... (2^39 us) */
+
 struct px_cmdstat {
     const struct px_cmddef *def;
     uint64_t calls, usec, rejected, failed;
+    uint64_t hist[PX_STATS_BUCKETS]; /* calls by latency, bucket k: below 2^k microseconds */
 };
 
 struct px_stats {
@@ -31,5 +34,10 @@ void px_stats_count(struct px_stats *st, const struct px_cmddef *d, uint64_t use
 void px_stats_reset(struct px_stats *st);
 /* The lines of INFO's "# Commandstats" section (without its header), by command name. */
 void px_stats_info(const struct px_stats *st, struct rd_buf *out);
+/* LATENCY HISTOGRAM [command ...] as Redis 7.0 answers it in RESP2: per command with calls,
+ * "calls" n "histogram_usec" [upper bound in us, calls up to it (cumulative), ...]. A container
+ * name (CLIENT) stands for its subcommands; unknown names are left out. */
+void px_stats_latency_histogram(const struct px_stats *st, int argc, char *const *argv,
+                                struct rd_buf *out);
 
 #endif

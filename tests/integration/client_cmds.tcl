@@ -104,4 +104,25 @@ start_pair {} {
         r config resetstat
         assert_equal {} [cmdstat set]
     }
+
+    test {LATENCY HISTOGRAM from the same counts, by command, container or subcommand} {
+        r config resetstat
+        r set lh:a b
+        r set lh:c d
+        r get lh:a
+        r client id
+        r client getname
+        set h [dict create {*}[r latency histogram set get]]
+        assert_equal [lsort [dict keys $h]] {get set}
+        assert_match {calls 2 histogram_usec *} [dict get $h set]
+        # cumulative counts per power-of-two bucket: the last one is all the calls
+        set buckets [lindex [dict get $h set] 3]
+        assert_equal [lindex $buckets end] 2
+        assert_equal [expr {[llength $buckets] % 2}] 0
+        set h [dict create {*}[r latency histogram client]]
+        assert_equal [lsort [dict keys $h]] {client|getname client|id}
+        set h [dict create {*}[r latency histogram client|id nosuchcommand]]
+        assert_equal [dict keys $h] {client|id}
+        assert_equal [r latency histogram nosuchcommand] {}
+    }
 }
