@@ -20,6 +20,7 @@
 #include "proxy/config.h"
 #include "proxy/resp.h"
 #include "proxy/rewrite.h"
+#include "proxy/slowlog.h"
 #include "proxy/stats.h"
 
 #define PX_READ_CHUNK   (16 * 1024)
@@ -180,6 +181,9 @@ struct px_server {
     /* stats */
     size_t nmonitors;                /* clients in MONITOR mode */
     struct px_stats cmdstats;        /* INFO commandstats (stats.c) */
+    struct px_slowlog slowlog;       /* SLOWLOG (slowlog.c) */
+    double slowlog_asked;            /* when its settings were last read from the local Redis */
+    double slowlog_set_at;           /* when a CONFIG SET through this node last changed them */
     struct px_cmdtable **old_tables; /* replaced tables, kept until the server ends */
     size_t nold_tables;
     struct rd_buf table_fp;       /* the COMMAND answer the table in use was built from */

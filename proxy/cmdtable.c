@@ -117,6 +117,9 @@ static const struct px_override overrides[] = {
     REFUSE("acl|load", WHY_ADMIN),
     REFUSE("acl|save", WHY_ADMIN),
     LOCAL("latency|histogram", PX_L_LATENCY_HISTOGRAM),
+    LOCAL("slowlog|get", PX_L_SLOWLOG),
+    LOCAL("slowlog|len", PX_L_SLOWLOG),
+    LOCAL("slowlog|reset", PX_L_SLOWLOG),
     LOCAL("client|pause", PX_L_CLIENT_PAUSE),
     LOCAL("client|unpause", PX_L_CLIENT_UNPAUSE),
     REFUSE("client|no-evict", WHY_ADMIN),
@@ -167,6 +170,7 @@ static const struct {
     {"no_auth", PX_CF_NO_AUTH},
     {"may_replicate", PX_CF_MAY_REPLICATE},
     {"movablekeys", PX_CF_MOVABLEKEYS},
+    {"skip_slowlog", PX_CF_SKIP_SLOWLOG},
     {"no_multi", PX_CF_NO_MULTI},
 };
 

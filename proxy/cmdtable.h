@@ -40,6 +40,7 @@ enum {
     PX_CF_MAY_REPLICATE = 1 << 11,
     PX_CF_MOVABLEKEYS = 1 << 12,
     PX_CF_NO_MULTI = 1 << 13,
+    PX_CF_SKIP_SLOWLOG = 1 << 14,
 };
 
 /* Proxy-local commands. */
@@ -73,6 +74,7 @@ enum px_local {
     PX_L_CLIENT_PAUSE,
     PX_L_CLIENT_UNPAUSE,
     PX_L_LATENCY_HISTOGRAM,
+    PX_L_SLOWLOG,
     PX_L_WATCH,
     PX_L_UNWATCH,
     PX_L_WAIT,

@@ -597,6 +597,9 @@ int px_local_exec(struct px_client *c, struct px_req *r)
         break;
     case PX_L_WAIT:
         return px_block_wait_cmd(c, r);
+    case PX_L_SLOWLOG:
+        px_slowlog_cmd(&c->s->slowlog, r);
+        break;
     case PX_L_LATENCY_HISTOGRAM:
         px_stats_latency_histogram(&c->s->cmdstats, r->cmd.argc, r->cmd.argv, b);
         break;

@@ -45,8 +45,7 @@ static int arg_is(const struct px_cmd *cmd, int i, const char *word)
            strncasecmp(cmd->argv[i], word, cmd->argvlen[i]) == 0;
 }
 
-/* Whether argument i of cmd is a password Redis would show as "(redacted)". */
-static int redacted(const struct px_cmd *cmd, int i)
+int px_arg_redacted(const struct px_cmd *cmd, int i)
 {
     if (arg_is(cmd, 0, "auth"))
         return i >= 1;
@@ -69,7 +68,7 @@ static void put_line(struct rd_buf *b, const struct px_client *c, int db, const 
     for (int i = 0; i < cmd->argc; i++) {
         if (i > 0)
             rd_buf_append(b, " ", 1);
-        if (redacted(cmd, i))
+        if (px_arg_redacted(cmd, i))
             rd_buf_append(b, "\"(redacted)\"", 12);
         else
             put_repr(b, cmd->argv[i], cmd->argvlen[i]);

@@ -686,10 +686,39 @@ static void expire_writes(struct px_server *s, double now)
     }
 }
 
+/* CONFIG GET slowlog-*: the settings every node's CONFIG SET reaches through the log. */
+static void slowlog_settings_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct px_server *s = privdata;
+    const redisReply *r = reply;
+    /* Asked before a CONFIG SET through this node changed them: older than what is known. */
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements > 8 ||
+        s->slowlog_set_at >= s->slowlog_asked)
+        return;
+    const char *argv[8];
+    size_t lens[8];
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            return;
+        argv[i] = r->element[i]->str;
+        lens[i] = r->element[i]->len;
+    }
+    px_slowlog_settings(&s->slowlog, (int)r->elements, argv, lens, 0);
+}
+
+#define SLOWLOG_ASK_S 2.0
+
 static void housekeeping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct px_server *s = w->data;
     double now = ev_now(loop);
+    if (s->backend_ready && now - s->slowlog_asked >= SLOWLOG_ASK_S) {
+        static const char *argv[] = {"CONFIG", "GET", "slowlog-*"};
+        static const size_t lens[] = {6, 3, 9};
+        s->slowlog_asked = now;
+        be_link_send_argv(s->link, 3, argv, lens, slowlog_settings_cb, s);
+    }
     px_kick_leader_waiters(s);
     expire_writes(s, now);
     expire_reads(s, now);

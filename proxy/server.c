@@ -273,6 +273,20 @@ static void count_command(struct px_server *s, const struct px_req *r)
     px_stats_count(&s->cmdstats, r->def, usec, failed, !r->admitted && failed);
     for (size_t i = 0; i < r->nm; i++)
         px_stats_count(&s->cmdstats, r->mdefs[i], 0, 0, 0);
+    if (!r->admitted || r->c == NULL)
+        return;
+    /* SLOWLOG: EXEC is not logged, the commands it ran are. */
+    if (r->nm > 0) {
+        for (size_t i = 0; i < r->nm; i++)
+            px_slowlog_record(&s->slowlog, r->c, &r->mcmds[i], usec);
+    } else if (!(r->def->flags & PX_CF_SKIP_SLOWLOG)) {
+        px_slowlog_record(&s->slowlog, r->c, &r->cmd, usec);
+    }
+    if (!failed && r->cmd.argc > 3 && !strcmp(r->def->name, "config|set")) {
+        px_slowlog_settings(&s->slowlog, r->cmd.argc, (const char *const *)r->cmd.argv,
+                            r->cmd.argvlen, 2);
+        s->slowlog_set_at = ev_now(s->loop);
+    }
 }
 
 static void client_flush_replies(struct px_client *c)
@@ -858,6 +872,7 @@ struct px_server *px_server_new(struct ev_loop *loop, const struct px_config *cf
     rd_map_init(&s->inflight);
     rd_buf_init(&s->scratch);
     px_stats_init(&s->cmdstats);
+    px_slowlog_init(&s->slowlog);
     s->restart_commit = rn_commit_index(node);
     s->blocks = px_blocks_new(s);
     if (s->blocks == NULL) {
@@ -908,6 +923,7 @@ void px_server_free(struct px_server *s)
     rd_map_free(&s->inflight);
     rd_buf_free(&s->scratch);
     px_stats_free(&s->cmdstats);
+    px_slowlog_free(&s->slowlog);
     px_rewrite_free(&s->rewrite);
     px_cmdtable_free(s->table);
     for (size_t i = 0; i < s->nold_tables; i++)

@@ -105,6 +105,47 @@ start_pair {} {
         assert_equal {} [cmdstat set]
     }
 
+    test {SLOWLOG lists the clients' commands as sent, trimmed and redacted as Redis does} {
+        r config set slowlog-log-slower-than 0
+        r config set slowlog-max-len 5
+        r slowlog reset
+        r client setname slowpoke
+        r expire sl:k 100
+        catch {r auth not-the-password} _
+        r sadd sl:s 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33
+        r set sl:big [string repeat A 129]
+        set log [r slowlog get]
+        assert_equal [llength $log] 5
+        assert_equal [r slowlog len] 5
+        set e [lindex $log 0]
+        assert_equal [llength $e] 6
+        assert_equal [lindex $e 3] [list set sl:big "[string repeat A 128]... (1 more bytes)"]
+        assert_equal [lindex $e 5] slowpoke
+        assert_match {127.0.0.1:*} [lindex $e 4]
+        assert_equal [lindex [lindex $log 1] 3] {sadd sl:s 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 {... (2 more arguments)}}
+        assert_equal [lindex [lindex $log 2] 3] {auth (redacted)}
+        # as the client sent it, though the log holds PEXPIREAT
+        assert_equal [lindex [lindex $log 3] 3] {expire sl:k 100}
+        assert_equal [llength [r slowlog get 2]] 2
+        assert_error {*count should be greater than or equal to -1*} {r slowlog get -2}
+        assert_equal [r slowlog reset] OK
+        assert_equal [r slowlog len] 1 ;# the RESET itself
+    }
+
+    test {SLOWLOG follows the local Redis's settings, however they were changed} {
+        needs_redraft {the settings are read back from the local Redis}
+        r config set slowlog-log-slower-than 0
+        set be [redis 127.0.0.1 [srv redis_port]]
+        $be config set slowlog-log-slower-than -1
+        $be close
+        wait_for_condition 50 100 {
+            [r slowlog reset] eq {OK} && [r slowlog len] == 0
+        } {
+            fail "redraft still logs every command"
+        }
+        r config set slowlog-log-slower-than 10000
+    }
+
     test {LATENCY HISTOGRAM from the same counts, by command, container or subcommand} {
         r config resetstat
         r set lh:a b
