@@ -95,7 +95,8 @@ static const struct px_override overrides[] = {
     REFUSE("config|rewrite", WHY_ADMIN),
     /* Statistics are each node's own. */
     {"config|resetstat", PX_ROUTE_READ, PX_L_NONE, PX_CHK_NONE, 0, NULL},
-    REFUSE("debug", "DEBUG is not supported by redraft"),
+    /* Only subcommands that read, run on the local Redis alone (server.c debug_safe). */
+    {"debug", PX_ROUTE_READ, PX_L_NONE, PX_CHK_DEBUG_SAFE, 0, NULL},
     REFUSE("shutdown", "SHUTDOWN is not allowed through redraft; stop redraft and redis instead"),
     REFUSE("replicaof", WHY_REPL),
     REFUSE("slaveof", WHY_REPL),

@@ -418,9 +418,34 @@ static int config_param_denied(const char *p)
 
 /* Checks made before routing (and before queueing inside MULTI). Returns 0, or -1 with the
  * error in r->reply. */
+/* DEBUG subcommands that only read the local Redis's data or compute: every other one could
+ * change one replica behind the log's back (RELOAD, SET-ACTIVE-EXPIRE, CHANGE-REPL-ID, ...) or
+ * stop it (SEGFAULT, SLEEP). */
+static int debug_safe(const char *sub)
+{
+    static const char *const safe[] = {"object",      "digest",          "digest-value",
+                                       "listpack",    "quicklist",       "htstats",
+                                       "htstats-key", "stringmatch-len", "help"};
+    for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
+        if (!strcasecmp(sub, safe[i]))
+            return 1;
+    return 0;
+}
+
 int px_route_check(struct px_server *s, struct px_req *r)
 {
     const struct px_cmddef *d = r->def;
+    if (d->check == PX_CHK_DEBUG_SAFE) {
+        if (r->cmd.argc < 2 || !debug_safe(r->cmd.argv[1])) {
+            px_reply_err(r,
+                         "ERR DEBUG %s is not supported by redraft (only OBJECT, DIGEST, "
+                         "DIGEST-VALUE, LISTPACK, QUICKLIST, HTSTATS, HTSTATS-KEY, "
+                         "STRINGMATCH-LEN and HELP, which only read)",
+                         r->cmd.argc < 2 ? "" : r->cmd.argv[1]);
+            return -1;
+        }
+        return 0;
+    }
     if (d->check == PX_CHK_CONFIG_SET) {
         for (int i = 2; i < r->cmd.argc; i += 2) {
             if (config_param_denied(r->cmd.argv[i])) {

@@ -243,6 +243,21 @@ start_pair {} {
         r strlen bin
     } {9}
 
+    test {DEBUG: the subcommands that only read reach Redis, the others are refused} {
+        needs_redraft {plain Redis runs them all}
+        r set dbg:k hello
+        # Redis itself may refuse DEBUG (enable-debug-command no): either way not redraft
+        catch {r debug object dbg:k} e
+        assert {![string match *redraft* $e]} "DEBUG OBJECT refused by redraft: $e"
+        catch {r debug digest-value dbg:k} e
+        assert {![string match *redraft* $e]} "DEBUG DIGEST-VALUE refused by redraft: $e"
+        catch {r debug reload} e
+        assert_match {ERR DEBUG reload is not supported by redraft*} $e
+        catch {r debug} e
+        assert_match {*wrong number of arguments*} $e
+        r get dbg:k
+    } {hello}
+
     test {XADD * after an id in the future continues from it, as Redis's own * does} {
         r del xs
         r xadd xs 2577343934890-5 f v

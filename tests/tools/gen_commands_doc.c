@@ -46,6 +46,16 @@ static const char *note(const struct px_cmddef *d)
                "replicas differ (dir, port, maxmemory, min-replicas-*, ...) are refused";
     if (d->local == PX_L_PUBSUB)
         return "sent on the subscriber's own link to the local redis";
+    if (d->check == PX_CHK_DEBUG_SAFE)
+        return "only the subcommands that read (OBJECT, DIGEST, DIGEST-VALUE, LISTPACK, QUICKLIST, "
+               "HTSTATS, HTSTATS-KEY, STRINGMATCH-LEN, HELP), on this node's Redis; the rest "
+               "refused";
+    if (d->local == PX_L_MONITOR)
+        return "the commands this node's clients send, in Redis's format";
+    if (d->local == PX_L_CLIENT_PAUSE || d->local == PX_L_CLIENT_UNPAUSE)
+        return "holds this node's clients (WRITE or ALL), as Redis does";
+    if (d->local == PX_L_SLOWLOG || d->local == PX_L_LATENCY_HISTOGRAM)
+        return "redraft's own timings of its clients' commands (start to reply)";
     if (d->local == PX_L_MULTI || d->local == PX_L_EXEC || d->local == PX_L_DISCARD)
         return "the transaction is queued by redraft and proposed as one log entry";
     if (d->local == PX_L_WATCH || d->local == PX_L_UNWATCH)
