@@ -162,6 +162,51 @@ def suite(where, port):
             ps.close()
             c.close()
     check("%s: SUBSCRIBE receives what PUBLISH sends" % where, subscribe)
+
+    def watch():
+        r.set(p + "w", "1")
+
+        def bump(pipe):
+            v = int(pipe.get(p + "w"))
+            pipe.multi()
+            pipe.set(p + "w", v + 1)
+
+        eq(r.transaction(bump, p + "w"), [True])
+        eq(r.get(p + "w"), "2")
+        # a write by another connection between WATCH and EXEC: WatchError
+        other = redis.Redis(port=port, decode_responses=True, **KW)
+        with r.pipeline() as pipe:
+            pipe.watch(p + "w")
+            other.set(p + "w", "x")
+            pipe.multi()
+            pipe.set(p + "w", "lost")
+            try:
+                pipe.execute()
+                raise AssertionError("EXEC ran although the watched key changed")
+            except redis.WatchError:
+                pass
+        eq(r.get(p + "w"), "x")
+        other.close()
+
+    check("%s: WATCH with transaction() and WatchError" % where, watch)
+
+    def blocking():
+        r.delete(p + "bl")
+        eq(r.blpop(p + "bl", timeout=0.2), None)  # times out: None
+        pusher = redis.Redis(port=port, decode_responses=True, **KW)
+
+        def push_later():
+            time.sleep(0.3)
+            pusher.rpush(p + "bl", "x")
+
+        import threading
+        t = threading.Thread(target=push_later)
+        t.start()
+        eq(r.blpop(p + "bl", timeout=5), (p + "bl", "x"))
+        t.join()
+        pusher.close()
+
+    check("%s: BLPOP times out with None and wakes on a push" % where, blocking)
     r.close()
 
 
