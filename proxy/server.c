@@ -612,8 +612,9 @@ void px_client_dispatch(struct px_client *c)
         /* CLIENT REPLY: decided in command order, as the command is dispatched. */
         int quiet = c->reply_off || c->reply_skip, was_skip = c->reply_skip;
         if (r->state == REQ_NEW) {
-            if (r->t_start == 0)
-                r->t_start = ev_time();
+            /* the start of the attempt that runs it: waiting behind earlier commands (or a
+             * pause) is not its own time, as in Redis */
+            r->t_start = ev_time();
             if (dispatch_one(s, c, r) != 0)
                 break;
             px_monitor_feed(c, r);
