@@ -1200,3 +1200,8 @@ int px_block_unblock_cmd(struct px_client *c, struct px_req *r)
     }
     return 0;
 }
+
+int px_block_was_parked(const struct px_req *r)
+{
+    return r->blk != NULL && r->blk->seq != 0;
+}

@@ -81,6 +81,9 @@ struct px_blocks *px_blocks_new(struct px_server *s);
 void px_blocks_free(struct px_blocks *b);
 /* Requests parked or waiting (WAIT): while any is, the command table is not replaced. */
 size_t px_block_count(const struct px_server *s);
+/* Whether r is a blocking command that was parked at some point (its waiting is not its
+ * running time: commandstats and SLOWLOG leave it out, as Redis does). */
+int px_block_was_parked(const struct px_req *r);
 
 /* Dispatch of a READ or WRITE command flagged `blocking`, before its route's own checks: makes r
  * a blocking request (idempotent) and the client's blocked one. Returns 0 (go on routing it), or

@@ -268,7 +268,8 @@ static void count_command(struct px_server *s, const struct px_req *r)
     if (r->def == NULL || r->queued)
         return;
     int failed = rd_buf_unread(&r->reply) > 0 && rd_buf_rptr(&r->reply)[0] == '-';
-    double took = r->admitted ? ev_time() - r->t_start : 0;
+    /* a blocking command's waiting is not its running time, as in Redis */
+    double took = r->admitted && !px_block_was_parked(r) ? ev_time() - r->t_start : 0;
     uint64_t usec = took > 0 ? (uint64_t)(took * 1e6) : 0;
     px_stats_count(&s->cmdstats, r->def, usec, failed, !r->admitted && failed);
     for (size_t i = 0; i < r->nm; i++)

@@ -5,7 +5,8 @@
  * unix time, microseconds, the arguments (at most 32, each at most 128 bytes, trimmed with
  * Redis's "... (n more arguments|bytes)"; passwords "(redacted)"), client address and name.
  * The time is from the command's start to its reply, so a write's includes its trip through the
- * log (Redis measures the execution alone), and EXEC is not logged but the commands it ran are,
+ * log (Redis measures the execution alone; a blocking command that parked counts no time, as
+ * its time was spent waiting), and EXEC is not logged but the commands it ran are,
  * each with the transaction's time. The thresholds are Redis's own settings,
  * slowlog-log-slower-than and slowlog-max-len: taken from a CONFIG SET of them that succeeded
  * through this node, and read back from the local Redis (which every node's CONFIG SET reaches

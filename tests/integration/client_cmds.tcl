@@ -132,6 +132,21 @@ start_pair {} {
         assert_equal [r slowlog len] 1 ;# the RESET itself
     }
 
+    test {SLOWLOG times a command from its start, not from when it queued behind another} {
+        r config set slowlog-log-slower-than 100000
+        r slowlog reset
+        set fd [raw_connect]
+        raw_send $fd "BLPOP sl:none 0.3\r\nPING\r\n"
+        assert_equal [raw_read_reply $fd] "(nil)"
+        assert_equal [raw_read_reply $fd] "+PONG"
+        close $fd
+        set cmds [lmap e [r slowlog get] {string tolower [lindex $e 3 0]}]
+        r config set slowlog-log-slower-than 10000
+        # neither the PING (which waited behind the BLPOP) nor the BLPOP (whose time was spent
+        # blocked) ran for 100 ms
+        set cmds
+    } {}
+
     test {SLOWLOG follows the local Redis's settings, however they were changed} {
         needs_redraft {the settings are read back from the local Redis}
         r config set slowlog-log-slower-than 0
