@@ -47,6 +47,13 @@ struct rn_node {
     int joins_blocked;              /* RAFT.NODE ADD answers TRYAGAIN (rn_block_joins) */
     char announce[RAFT_MEMBER_BLOB_BYTES_MAX + 1]; /* this node's bus address now */
     unsigned addr_ticks;                           /* ticks since the last address check */
+    /* leader: followers far behind, last reported (the log's catch-up progress lines) */
+    struct {
+        uint64_t id, match;
+        double at;
+    } behind[RAFT_MEMBERS_MAX];
+    unsigned nbehind;
+    double behind_next;    /* no report before this time */
     struct rn_cache cache; /* committed entries the apply path has not fetched yet */
 };
 
@@ -359,12 +366,60 @@ static void check_own_address(struct rn_node *n)
     rd_buf_free(&out);
 }
 
+#define CATCHUP_REPORT_S 5.0  /* how often the leader logs a lagging follower's progress */
+#define CATCHUP_BEHIND   1000 /* entries behind the leader's log worth a line */
+
+/* Leader: every CATCHUP_REPORT_S, one line per follower more than CATCHUP_BEHIND entries behind
+ * (where it is, how far behind, and its rate since the last line), and one when it has caught
+ * up. The same figures are INFO raft's match_index. */
+static void report_catchup(struct rn_node *n)
+{
+    double now = ev_now(n->loop);
+    if (now < n->behind_next)
+        return;
+    n->behind_next = now + CATCHUP_REPORT_S;
+    struct raft_status st;
+    raft_status(n->raft, &st);
+    unsigned kept = 0;
+    for (unsigned k = 0; k < st.n_peers; k++) {
+        uint64_t id = st.peers[k].id, match = st.peers[k].match;
+        int was = -1;
+        for (unsigned i = 0; i < n->nbehind; i++)
+            if (n->behind[i].id == id)
+                was = (int)i;
+        if (st.last_index - match <= CATCHUP_BEHIND) {
+            if (was >= 0)
+                rd_notice("node %llu caught up: match index %llu of %llu", (unsigned long long)id,
+                          (unsigned long long)match, (unsigned long long)st.last_index);
+            continue;
+        }
+        double rate = 0;
+        if (was >= 0 && now > n->behind[was].at && match >= n->behind[was].match)
+            rate = (double)(match - n->behind[was].match) / (now - n->behind[was].at);
+        rd_notice("node %llu catching up: match index %llu of %llu (%llu behind%s, %.0f "
+                  "entries/s)",
+                  (unsigned long long)id, (unsigned long long)match,
+                  (unsigned long long)st.last_index, (unsigned long long)(st.last_index - match),
+                  st.peers[k].state == RAFT_PROGRESS_SNAPSHOT ? ", receiving a snapshot" : "",
+                  rate);
+        n->behind[kept].id = id;
+        n->behind[kept].match = match;
+        n->behind[kept].at = now;
+        kept++;
+    }
+    n->nbehind = kept;
+}
+
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct rn_node *n = w->data;
     raft_tick(n->raft);
-    if (raft_role(n->raft) == RAFT_LEADER)
+    if (raft_role(n->raft) == RAFT_LEADER) {
         promote_learners(n);
+        report_catchup(n);
+    } else {
+        n->nbehind = 0;
+    }
     if (++n->addr_ticks >= 10) {
         n->addr_ticks = 0;
         check_own_address(n);

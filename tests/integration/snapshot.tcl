@@ -101,6 +101,7 @@ start_cluster 3 {redraft {--snapshot-log-entries 300}} {
         set leader [wait_for_leader]
         set down [lindex [lsearch -all -inline -not -exact {1 2 3} $leader] 0]
         set last_before [info_of $down last_index 0]
+        set down_id [node_id $down]
         kill_node $down
         set c [node_client $leader]
         for {set k 0} {$k < 1200} {incr k} {$c set behind:$k $k}
@@ -110,9 +111,18 @@ start_cluster 3 {redraft {--snapshot-log-entries 300}} {
         $c incr behind:counter
         $c set behind:ttl v PX 600000
         wait_info $leader first_index > [expr {$last_before + 1}]
+        # the leader's log tells how far behind the node is, and its rate (every 5 s)
+        wait_for_condition 80 100 {
+            [log_has $leader "*node $down_id catching up: match index * behind*entries/s)*"]
+        } {
+            fail "the leader never logged node $down_id's catch-up progress"
+        }
         set installed_before [info_of $down snapshots_installed 0]
         restart_node $down
         wait_info $down snapshots_installed > $installed_before
+        wait_for_condition 80 100 {[log_has $leader "*node $down_id caught up: match index*"]} {
+            fail "the leader never logged that node $down_id caught up"
+        }
         assert_replicas_identical
         assert_equal [[node_client $down] get behind:counter] 42
         # The one-time masterauth of the load is gone again.
