@@ -77,6 +77,8 @@ struct px_req {
     int quiet;          /* CLIENT REPLY OFF/SKIP: its reply is dropped, not sent */
     int admitted;       /* passed the checks before running (for MONITOR) */
     int queued;         /* queued by MULTI: counted in commandstats when EXEC runs it */
+    int maybe_applied;  /* a write pending when the local Redis jumped ahead (a snapshot load):
+                         * it may be in that data, with no reply; never proposed again */
     double t_start;     /* when it started running (commandstats) */
     struct px_blk *blk; /* a blocking command's state (block.c; owned) */
     struct rd_buf reply;

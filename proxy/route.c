@@ -398,6 +398,21 @@ static void write_wait_leader(struct px_server *s, struct px_req *r)
     q_push(&s->lw_head, &s->lw_tail, r);
 }
 
+/* A write judged not applied (its index applied with another entry, its forward never proposed,
+ * or refused) goes back to wait for a leader, unless the local Redis jumped ahead while it was
+ * pending: then its entry may be inside the data that arrived without replies (a snapshot), and
+ * proposing it again could apply it twice. Its outcome is unknown, and the client is told so. */
+static void write_not_applied(struct px_server *s, struct px_req *r)
+{
+    if (r->maybe_applied) {
+        inflight_fail(s, r,
+                      "TIMEOUT the local redis was loaded from a snapshot while the write was "
+                      "pending: it may or may not have been applied");
+        return;
+    }
+    write_wait_leader(s, r);
+}
+
 static void write_pending(struct px_server *s, struct px_req *r, uint64_t index, uint64_t term)
 {
     if (r->wait != PX_W_COMMIT)
@@ -520,7 +535,7 @@ void px_on_propose_failed(struct px_server *s, uint64_t reqid, int code, uint64_
         return;
     }
     /* The leader did not propose it: waiting for a leader again is safe. */
-    write_wait_leader(s, r);
+    write_not_applied(s, r);
 }
 
 /* Writes whose index was applied with another entry were lost with a leader change: they
@@ -543,7 +558,7 @@ static void check_unacked_forwards(struct px_server *s)
                        "at %llu); forwarding it again",
                        (unsigned long long)r->id, (unsigned long long)r->fwd_term,
                        (unsigned long long)cterm, (unsigned long long)cidx);
-            write_wait_leader(s, r);
+            write_not_applied(s, r);
         }
         r = next;
     }
@@ -566,7 +581,7 @@ void px_on_applied_check(struct px_server *s)
                            "change; proposing it again",
                            (unsigned long long)r->id, (unsigned long long)r->prop_index,
                            (unsigned long long)r->prop_term);
-                write_wait_leader(s, r);
+                write_not_applied(s, r);
             } else if (min == 0 || r->prop_index < min) {
                 min = r->prop_index;
             }
@@ -845,6 +860,12 @@ void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *
      * before this process started). */
     if (s->last_applied > s->restart_commit)
         s->restart_commit = s->last_applied;
+    /* Entries the apply path never applied (a snapshot's): writes pending now get no reply for
+     * them, and must not be taken for lost (write_not_applied). */
+    if (applied > s->last_applied)
+        for (struct px_req *r = s->pend_head; r != NULL; r = r->pnext)
+            if (r->wait == PX_W_COMMIT)
+                r->maybe_applied = 1;
     s->last_applied = applied;
     s->backend_ready = 1;
     be_apply_start(s->apply, applied);
