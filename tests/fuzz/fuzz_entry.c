@@ -8,6 +8,9 @@
  *  - a reader reused from entry to entry decodes as a fresh one does;
  *  - an accepted entry re-encodes (be_entry_put_hdr, be_entry_put_cmd) to exactly its bytes: one
  *    entry has one encoding, so no two byte strings decode to the same entry.
+ * The same bytes are also read as a WATCH guard (the header a watching EXEC's proposal carries to
+ * the leader over the bus): every key lies inside the bytes, no more keys than announced, and an
+ * accepted guard re-encodes (be_watch_put_hdr, be_watch_put_key) to exactly its bytes.
  */
 #include <string.h>
 
@@ -46,8 +49,39 @@ static int read_all(struct be_entry_reader *r, const uint8_t *data, size_t size,
     return rc == 0 ? 0 : -1;
 }
 
+static void read_guard(const uint8_t *data, size_t size)
+{
+    struct be_watch_reader wr;
+    uint64_t index;
+    uint32_t n;
+    if (be_watch_open(&wr, data, size, &index, &n) != 0)
+        return;
+    FUZZ_CHECK(n <= BE_WATCH_KEYS_MAX, "guard announces %u keys, over the limit", n);
+    struct rd_buf reenc;
+    rd_buf_init(&reenc);
+    be_watch_put_hdr(&reenc, index, n);
+    struct be_watch_key k;
+    uint32_t seen = 0;
+    int rc;
+    while ((rc = be_watch_next(&wr, &k)) == 1) {
+        seen++;
+        FUZZ_CHECK(seen <= n, "guard key %u of %u announced", seen, n);
+        const uint8_t *a = (const uint8_t *)k.key;
+        FUZZ_CHECK(a >= data && a <= data + size && k.len <= (size_t)(data + size - a),
+                   "guard key %u lies outside the bytes", seen);
+        be_watch_put_key(&reenc, k.db, k.key, k.len);
+    }
+    if (rc == 0) {
+        FUZZ_CHECK(seen == n, "guard: %u keys read, %u announced", seen, n);
+        FUZZ_CHECK(reenc.len == size && memcmp(reenc.data, data, size) == 0,
+                   "an accepted guard of %zu bytes re-encodes to %zu other bytes", size, reenc.len);
+    }
+    rd_buf_free(&reenc);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    read_guard(data, size);
     int valid = be_entry_validate(data, size);
     struct rd_buf reenc;
     rd_buf_init(&reenc);
