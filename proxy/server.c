@@ -261,7 +261,6 @@ int px_client_push(struct px_client *c)
     return 0;
 }
 
-/* Moves the replies of the finished requests at the head of the queue to the output. */
 /* INFO commandstats: a finished request, and for EXEC each command it ran. */
 static void count_command(struct px_server *s, const struct px_req *r)
 {
@@ -283,13 +282,14 @@ static void count_command(struct px_server *s, const struct px_req *r)
     } else if (!(r->def->flags & PX_CF_SKIP_SLOWLOG)) {
         px_slowlog_record(&s->slowlog, r->c, &r->cmd, usec);
     }
-    if (!failed && r->cmd.argc > 3 && !strcmp(r->def->name, "config|set")) {
+    if (!failed && r->def->check == PX_CHK_CONFIG_SET) {
         px_slowlog_settings(&s->slowlog, r->cmd.argc, (const char *const *)r->cmd.argv,
                             r->cmd.argvlen, 2);
         s->slowlog_set_at = ev_now(s->loop);
     }
 }
 
+/* Moves the replies of the finished requests at the head of the queue to the output. */
 static void client_flush_replies(struct px_client *c)
 {
     int moved = 0;
@@ -417,8 +417,6 @@ static int config_param_denied(const char *p)
     return 0;
 }
 
-/* Checks made before routing (and before queueing inside MULTI). Returns 0, or -1 with the
- * error in r->reply. */
 /* DEBUG subcommands that only read the local Redis's data or compute: every other one could
  * change one replica behind the log's back (RELOAD, SET-ACTIVE-EXPIRE, CHANGE-REPL-ID, ...) or
  * stop it (SEGFAULT, SLEEP). */
@@ -433,6 +431,8 @@ static int debug_safe(const char *sub)
     return 0;
 }
 
+/* Checks made before routing (and before queueing inside MULTI). Returns 0, or -1 with the
+ * error in r->reply. */
 int px_route_check(struct px_server *s, struct px_req *r)
 {
     const struct px_cmddef *d = r->def;

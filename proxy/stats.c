@@ -85,53 +85,55 @@ static int by_name(const void *a, const void *b)
     return strcmp(x->def->name, y->def->name);
 }
 
-void px_stats_info(const struct px_stats *st, struct rd_buf *out)
+/* The counts by name, in name order: a command table replaced (a new Redis behind redraft)
+ * gives a command a second entry, summed here into one. Returns how many (*out is the caller's
+ * to free), or -1 when out of memory. */
+static long merged(const struct px_stats *st, struct px_cmdstat **out)
 {
+    *out = NULL;
     if (st->n == 0)
-        return;
+        return 0;
     struct px_cmdstat **sorted = malloc(st->n * sizeof(*sorted));
-    if (sorted == NULL)
-        return;
+    struct px_cmdstat *m = malloc(st->n * sizeof(*m));
+    if (sorted == NULL || m == NULL) {
+        free(sorted);
+        free(m);
+        return -1;
+    }
     memcpy(sorted, st->all, st->n * sizeof(*sorted));
     qsort(sorted, st->n, sizeof(*sorted), by_name);
-    /* One line per name: a command table replaced (a new Redis behind redraft) gives the same
-     * command a second entry. */
-    for (size_t i = 0; i < st->n;) {
-        struct px_cmdstat sum = *sorted[i];
-        size_t j = i + 1;
-        for (; j < st->n && !strcmp(sorted[j]->def->name, sum.def->name); j++) {
-            sum.calls += sorted[j]->calls;
-            sum.usec += sorted[j]->usec;
-            sum.rejected += sorted[j]->rejected;
-            sum.failed += sorted[j]->failed;
-        }
-        i = j;
-        rd_buf_printf(out,
-                      "cmdstat_%s:calls=%llu,usec=%llu,usec_per_call=%.2f,rejected_calls=%llu,"
-                      "failed_calls=%llu\r\n",
-                      sum.def->name, (unsigned long long)sum.calls, (unsigned long long)sum.usec,
-                      sum.calls ? (double)sum.usec / (double)sum.calls : 0.0,
-                      (unsigned long long)sum.rejected, (unsigned long long)sum.failed);
-    }
-    free(sorted);
-}
-
-/* Every entry of a name (several when a command table was replaced), summed into *sum. */
-static int sum_named(const struct px_stats *st, const char *name, struct px_cmdstat *sum)
-{
-    int found = 0;
-    memset(sum, 0, sizeof(*sum));
+    size_t n = 0;
     for (size_t i = 0; i < st->n; i++) {
-        const struct px_cmdstat *cs = st->all[i];
-        if (strcmp(cs->def->name, name) != 0)
+        const struct px_cmdstat *cs = sorted[i];
+        if (n == 0 || strcmp(m[n - 1].def->name, cs->def->name) != 0) {
+            m[n++] = *cs;
             continue;
-        found = 1;
-        sum->def = cs->def;
+        }
+        struct px_cmdstat *sum = &m[n - 1];
         sum->calls += cs->calls;
+        sum->usec += cs->usec;
+        sum->rejected += cs->rejected;
+        sum->failed += cs->failed;
         for (int k = 0; k < PX_STATS_BUCKETS; k++)
             sum->hist[k] += cs->hist[k];
     }
-    return found && sum->calls > 0;
+    free(sorted);
+    *out = m;
+    return (long)n;
+}
+
+void px_stats_info(const struct px_stats *st, struct rd_buf *out)
+{
+    struct px_cmdstat *m;
+    long n = merged(st, &m);
+    for (long i = 0; i < n; i++)
+        rd_buf_printf(out,
+                      "cmdstat_%s:calls=%llu,usec=%llu,usec_per_call=%.2f,rejected_calls=%llu,"
+                      "failed_calls=%llu\r\n",
+                      m[i].def->name, (unsigned long long)m[i].calls, (unsigned long long)m[i].usec,
+                      m[i].calls ? (double)m[i].usec / (double)m[i].calls : 0.0,
+                      (unsigned long long)m[i].rejected, (unsigned long long)m[i].failed);
+    free(m);
 }
 
 static void histogram_entry(const struct px_cmdstat *cs, struct rd_buf *out)
@@ -156,7 +158,7 @@ static void histogram_entry(const struct px_cmdstat *cs, struct rd_buf *out)
 }
 
 /* Names to report: every counted one (no arguments), or those asked for, a container's
- * subcommands included; each once, in name order. */
+ * subcommands included. */
 static int wanted(const char *name, int argc, char *const *argv)
 {
     if (argc <= 2)
@@ -174,27 +176,18 @@ static int wanted(const char *name, int argc, char *const *argv)
 void px_stats_latency_histogram(const struct px_stats *st, int argc, char *const *argv,
                                 struct rd_buf *out)
 {
-    const char **names = malloc((st->n + 1) * sizeof(*names));
-    if (names == NULL) {
+    struct px_cmdstat *m;
+    long n = merged(st, &m);
+    if (n < 0) {
         rd_resp_simple(out, '-', "ERR out of memory");
         return;
     }
-    size_t nn = 0;
-    for (size_t i = 0; i < st->n; i++) {
-        const char *name = st->all[i]->def->name;
-        int dup = 0;
-        for (size_t j = 0; j < nn && !dup; j++)
-            dup = !strcmp(names[j], name);
-        if (!dup && wanted(name, argc, argv))
-            names[nn++] = name;
-    }
-    struct px_cmdstat sum;
-    size_t shown = 0;
-    for (size_t j = 0; j < nn; j++)
-        shown += sum_named(st, names[j], &sum);
-    rd_resp_array_len(out, 2 * (long long)shown);
-    for (size_t j = 0; j < nn; j++)
-        if (sum_named(st, names[j], &sum))
-            histogram_entry(&sum, out);
-    free(names);
+    long shown = 0;
+    for (long i = 0; i < n; i++)
+        shown += m[i].calls > 0 && wanted(m[i].def->name, argc, argv);
+    rd_resp_array_len(out, 2 * shown);
+    for (long i = 0; i < n; i++)
+        if (m[i].calls > 0 && wanted(m[i].def->name, argc, argv))
+            histogram_entry(&m[i], out);
+    free(m);
 }
