@@ -92,6 +92,20 @@ struct rlog {
     pthread_t compact_thread;
     int compact_started, compact_busy;
     uint64_t compact_to;
+
+    /* rlog_flush_start hands the batch to a writer thread, which writes it synced and calls
+     * notify. Until the caller's thread sees it finished (rlog_flush_busy, or any call that
+     * stages, which waits), the batch and the overlay stay as they are: reads see the overlay,
+     * and the writer touches nothing but the batch and the db handle. */
+    pthread_t writer;
+    pthread_mutex_t mu; /* guards the four fields below */
+    pthread_cond_t cv;
+    int job, done, stop; /* a batch waits for the writer / it was written / the writer exits */
+    char *job_err;       /* RocksDB's error for the batch written, or NULL */
+    int writer_started;
+    int inflight; /* the caller's view: a batch is with the writer and not yet finished */
+    void (*notify)(void *);
+    void *notify_arg;
 };
 
 /* ---- CRC32C (Castagnoli), slicing-by-8, tables built once ---- */
@@ -319,6 +333,16 @@ void rlog_close(struct rlog *s)
         return;
     if (s->compact_started)
         pthread_join(s->compact_thread, NULL);
+    if (s->writer_started) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = 1;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->writer, NULL);
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        rocksdb_free(s->job_err);
+    }
     clear_overlay(s);
     free(s->ents);
     free(s->stage);
@@ -566,6 +590,76 @@ int rlog_term(struct rlog *s, uint64_t index, uint64_t *term_out)
     return rc;
 }
 
+/* ---- the writer thread ---- */
+
+static void *writer_main(void *arg)
+{
+    struct rlog *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->job && !s->stop)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->job)
+            break; /* stop, with nothing left to write */
+        s->job = 0;
+        pthread_mutex_unlock(&s->mu);
+        char *err = NULL;
+        rocksdb_write(s->db, s->wsync, s->batch, &err);
+        pthread_mutex_lock(&s->mu);
+        s->job_err = err;
+        s->done = 1;
+        pthread_cond_broadcast(&s->cv);
+        /* Under the lock: once rlog_set_flush_notify(NULL) returns, no call is under way. */
+        if (s->notify)
+            s->notify(s->notify_arg);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* The end of every flush, on the caller's thread: the batch and the overlay start over. */
+static int flush_done(struct rlog *s, char *err)
+{
+    rocksdb_writebatch_clear(s->batch);
+    clear_overlay(s);
+    s->pending = 0;
+    if (err)
+        return fail(s, "write", err);
+    return RLOG_OK;
+}
+
+/* Finishes the batch with the writer once it is written; waits for it when `wait`. Returns 1
+ * while it is still being written (never when waiting), else what the write returned. */
+static int finish_inflight(struct rlog *s, int wait)
+{
+    if (!s->inflight)
+        return RLOG_OK;
+    pthread_mutex_lock(&s->mu);
+    while (wait && !s->done)
+        pthread_cond_wait(&s->cv, &s->mu);
+    int done = s->done;
+    char *err = s->job_err;
+    if (done) {
+        s->done = 0;
+        s->job_err = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!done)
+        return 1;
+    s->inflight = 0;
+    return flush_done(s, err);
+}
+
+/* Every call that stages waits for a batch still being written, so the batch is never
+ * changed under the writer and flushes reach RocksDB in the order they were staged. */
+#define WAIT_INFLIGHT(s)                                                                           \
+    do {                                                                                           \
+        if ((s)->inflight)                                                                         \
+            finish_inflight((s), 1);                                                               \
+        if ((s)->failed)                                                                           \
+            return RLOG_EIO;                                                                       \
+    } while (0)
+
 /* ---- writes ---- */
 
 static int check_append(const struct rlog *s, const struct rlog_entry *ents, size_t n)
@@ -586,8 +680,7 @@ static int check_append(const struct rlog *s, const struct rlog_entry *ents, siz
 
 int rlog_append(struct rlog *s, const struct rlog_entry *ents, size_t n)
 {
-    if (s->failed)
-        return RLOG_EIO;
+    WAIT_INFLIGHT(s);
     if (n == 0)
         return RLOG_OK;
     if (!ents)
@@ -647,8 +740,7 @@ int rlog_append(struct rlog *s, const struct rlog_entry *ents, size_t n)
 
 int rlog_set_hard_state(struct rlog *s, const struct rlog_hard_state *hs)
 {
-    if (s->failed)
-        return RLOG_EIO;
+    WAIT_INFLIGHT(s);
     if (!hs)
         return RLOG_EINVAL;
     unsigned char v[HARD_LEN];
@@ -666,8 +758,7 @@ int rlog_set_hard_state(struct rlog *s, const struct rlog_hard_state *hs)
 
 int rlog_set_snapshot(struct rlog *s, uint64_t index, uint64_t term)
 {
-    if (s->failed)
-        return RLOG_EIO;
+    WAIT_INFLIGHT(s);
     if (index < s->snap_index || index > RLOG_INDEX_MAX)
         return RLOG_EINVAL;
 
@@ -706,8 +797,7 @@ int rlog_set_snapshot(struct rlog *s, uint64_t index, uint64_t term)
 
 int rlog_reset_to_snapshot(struct rlog *s, uint64_t index, uint64_t term)
 {
-    if (s->failed)
-        return RLOG_EIO;
+    WAIT_INFLIGHT(s);
     if (index > RLOG_INDEX_MAX)
         return RLOG_EINVAL;
     /* Every stored entry goes, whichever side of index it is on. */
@@ -779,8 +869,7 @@ static struct staged_meta *staged_meta_find(const struct rlog *s, const char *ke
 
 int rlog_set_meta(struct rlog *s, const char *key, const void *val, size_t len)
 {
-    if (s->failed)
-        return RLOG_EIO;
+    WAIT_INFLIGHT(s);
     char k[1 + RLOG_META_KEY_MAX];
     size_t klen = meta_key(key, k);
     if (klen == 0 || len > RLOG_META_VAL_MAX || (len && !val))
@@ -893,23 +982,65 @@ int rlog_get_meta_u64(struct rlog *s, const char *key, uint64_t *v_out)
 
 int rlog_flush(struct rlog *s, int sync)
 {
-    if (s->failed)
-        return RLOG_EIO;
+    WAIT_INFLIGHT(s);
     if (!s->pending)
         return RLOG_OK;
     char *err = NULL;
     rocksdb_write(s->db, sync ? s->wsync : s->wnosync, s->batch, &err);
-    if (err)
-        return fail(s, "write", err);
-    rocksdb_writebatch_clear(s->batch);
-    clear_overlay(s);
-    s->pending = 0;
-    return RLOG_OK;
+    return flush_done(s, err);
+}
+
+int rlog_flush_start(struct rlog *s)
+{
+    WAIT_INFLIGHT(s);
+    if (!s->pending)
+        return RLOG_OK;
+    if (!s->writer_started) {
+        if (pthread_mutex_init(&s->mu, NULL) != 0)
+            return rlog_flush(s, 1);
+        if (pthread_cond_init(&s->cv, NULL) != 0) {
+            pthread_mutex_destroy(&s->mu);
+            return rlog_flush(s, 1);
+        }
+        if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+            pthread_cond_destroy(&s->cv);
+            pthread_mutex_destroy(&s->mu);
+            return rlog_flush(s, 1); /* no thread: the write happens here, as rlog_flush */
+        }
+        s->writer_started = 1;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->job = 1;
+    s->done = 0;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    s->inflight = 1;
+    return 1;
+}
+
+int rlog_flush_busy(struct rlog *s)
+{
+    return finish_inflight(s, 0);
+}
+
+int rlog_flush_wait(struct rlog *s)
+{
+    return finish_inflight(s, 1);
+}
+
+void rlog_set_flush_notify(struct rlog *s, void (*fn)(void *arg), void *arg)
+{
+    if (s->writer_started)
+        pthread_mutex_lock(&s->mu);
+    s->notify = fn;
+    s->notify_arg = arg;
+    if (s->writer_started)
+        pthread_mutex_unlock(&s->mu);
 }
 
 int rlog_pending(const struct rlog *s)
 {
-    return s->pending;
+    return s->pending && !s->inflight;
 }
 
 uint64_t rlog_disk_bytes(struct rlog *s)

@@ -104,7 +104,20 @@ int rlog_get_meta_u64(struct rlog *s, const char *key, uint64_t *v_out);
 /* Writes everything staged since the last flush as one WriteBatch; fsync'd when sync != 0.
  * A no-op returning 0 when nothing is staged. */
 int rlog_flush(struct rlog *s, int sync);
-int rlog_pending(const struct rlog *s); /* 1 when something is staged */
+int rlog_pending(const struct rlog *s); /* 1 when something is staged and not being written */
+
+/* The same synced write, on a thread of the store's own, so the caller's loop goes on while
+ * the disk works. rlog_flush_start returns 1 when the write was started, or 0 (nothing
+ * staged; or no thread could be made, and it was written here) or RLOG_EIO. While it runs,
+ * reads see the staged changes as before; any call that stages or flushes first waits for it.
+ * rlog_flush_busy returns 1 while it is still being written, then (once) what the write
+ * returned: 0 or RLOG_EIO; rlog_flush_wait waits for that. The notify function, when set, is
+ * called on the writer thread each time a write has finished (ev_async_send, say); it must
+ * not call into the store. */
+int rlog_flush_start(struct rlog *s);
+int rlog_flush_busy(struct rlog *s);
+int rlog_flush_wait(struct rlog *s);
+void rlog_set_flush_notify(struct rlog *s, void (*fn)(void *arg), void *arg);
 
 /* Approximate bytes the log occupies on disk (for INFO and compaction thresholds). */
 uint64_t rlog_disk_bytes(struct rlog *s);

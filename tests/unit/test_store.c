@@ -106,6 +106,18 @@ static void expect_range(struct rlog *s, uint64_t first, uint64_t last)
     assert_int_equal(rlog_last_index(s), last);
 }
 
+/* Checks the log is entries 1..last of one term, with hard state hs. */
+static void expect_log(struct rlog *s, uint64_t last, uint64_t term,
+                       const struct rlog_hard_state *hs)
+{
+    struct rlog_hard_state got;
+    expect_range(s, 1, last);
+    for (uint64_t i = 1; i <= last; i++)
+        expect_entry(s, i, term);
+    rlog_hard_state(s, &got);
+    assert_memory_equal(&got, hs, sizeof(got));
+}
+
 /* ---- raw RocksDB access for corruption tests (store must be closed) ---- */
 
 static rocksdb_t *raw_open(const char *path, rocksdb_options_t **opts)
@@ -276,11 +288,7 @@ static void test_flush_and_reopen_recovers_everything(void **state)
     assert_int_equal(rlog_flush(f->s, 1), RLOG_OK);
 
     reopen(f);
-    expect_range(f->s, 1, 8);
-    for (uint64_t i = 1; i <= 8; i++)
-        expect_entry(f->s, i, 7);
-    rlog_hard_state(f->s, &got);
-    assert_memory_equal(&got, &hs, sizeof(hs));
+    expect_log(f->s, 8, 7, &hs);
     void *v = NULL;
     size_t len = 0;
     uint64_t boot = 0;
@@ -679,9 +687,10 @@ static void test_open_errors(void **state)
 }
 
 /* A failed write (here: the file size limit) makes the store fail every later call. */
-static void test_io_error_is_sticky(void **state)
+/* A write RocksDB cannot make (the file-size limit) fails the store for good; the write is
+ * made here or, with async, on the store's thread. */
+static void io_error_case(struct fixture *f, int async)
 {
-    struct fixture *f = *state;
     struct rlog_entry e;
     struct rlimit old, lim;
     append_range(f->s, 1, 2, 1);
@@ -698,21 +707,100 @@ static void test_io_error_is_sticky(void **state)
     lim = old;
     lim.rlim_cur = 1u << 20;
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    int rc = rlog_flush(f->s, 1);
+    int started = async ? rlog_flush_start(f->s) : 1;
+    int rc = async ? rlog_flush_wait(f->s) : rlog_flush(f->s, 1);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, old_handler);
     free(data);
 
+    assert_int_equal(started, 1);
     assert_int_equal(rc, RLOG_EIO);
     assert_true(strlen(rlog_last_error(f->s)) > 0);
     uint64_t t;
     assert_int_equal(rlog_get(f->s, 1, &e), RLOG_EIO);
     assert_int_equal(rlog_term(f->s, 1, &t), RLOG_EIO);
     assert_int_equal(rlog_flush(f->s, 1), RLOG_EIO);
+    assert_int_equal(rlog_flush_start(f->s), RLOG_EIO);
+    assert_int_equal(rlog_flush_busy(f->s), RLOG_OK); /* nothing in flight */
     assert_int_equal(rlog_set_meta_u64(f->s, "boot", 1), RLOG_EIO);
     assert_int_equal(rlog_set_snapshot(f->s, 1, 1), RLOG_EIO);
     e = (struct rlog_entry){.index = 4, .term = 1};
     assert_int_equal(rlog_append(f->s, &e, 1), RLOG_EIO);
+}
+
+static void test_io_error_is_sticky(void **state)
+{
+    io_error_case(*state, 0);
+}
+
+/* ---- writes on the store's thread (rlog_flush_start) ---- */
+
+static int notified; /* rlog_set_flush_notify's calls, from the writer thread */
+
+static void count_notify(void *arg)
+{
+    __atomic_add_fetch((int *)arg, 1, __ATOMIC_SEQ_CST);
+}
+
+static void test_async_flush_writes_in_background(void **state)
+{
+    struct fixture *f = *state;
+    struct rlog_hard_state hs = {.term = 3, .vote = 1, .commit = 2};
+    notified = 0;
+    rlog_set_flush_notify(f->s, count_notify, &notified);
+    assert_int_equal(rlog_flush_start(f->s), 0); /* nothing staged: nothing to start */
+    append_range(f->s, 1, 5, 3);
+    assert_int_equal(rlog_set_hard_state(f->s, &hs), RLOG_OK);
+    assert_int_equal(rlog_flush_start(f->s), 1);
+    /* While it is written, reads see what it holds, and nothing else is staged. */
+    assert_int_equal(rlog_pending(f->s), 0);
+    expect_log(f->s, 5, 3, &hs);
+    assert_int_equal(rlog_flush_wait(f->s), RLOG_OK);
+    assert_int_equal(__atomic_load_n(&notified, __ATOMIC_SEQ_CST), 1);
+    assert_int_equal(rlog_flush_busy(f->s), RLOG_OK); /* finished, nothing in flight */
+    assert_int_equal(rlog_flush_wait(f->s), RLOG_OK);
+
+    /* A second write, finished by polling. */
+    append_range(f->s, 6, 2, 3);
+    assert_int_equal(rlog_flush_start(f->s), 1);
+    int rc, polls = 0;
+    while ((rc = rlog_flush_busy(f->s)) == 1 && polls++ < 100000)
+        usleep(10);
+    assert_int_equal(rc, RLOG_OK);
+    assert_int_equal(__atomic_load_n(&notified, __ATOMIC_SEQ_CST), 2);
+    rlog_set_flush_notify(f->s, NULL, NULL);
+
+    reopen(f);
+    expect_log(f->s, 7, 3, &hs);
+}
+
+/* Staging while a write runs waits for it, so batches reach the disk in order; closing the
+ * store waits for a write in flight too. */
+static void test_async_flush_orders_later_writes(void **state)
+{
+    struct fixture *f = *state;
+    append_range(f->s, 1, 5, 1);
+    assert_int_equal(rlog_flush_start(f->s), 1);
+    /* Replaces 4..5 of the batch being written: the replacement must win. */
+    append_range(f->s, 4, 3, 2);
+    assert_int_equal(rlog_flush_busy(f->s), RLOG_OK); /* the wait above finished it */
+    assert_int_equal(rlog_pending(f->s), 1);
+    expect_range(f->s, 1, 6);
+    assert_int_equal(rlog_flush_start(f->s), 1);
+    assert_int_equal(rlog_set_meta_u64(f->s, "boot", 9), RLOG_OK);
+    assert_int_equal(rlog_flush_start(f->s), 1);
+    reopen(f); /* closes with that write in flight */
+    expect_range(f->s, 1, 6);
+    for (uint64_t i = 1; i <= 6; i++)
+        expect_entry(f->s, i, i <= 3 ? 1 : 2);
+    uint64_t boot = 0;
+    assert_int_equal(rlog_get_meta_u64(f->s, "boot", &boot), RLOG_OK);
+    assert_int_equal(boot, 9);
+}
+
+static void test_async_flush_error_is_sticky(void **state)
+{
+    io_error_case(*state, 1);
 }
 
 int main(void)
@@ -733,6 +821,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_state_fails_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_error_is_sticky, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_flush_writes_in_background, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_flush_orders_later_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_flush_error_is_sticky, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
