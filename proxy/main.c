@@ -105,8 +105,14 @@ static void on_role(void *ctx, int role, uint64_t term, uint64_t leader)
 static void on_committed(void *ctx, uint64_t commit)
 {
     struct app *a = ctx;
-    if (a->server)
-        px_server_on_committed(a->server, commit);
+    if (a->server == NULL)
+        return;
+    px_server_on_committed(a->server, commit);
+    /* The apply batch this queued leaves now, ahead of the log write and the messages to the
+     * other nodes that the same ready still makes: a client waiting for its write's reply
+     * waits for this batch. */
+    if (a->link)
+        be_link_flush(a->link);
 }
 
 static void on_snapshot_fetch(void *ctx, uint64_t index, uint64_t term, uint64_t from)

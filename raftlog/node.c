@@ -55,6 +55,14 @@ struct rn_node {
     unsigned nbehind;
     double behind_next;    /* no report before this time */
     struct rn_cache cache; /* committed entries the apply path has not fetched yet */
+    /* The ready being handled. While its synced write runs on the store's writer thread
+     * (rd_inflight), the loop goes on; rn_flush finishes it once the write is done. */
+    struct raft_ready rd;
+    int rd_out, rd_inflight;
+    uint64_t unreach[RAFT_MEMBERS_MAX]; /* peers an append could not be queued for */
+    size_t nunreach;
+    struct raft_snapshot_fetch fetch; /* to hand to cbs.snapshot_fetch after the advance */
+    ev_async persisted;               /* the writer thread wakes the loop */
 };
 
 /* ---- storage for the core ---- */
@@ -182,7 +190,9 @@ static int stage_snapshot(struct rn_node *n, const struct raft_snapshot_meta *m,
     return 0;
 }
 
-static int persist(struct rn_node *n, const struct raft_ready *rd)
+/* Stages what rd asks to persist; *need_sync says whether it needs an fsync before anyone
+ * hears of it. */
+static int stage(struct rn_node *n, const struct raft_ready *rd, int *need_sync)
 {
     if (rd->snapshot != NULL && stage_snapshot(n, rd->snapshot, rd->snapshot_discard_log) != 0)
         return -1;
@@ -221,21 +231,15 @@ static int persist(struct rn_node *n, const struct raft_ready *rd)
      * "persistent state"). The commit index need not be: a node that loses it learns it again
      * from the leader. A ready that only moves the commit index is written without an fsync,
      * which spares a second fsync per write at low concurrency. */
-    int need_sync = rd->n_entries > 0 || rd->snapshot != NULL;
+    *need_sync = rd->n_entries > 0 || rd->snapshot != NULL;
     if (rd->hs_changed) {
         struct rlog_hard_state old;
         rlog_hard_state(n->store, &old);
         if (rd->hs.term != old.term || rd->hs.vote != old.vote)
-            need_sync = 1;
+            *need_sync = 1;
         struct rlog_hard_state hs = {rd->hs.term, rd->hs.vote, rd->hs.commit};
         if (rlog_set_hard_state(n->store, &hs) != 0)
             return -1;
-    }
-    if (rlog_pending(n->store)) {
-        if (rlog_flush(n->store, need_sync) != 0)
-            return -1;
-        if (need_sync)
-            n->fsyncs++;
     }
     return 0;
 }
@@ -263,64 +267,143 @@ static void note_role(struct rn_node *n, const struct raft_ready *rd)
         n->cbs.role_changed(n->ctx, n->role, n->term, n->leader);
 }
 
+static void fail_log_write(struct rn_node *n)
+{
+    /* A failed write leaves durability unknown: stop, as a database must. */
+    rd_warning("log write failed: %s; this node stops taking part", rlog_last_error(n->store));
+    n->failed = 1;
+}
+
+/* The second half of a ready, once its write is on disk: the messages that depend on it, and
+ * the advance. The snapshot fetch it asks for is kept for rn_flush to start. */
+static void finish_ready(struct rn_node *n)
+{
+    struct raft_ready *rd = &n->rd;
+    if (!n->failed) {
+        send_msgs(n, rd->msgs, rd->n_msgs, n->unreach, &n->nunreach);
+        refresh_peers(n);
+        if (rd->snapshot != NULL) {
+            rd_notice("log reset to start after the installed snapshot (index %llu, term %llu)",
+                      (unsigned long long)rd->snapshot->index,
+                      (unsigned long long)rd->snapshot->term);
+            if (rd->snapshot->index > n->commit)
+                n->commit = rd->snapshot->index;
+        }
+        if (rd->fetch.index != 0)
+            n->fetch = rd->fetch;
+    }
+    raft_advance(n->raft, rd);
+    n->rd_out = 0;
+    for (size_t i = 0; i < n->nunreach; i++)
+        raft_report_unreachable(n->raft, n->unreach[i]);
+    n->nunreach = 0;
+}
+
+/* The first half: committed entries and read states are handed on (committed entries are
+ * always on this node's disk already: the core hands out none beyond its persisted log), so
+ * the owner can start applying them first; the leader's appends go out (they do not wait for
+ * its own disk, thesis §10.2.1); and the write starts. Returns 1 while the write runs on the
+ * store's thread. */
+static int start_ready(struct rn_node *n)
+{
+    struct raft_ready *rd = &n->rd;
+    note_role(n, rd);
+    for (size_t i = 0; i < rd->n_committed; i++)
+        if (rd->committed[i].term > n->cterm) {
+            n->cterm = rd->committed[i].term;
+            n->cterm_index = rd->committed[i].index;
+        }
+    for (size_t i = 0; i < rd->n_committed; i++)
+        rn_cache_put(&n->cache, rd->committed[i].index, rd->committed[i].type,
+                     raft_ready_take_committed(n->raft, i), rd->committed[i].len);
+    if (rd->n_committed > 0) {
+        uint64_t last = rd->committed[rd->n_committed - 1].index;
+        if (last > n->commit) {
+            n->commit = last;
+            if (n->cbs.committed)
+                n->cbs.committed(n->ctx, n->commit);
+        }
+    }
+    for (size_t i = 0; i < rd->n_reads; i++)
+        if (n->cbs.read_index)
+            n->cbs.read_index(n->ctx, rd->reads[i].ctx, rd->reads[i].index);
+    send_msgs(n, rd->msgs_early, rd->n_msgs_early, n->unreach, &n->nunreach);
+    /* Sent now, not at the end of the turn, so the followers' fsyncs overlap this node's. */
+    if (rd->n_msgs_early > 0)
+        bus_flush(n->bus);
+    int need_sync = 0;
+    if (stage(n, rd, &need_sync) != 0) {
+        fail_log_write(n);
+        return 0;
+    }
+    if (!rlog_pending(n->store))
+        return 0;
+    /* Only a leader writes on the store's thread: it has clients and followers to serve
+     * meanwhile. A follower's ack waits for its own write anyway, and handing the write to a
+     * thread and back would only add two wake-ups to every commit. An installed snapshot
+     * (rare) is written here too. */
+    if (need_sync && rd->snapshot == NULL && rd->role == RAFT_LEADER) {
+        int rc = rlog_flush_start(n->store);
+        if (rc == 1)
+            return 1;
+        if (rc != 0)
+            fail_log_write(n);
+        else
+            n->fsyncs++;
+        return 0;
+    }
+    if (rlog_flush(n->store, need_sync) != 0)
+        fail_log_write(n);
+    else if (need_sync)
+        n->fsyncs++;
+    return 0;
+}
+
+/* A ready whose write is running is finished now, waiting for the disk; for calls into the
+ * core that must not come between a ready and its advance. */
+static void settle(struct rn_node *n)
+{
+    if (!n->rd_out)
+        return;
+    if (n->rd_inflight) {
+        if (rlog_flush_wait(n->store) != 0)
+            fail_log_write(n);
+        else
+            n->fsyncs++;
+        n->rd_inflight = 0;
+    }
+    finish_ready(n);
+}
+
 int rn_flush(struct rn_node *n)
 {
-    for (int round = 0; round < RN_READY_ROUNDS_MAX && !n->failed; round++) {
-        if (!raft_has_ready(n->raft))
-            break;
-        struct raft_ready rd;
-        if (raft_ready(n->raft, &rd) != 0)
-            break;
-        uint64_t unreachable[RAFT_MEMBERS_MAX];
-        size_t nunreach = 0;
-        note_role(n, &rd);
-        send_msgs(n, rd.msgs_early, rd.n_msgs_early, unreachable, &nunreach);
-        if (persist(n, &rd) != 0) {
-            /* A failed write leaves durability unknown: stop, as a database must. */
-            rd_warning("log write failed: %s; this node stops taking part",
-                       rlog_last_error(n->store));
-            n->failed = 1;
-            raft_advance(n->raft, &rd);
-            return RN_EIO;
+    for (int round = 0; round < RN_READY_ROUNDS_MAX; round++) {
+        if (n->rd_inflight) {
+            int rc = rlog_flush_busy(n->store);
+            if (rc == 1)
+                break; /* the writer thread wakes the loop when it is done */
+            n->rd_inflight = 0;
+            if (rc != 0)
+                fail_log_write(n);
+            else
+                n->fsyncs++;
         }
-        send_msgs(n, rd.msgs, rd.n_msgs, unreachable, &nunreach);
-        refresh_peers(n);
-        for (size_t i = 0; i < rd.n_committed; i++)
-            if (rd.committed[i].term > n->cterm) {
-                n->cterm = rd.committed[i].term;
-                n->cterm_index = rd.committed[i].index;
-            }
-        for (size_t i = 0; i < rd.n_committed; i++)
-            rn_cache_put(&n->cache, rd.committed[i].index, rd.committed[i].type,
-                         raft_ready_take_committed(n->raft, i), rd.committed[i].len);
-        if (rd.n_committed > 0) {
-            uint64_t last = rd.committed[rd.n_committed - 1].index;
-            if (last > n->commit) {
-                n->commit = last;
-                if (n->cbs.committed)
-                    n->cbs.committed(n->ctx, n->commit);
-            }
-        }
-        for (size_t i = 0; i < rd.n_reads; i++)
-            if (n->cbs.read_index)
-                n->cbs.read_index(n->ctx, rd.reads[i].ctx, rd.reads[i].index);
-        if (rd.snapshot != NULL) {
-            rd_notice("log reset to start after the installed snapshot (index %llu, term %llu)",
-                      (unsigned long long)rd.snapshot->index,
-                      (unsigned long long)rd.snapshot->term);
-            if (rd.snapshot->index > n->commit)
-                n->commit = rd.snapshot->index;
-        }
-        struct raft_snapshot_fetch fetch = rd.fetch;
-        raft_advance(n->raft, &rd);
-        if (fetch.index != 0) {
+        if (n->rd_out)
+            finish_ready(n);
+        if (n->fetch.index != 0) {
+            struct raft_snapshot_fetch f = n->fetch;
+            memset(&n->fetch, 0, sizeof(n->fetch));
             if (n->cbs.snapshot_fetch)
-                n->cbs.snapshot_fetch(n->ctx, fetch.index, fetch.term, fetch.from);
+                n->cbs.snapshot_fetch(n->ctx, f.index, f.term, f.from);
             else
                 raft_snapshot_fetch_failed(n->raft);
         }
-        for (size_t i = 0; i < nunreach; i++)
-            raft_report_unreachable(n->raft, unreachable[i]);
+        if (n->failed || !raft_has_ready(n->raft) || raft_ready(n->raft, &n->rd) != 0)
+            break;
+        n->rd_out = 1;
+        n->rd_inflight = start_ready(n);
+        if (!n->rd_inflight)
+            finish_ready(n);
     }
     return n->failed ? RN_EIO : RN_OK;
 }
@@ -629,6 +712,22 @@ void rn_on_peer_state(struct rn_node *n, uint64_t node, int up)
 
 /* ---- life ---- */
 
+/* On the store's writer thread: a write finished. */
+static void notify_persisted(void *arg)
+{
+    struct rn_node *n = arg;
+    ev_async_send(n->loop, &n->persisted);
+}
+
+/* On the loop: nothing to do here; the turn's before-sleep step (rn_flush) finishes the
+ * ready. */
+static void persisted_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
 struct rn_node *rn_node_new(struct ev_loop *loop, struct rlog *store, struct bus *bus,
                             const struct rn_node_cfg *cfg, void *ctx, const struct rn_node_cbs *cbs,
                             char *err, size_t errlen)
@@ -698,18 +797,29 @@ struct rn_node *rn_node_new(struct ev_loop *loop, struct rlog *store, struct bus
     refresh_peers(n);
     ev_timer_init(&n->tick, tick_cb, cfg->tick_ms / 1000.0, cfg->tick_ms / 1000.0);
     n->tick.data = n;
+    ev_async_init(&n->persisted, persisted_cb);
+    n->persisted.data = n;
     return n;
 }
 
 void rn_node_start(struct rn_node *n)
 {
     ev_timer_start(n->loop, &n->tick);
+    ev_async_start(n->loop, &n->persisted);
+    rlog_set_flush_notify(n->store, notify_persisted, n);
 }
 
 void rn_node_free(struct rn_node *n)
 {
     if (n == NULL)
         return;
+    /* No write may still run to call notify_persisted on a freed node. */
+    if (n->rd_inflight)
+        rlog_flush_wait(n->store);
+    rlog_set_flush_notify(n->store, NULL, NULL);
+    if (n->rd_out)
+        raft_advance(n->raft, &n->rd);
+    ev_async_stop(n->loop, &n->persisted);
     ev_timer_stop(n->loop, &n->tick);
     raft_free(n->raft);
     rn_cache_free(&n->cache);
@@ -1126,6 +1236,7 @@ int rn_transfer_leader(struct rn_node *n, uint64_t target)
 
 int rn_snapshot_taken(struct rn_node *n, uint64_t index, struct raft_snapshot_meta *meta_out)
 {
+    settle(n);
     if (n->failed)
         return RN_EIO;
     struct raft_snapshot_meta m;
@@ -1146,6 +1257,7 @@ int rn_snapshot_taken(struct rn_node *n, uint64_t index, struct raft_snapshot_me
 
 int rn_snapshot_installed(struct rn_node *n, const struct raft_snapshot_meta *meta)
 {
+    settle(n);
     int rc = raft_snapshot_installed(n->raft, meta);
     if (rc != 0) {
         rd_warning("the raft core refused the installed snapshot at index %llu: %s",

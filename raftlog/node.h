@@ -24,6 +24,9 @@
  * Group commit: every event of a loop turn (ticks, messages, proposals) only changes the core;
  * rn_flush, called once per turn from the before-sleep step, takes the core's ready state and
  * writes it with one synced RocksDB WriteBatch before sending the messages that depend on it.
+ * A leader's write runs on the store's thread: rn_flush returns at once and finishes the ready
+ * in a later turn (the thread wakes the loop), and whatever was proposed meanwhile goes into the
+ * next batch. The owner must call rn_flush every loop turn.
  *
  * Reads: rn_read_index(rctx) asks for a linearizable read index (Raft thesis §6.4), answered
  * through cbs->read_index(rctx, index); index 0 means it failed (no leader, leadership lost).
