@@ -1023,6 +1023,15 @@ static uint64_t apply_limit(const struct raft *r)
     return r->log.commit < r->log.stable ? r->log.commit : r->log.stable;
 }
 
+/* Reads start a heartbeat round only when no round is still out: the reads that come in
+ * meanwhile wait for its answers and then share the next one, so under load a round serves
+ * every read of a round trip, not those of one loop turn. A round sent in an earlier tick
+ * counts as lost (its answers may never come), so reads wait at most a tick for a new one. */
+static int read_round_free(const struct raft *r)
+{
+    return r->acked_seq >= r->hb_seq || r->hb_tick[r->hb_seq % RAFT_HB_RING] != r->tick_now;
+}
+
 static int want_snapshot(const struct raft *r)
 {
     uint64_t base = r->snap.index > r->snapshot_want_at ? r->snap.index : r->snapshot_want_at;
@@ -1037,7 +1046,7 @@ int raft_has_ready(const struct raft *r)
     return r->out_early.n || r->out.n || r->n_rs || memcmp(&hs, &r->hs_sent, sizeof(hs)) ||
            r->log.stable < r->log.last || apply_limit(r) > r->log.applied ||
            (r->fetch.index && !r->fetch_emitted) || r->installed_pending ||
-           (r->read_round_needed && r->role == RAFT_LEADER) ||
+           (r->read_round_needed && r->role == RAFT_LEADER && read_round_free(r)) ||
            (r->append_pending && r->role == RAFT_LEADER) || want_snapshot(r) ||
            r->soft_role != r->role || r->soft_leader != r->leader;
 }
@@ -1129,9 +1138,10 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     if (r->append_pending && r->role == RAFT_LEADER)
         bcast_new_entries(r);
     r->append_pending = 0;
-    if (r->read_round_needed && r->role == RAFT_LEADER)
-        bcast_heartbeat(r); /* every read asked since the last ready shares this round */
-    r->read_round_needed = 0;
+    if (r->read_round_needed && r->role == RAFT_LEADER && read_round_free(r)) {
+        bcast_heartbeat(r); /* every read asked since the last round shares this one */
+        r->read_round_needed = 0;
+    }
     rd->role = r->soft_role = r->role;
     rd->leader = r->soft_leader = r->leader;
     rd->term = r->soft_term = r->term;

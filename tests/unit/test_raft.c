@@ -747,9 +747,40 @@ static void test_read_index_needs_heartbeat_round(void **state)
     heal(c);
     assert_int_equal(raft_read_index(c->nodes[1].r, 43), 0);
     stabilize(c);
+    /* The lost round still counts as out until the next tick: 43 waits for it too. */
+    assert_int_equal(c->nodes[1].n_reads, 0);
+    tick(c, 1, 1);
+    stabilize(c);
     assert_int_equal(c->nodes[1].n_reads, 2); /* both answered; 43's round confirmed 42 too */
     assert_int_equal(c->nodes[1].reads[0].ctx, 42);
     assert_int_equal(c->nodes[1].reads[0].index, 2);
+    cluster_free(c);
+}
+
+/* Reads that come in while a round is out share the next round, sent once that one is
+ * answered; they are not answered by the round in flight, which left before them. */
+static void test_read_index_one_round_at_a_time(void **state)
+{
+    struct tc *c = cluster(3);
+    campaign(c, 1);
+    stabilize(c);
+    memset(c->sent_by_type, 0, sizeof(c->sent_by_type));
+    assert_int_equal(raft_read_index(c->nodes[1].r, 1), 0);
+    process(c, 1); /* round 1 goes out */
+    assert_int_equal(c->sent_by_type[RAFT_MSG_HEARTBEAT], 2);
+    for (uint64_t i = 2; i <= 5; i++) {
+        assert_int_equal(raft_read_index(c->nodes[1].r, i), 0);
+        process(c, 1);
+    }
+    assert_int_equal(c->sent_by_type[RAFT_MSG_HEARTBEAT], 2); /* still one round out */
+    deliver(c);                                               /* the followers answer */
+    deliver(c);                                               /* the leader hears them */
+    assert_int_equal(c->nodes[1].n_reads, 1);
+    assert_int_equal(c->nodes[1].reads[0].ctx, 1);
+    assert_int_equal(c->sent_by_type[RAFT_MSG_HEARTBEAT], 4); /* round 2, for reads 2..5 */
+    stabilize(c);
+    assert_int_equal(c->nodes[1].n_reads, 5);
+    assert_int_equal(c->sent_by_type[RAFT_MSG_HEARTBEAT], 4);
     cluster_free(c);
 }
 
@@ -1304,6 +1335,7 @@ int main(void)
         cmocka_unit_test(test_figure8_committed_after_own_term),
         cmocka_unit_test(test_read_index_needs_heartbeat_round),
         cmocka_unit_test(test_read_index_batched),
+        cmocka_unit_test(test_read_index_one_round_at_a_time),
         cmocka_unit_test(test_read_index_waits_for_commit_in_term),
         cmocka_unit_test(test_read_index_on_follower),
         cmocka_unit_test(test_lease_read),
