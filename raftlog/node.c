@@ -304,29 +304,55 @@ static void finish_ready(struct rn_node *n)
  * the owner can start applying them first; the leader's appends go out (they do not wait for
  * its own disk, thesis §10.2.1); and the write starts. Returns 1 while the write runs on the
  * store's thread. */
+/* A committed entry goes to the cache the apply path reads (data: malloc'd, taken over). */
+static void hand_committed(struct rn_node *n, const struct raft_entry *e, void *data)
+{
+    if (e->term > n->cterm) {
+        n->cterm = e->term;
+        n->cterm_index = e->index;
+    }
+    rn_cache_put(&n->cache, e->index, e->type, data, e->len);
+}
+
+/* Tells the owner the apply path may go on to `last`, and hands it read indexes. */
+static void hand_on(struct rn_node *n, uint64_t last, const struct raft_read_state *reads,
+                    size_t n_reads)
+{
+    if (last > n->commit) {
+        n->commit = last;
+        if (n->cbs.committed)
+            n->cbs.committed(n->ctx, n->commit);
+    }
+    for (size_t i = 0; i < n_reads; i++)
+        if (n->cbs.read_index)
+            n->cbs.read_index(n->ctx, reads[i].ctx, reads[i].index);
+}
+
+/* While the leader's write runs: entries committed since (by the followers' answers; never
+ * beyond what this node has on disk) and read indexes answered since are handed on now, not
+ * after the write: applying them need not wait for it. */
+static void take_early(struct rn_node *n)
+{
+    struct raft_entry e;
+    uint64_t last = 0;
+    while (raft_take_committed(n->raft, &e) == RAFT_OK) {
+        hand_committed(n, &e, e.data);
+        last = e.index;
+    }
+    struct raft_read_state *reads = NULL;
+    size_t n_reads = raft_take_read_states(n->raft, &reads);
+    hand_on(n, last, reads, n_reads);
+    free(reads);
+}
+
 static int start_ready(struct rn_node *n)
 {
     struct raft_ready *rd = &n->rd;
     note_role(n, rd);
     for (size_t i = 0; i < rd->n_committed; i++)
-        if (rd->committed[i].term > n->cterm) {
-            n->cterm = rd->committed[i].term;
-            n->cterm_index = rd->committed[i].index;
-        }
-    for (size_t i = 0; i < rd->n_committed; i++)
-        rn_cache_put(&n->cache, rd->committed[i].index, rd->committed[i].type,
-                     raft_ready_take_committed(n->raft, i), rd->committed[i].len);
-    if (rd->n_committed > 0) {
-        uint64_t last = rd->committed[rd->n_committed - 1].index;
-        if (last > n->commit) {
-            n->commit = last;
-            if (n->cbs.committed)
-                n->cbs.committed(n->ctx, n->commit);
-        }
-    }
-    for (size_t i = 0; i < rd->n_reads; i++)
-        if (n->cbs.read_index)
-            n->cbs.read_index(n->ctx, rd->reads[i].ctx, rd->reads[i].index);
+        hand_committed(n, &rd->committed[i], raft_ready_take_committed(n->raft, i));
+    hand_on(n, rd->n_committed ? rd->committed[rd->n_committed - 1].index : 0, rd->reads,
+            rd->n_reads);
     send_msgs(n, rd->msgs_early, rd->n_msgs_early, n->unreach, &n->nunreach);
     /* Sent now, not at the end of the turn, so the followers' fsyncs overlap this node's. */
     if (rd->n_msgs_early > 0)
@@ -380,8 +406,10 @@ int rn_flush(struct rn_node *n)
     for (int round = 0; round < RN_READY_ROUNDS_MAX; round++) {
         if (n->rd_inflight) {
             int rc = rlog_flush_busy(n->store);
-            if (rc == 1)
+            if (rc == 1) {
+                take_early(n);
                 break; /* the writer thread wakes the loop when it is done */
+            }
             n->rd_inflight = 0;
             if (rc != 0)
                 fail_log_write(n);

@@ -1161,6 +1161,12 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     rd->n_entries = r->rd_n_entries;
     rd->committed = r->rd_committed;
     rd->n_committed = r->rd_n_committed;
+    /* Handed out, so applied: raft_take_committed goes on after them while rd is out. */
+    if (r->rd_n_committed) {
+        uint64_t last = r->rd_committed[r->rd_n_committed - 1].index;
+        if (last > r->log.applied)
+            r->log.applied = last;
+    }
 
     struct raft_msg_vec t = r->rd_early;
     r->rd_early = r->out_early;
@@ -1192,6 +1198,34 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     return RAFT_OK;
 }
 
+int raft_take_committed(struct raft *r, struct raft_entry *out)
+{
+    if (raft_sticky(r))
+        return r->err;
+    if (apply_limit(r) <= r->log.applied)
+        return RAFT_ENOTFOUND;
+    struct raft_entry e;
+    int owned;
+    int rc = raft_log_entry(&r->log, r->log.applied + 1, &e, &owned);
+    if (rc != RAFT_OK)
+        return rc;
+    if (owned)
+        *out = e;
+    else if ((rc = raft_entry_copy(out, &e)) != RAFT_OK)
+        return rc;
+    r->log.applied = out->index;
+    return RAFT_OK;
+}
+
+size_t raft_take_read_states(struct raft *r, struct raft_read_state **out)
+{
+    size_t n = r->n_rs;
+    *out = r->rs;
+    r->rs = NULL;
+    r->n_rs = r->cap_rs = 0;
+    return n;
+}
+
 void *raft_ready_take_committed(struct raft *r, size_t i)
 {
     if (!r->rd_out || i >= r->rd_n_committed)
@@ -1214,11 +1248,6 @@ int raft_advance(struct raft *r, struct raft_ready *rd)
             raft_log_stable_to(&r->log, e->index, e->term);
             break;
         }
-    }
-    if (r->rd_n_committed) {
-        uint64_t last = r->rd_committed[r->rd_n_committed - 1].index;
-        if (last > r->log.applied)
-            r->log.applied = last;
     }
     free_ready_entries(r);
     free(r->rd_reads);

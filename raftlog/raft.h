@@ -351,6 +351,16 @@ void *raft_ready_take_committed(struct raft *r, size_t i);
 /* The caller did everything rd asked. Frees what rd points to. */
 int raft_advance(struct raft *r, struct raft_ready *rd);
 
+/* What needs no disk write may be taken at any time, also while a ready is out (its write still
+ * in flight), so applying and reading need not wait for that write:
+ * raft_take_committed hands out the next committed entry after those already handed out (by a
+ * ready or by this call), never beyond this node's persisted log; its data is malloc'd and the
+ * caller's (free it). RAFT_ENOTFOUND when there is none now. Apply it as a ready's.
+ * raft_take_read_states hands out the read states answered since the last ready (or call), as a
+ * malloc'd array the caller frees; returns how many. */
+int raft_take_committed(struct raft *r, struct raft_entry *out);
+size_t raft_take_read_states(struct raft *r, struct raft_read_state **out);
+
 /* ---- Looking inside (INFO, tests, simulator checks) ---------------------------------------- */
 
 enum raft_progress_state {

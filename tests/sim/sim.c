@@ -116,6 +116,7 @@ struct node {
     int64_t kv[KEYS_MAX];
     uint64_t applied;
     int rd_pending;
+    int rd_delivered; /* rd's committed entries and reads were taken when it came out */
     struct raft_ready rd;
     int64_t staged_kv[KEYS_MAX];
     struct pend *pend;
@@ -158,6 +159,9 @@ struct params {
     unsigned drop_pm, dup_pm; /* per mille, during chaos */
     int torn, membership, transfers;
     int leader_killer; /* crash some leaders moments after they win (figure 8 material) */
+    /* apply committed entries and serve reads as soon as they come out, before the ready's
+     * write is done, and take more (raft_take_committed) while it runs, as redraft's leader does */
+    int early_apply;
     uint64_t chaos_ms, heal_ms;
     struct raft_config rc;
 };
@@ -198,7 +202,7 @@ static struct sim S;
 /* Totals over every seed of a run, to show what the faults exercised. */
 static struct {
     uint64_t elections, crashes, torn, snapshots_taken, snapshots_installed, conf_changes,
-        transfers, reads_leader, reads_follower, lin_ops;
+        transfers, reads_leader, reads_follower, lin_ops, early_applied;
 } T;
 
 /* Tracing: TRACE_ALL prints every line; TRACE_TAIL keeps the last TAIL_LINES in a ring, to
@@ -674,6 +678,13 @@ static void apply_entry(struct node *n, const struct raft_entry *e)
         fail("n%" PRIu64 " asked to apply %" PRIu64 " after %" PRIu64, n->id, e->index, n->applied);
         return;
     }
+    /* redraft's Redis keeps what it applied across a crash of its node: it must never hold an
+     * entry its node's log does not. */
+    if (e->index > dlast(n)) {
+        fail("n%" PRIu64 " applies %" PRIu64 " beyond its persisted log (last %" PRIu64 ")", n->id,
+             e->index, dlast(n));
+        return;
+    }
     check_applied(n, e);
     n->applied = e->index;
     if (e->type != RAFT_ENTRY_NORMAL)
@@ -836,6 +847,48 @@ static void take_snapshot(struct node *n)
 static void node_pump(struct node *n);
 static void finish_fetch(struct node *n);
 
+/* Applies committed entries and hands read states to the waiting reads. */
+static void deliver_now(struct node *n, const struct raft_entry *committed, size_t n_committed,
+                        const struct raft_read_state *reads, size_t n_reads)
+{
+    for (size_t i = 0; i < n_committed && !S.failed; i++)
+        apply_entry(n, &committed[i]);
+    for (size_t i = 0; i < n_reads; i++) {
+        const struct raft_read_state *rs = &reads[i];
+        for (size_t j = 0; j < n->n_pend; j++) {
+            struct pend *p = &n->pend[j];
+            if (!p->is_read || p->req != rs->ctx)
+                continue;
+            if (rs->index == 0) {
+                respond(p->client, p->req, 0, 0, raft_leader(n->r));
+                n->pend[j] = n->pend[--n->n_pend];
+            } else {
+                p->read_index = rs->index;
+            }
+            break;
+        }
+    }
+    serve_reads(n);
+}
+
+/* While a ready's write runs: what the core hands out without it. */
+static void take_early(struct node *n)
+{
+    struct raft_entry e;
+    int rc;
+    while (!S.failed && (rc = raft_take_committed(n->r, &e)) == RAFT_OK) {
+        deliver_now(n, &e, 1, NULL, 0);
+        free(e.data);
+        T.early_applied++;
+    }
+    if (rc != RAFT_OK && rc != RAFT_ENOTFOUND)
+        fail("n%" PRIu64 " take committed: %s", n->id, raft_errstr(rc));
+    struct raft_read_state *rs = NULL;
+    size_t k = raft_take_read_states(n->r, &rs);
+    deliver_now(n, NULL, 0, rs, k);
+    free(rs);
+}
+
 static void persist_and_advance(struct node *n)
 {
     struct raft_ready *rd = &n->rd;
@@ -858,24 +911,8 @@ static void persist_and_advance(struct node *n)
         trace_msg("send", &rd->msgs[i]);
         net_send(n, &rd->msgs[i]);
     }
-    for (size_t i = 0; i < rd->n_committed && !S.failed; i++)
-        apply_entry(n, &rd->committed[i]);
-    for (size_t i = 0; i < rd->n_reads; i++) {
-        const struct raft_read_state *rs = &rd->reads[i];
-        for (size_t j = 0; j < n->n_pend; j++) {
-            struct pend *p = &n->pend[j];
-            if (!p->is_read || p->req != rs->ctx)
-                continue;
-            if (rs->index == 0) {
-                respond(p->client, p->req, 0, 0, raft_leader(n->r));
-                n->pend[j] = n->pend[--n->n_pend];
-            } else {
-                p->read_index = rs->index;
-            }
-            break;
-        }
-    }
-    serve_reads(n);
+    if (!n->rd_delivered)
+        deliver_now(n, rd->committed, rd->n_committed, rd->reads, rd->n_reads);
     if (rd->fetch.index && !n->fetching) {
         n->fetching = 1;
         struct ev e = {.t = S.now + rnd_range(5, 60),
@@ -904,6 +941,8 @@ static void persist_and_advance(struct node *n)
 
 static void node_pump(struct node *n)
 {
+    if (n->up && n->rd_pending && S.p.early_apply && !S.failed)
+        take_early(n);
     for (int guard = 0; guard < 64 && n->up && !n->rd_pending && !S.failed; guard++) {
         if (!raft_has_ready(n->r))
             break;
@@ -913,6 +952,9 @@ static void node_pump(struct node *n)
             return;
         }
         n->rd_pending = 1;
+        n->rd_delivered = S.p.early_apply && S.p.disk_max != 0;
+        if (n->rd_delivered)
+            deliver_now(n, n->rd.committed, n->rd.n_committed, n->rd.reads, n->rd.n_reads);
         if (n->rd.role != n->last_role || n->rd.term != n->last_term) {
             tr("n%" PRIu64 " is %s in term %" PRIu64 " (leader n%" PRIu64 ")", n->id,
                raft_role_name(n->rd.role), n->rd.term, n->rd.leader);
@@ -1320,6 +1362,7 @@ static void pick_params(void)
     p->membership = chance(500);
     p->transfers = chance(500);
     p->leader_killer = chance(250);
+    p->early_apply = chance(500);
     p->chaos_ms = rnd_range(3000, 7000);
     p->heal_ms = 8000;
     struct raft_config *c = &p->rc;
@@ -1703,9 +1746,10 @@ int main(int argc, char **argv)
     printf("exercised: %" PRIu64 " elections, %" PRIu64 " crashes (%" PRIu64
            " torn writes), %" PRIu64 " snapshots taken, %" PRIu64 " installed, %" PRIu64
            " membership changes, %" PRIu64 " transfers, %" PRIu64 " leader reads, %" PRIu64
-           " follower reads, %" PRIu64 " ops checked for linearizability\n",
+           " follower reads, %" PRIu64 " ops checked for linearizability, %" PRIu64
+           " entries applied while their node's write was in flight\n",
            T.elections, T.crashes, T.torn, T.snapshots_taken, T.snapshots_installed, T.conf_changes,
-           T.transfers, T.reads_leader, T.reads_follower, T.lin_ops);
+           T.transfers, T.reads_leader, T.reads_follower, T.lin_ops, T.early_applied);
     printf("%" PRIu64 " passed, %" PRIu64 " failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -547,6 +547,68 @@ static void test_leader_commits_only_what_it_persisted(void **state)
     cluster_free(c);
 }
 
+/* While the leader's write is out, entries the followers' answers commit are handed out by
+ * raft_take_committed, but never one the leader has not persisted itself; read states
+ * likewise by raft_take_read_states. A ready afterwards does not hand them out again. */
+static void test_take_committed_while_write_in_flight(void **state)
+{
+    struct tc *c = cluster(3);
+    campaign(c, 1);
+    stabilize(c);
+    struct raft *r = c->nodes[1].r;
+    struct raft_entry e;
+    struct raft_ready rd;
+    assert_int_equal(raft_take_committed(r, &e), RAFT_ENOTFOUND);
+
+    /* Entry a is written, but the followers have not answered yet. */
+    assert_int_equal(raft_propose(r, "a", 1, NULL, NULL), 0);
+    assert_int_equal(raft_ready(r, &rd), 0);
+    assert_int_equal(rd.n_entries, 1);
+    uint64_t a = rd.entries[0].index;
+    for (size_t i = 0; i < rd.n_msgs_early; i++)
+        enqueue(c, &rd.msgs_early[i]);
+    store_append(&c->nodes[1], &rd.entries[0]);
+    assert_int_equal(raft_advance(r, &rd), 0);
+
+    /* Entry b's write is in flight (no advance) when the answers come. */
+    assert_int_equal(raft_read_index(r, 77), 0);
+    assert_int_equal(raft_propose(r, "b", 1, NULL, NULL), 0);
+    assert_int_equal(raft_ready(r, &rd), 0);
+    assert_int_equal(rd.n_entries, 1);
+    uint64_t b = rd.entries[0].index;
+    for (size_t i = 0; i < rd.n_msgs_early; i++)
+        enqueue(c, &rd.msgs_early[i]);
+    deliver(c);                        /* the followers persist and answer */
+    deliver(c);                        /* the leader hears them */
+    assert_int_equal(commit(c, 1), b); /* the followers alone are a quorum */
+    assert_int_equal(raft_take_committed(r, &e), 0);
+    assert_int_equal(e.index, a);
+    assert_int_equal(e.len, 1);
+    assert_memory_equal(e.data, "a", 1);
+    free(e.data);
+    assert_int_equal(raft_take_committed(r, &e), RAFT_ENOTFOUND); /* b: not on our disk yet */
+    struct raft_read_state *rs = NULL;
+    assert_int_equal(raft_take_read_states(r, &rs), 1);
+    assert_int_equal(rs[0].ctx, 77);
+    assert_true(rs[0].index >= a - 1 && rs[0].index <= b);
+    free(rs);
+
+    store_append(&c->nodes[1], &rd.entries[0]);
+    assert_int_equal(raft_advance(r, &rd), 0);
+    assert_int_equal(raft_take_committed(r, &e), 0);
+    assert_int_equal(e.index, b);
+    free(e.data);
+    assert_int_equal(raft_applied_index(r), b);
+    while (raft_has_ready(r)) {
+        assert_int_equal(raft_ready(r, &rd), 0);
+        assert_int_equal(rd.n_committed, 0); /* nothing handed out twice */
+        assert_int_equal(rd.n_reads, 0);
+        assert_int_equal(raft_advance(r, &rd), 0);
+    }
+    drop_queue(c);
+    cluster_free(c);
+}
+
 static void test_take_committed_data(void **state)
 {
     /* The caller may keep a committed entry's bytes instead of copying them. */
@@ -1328,6 +1390,7 @@ int main(void)
         cmocka_unit_test(test_replication_and_commit),
         cmocka_unit_test(test_leader_commits_only_what_it_persisted),
         cmocka_unit_test(test_take_committed_data),
+        cmocka_unit_test(test_take_committed_while_write_in_flight),
         cmocka_unit_test(test_conflicting_suffix_is_replaced),
         cmocka_unit_test(test_fast_backoff),
         cmocka_unit_test(test_pipeline_bounded_inflight),
