@@ -547,6 +547,19 @@ static void test_leader_commits_only_what_it_persisted(void **state)
     cluster_free(c);
 }
 
+/* Node 1, the leader, proposes s and takes the ready holding it: its appends leave, the write
+ * is the caller's to finish. Returns the entry's index. */
+static uint64_t leader_write_out(struct tc *c, const char *s, struct raft_ready *rd)
+{
+    struct raft *r = c->nodes[1].r;
+    assert_int_equal(raft_propose(r, s, strlen(s), NULL, NULL), 0);
+    assert_int_equal(raft_ready(r, rd), 0);
+    assert_int_equal(rd->n_entries, 1);
+    for (size_t i = 0; i < rd->n_msgs_early; i++)
+        enqueue(c, &rd->msgs_early[i]);
+    return rd->entries[0].index;
+}
+
 /* While the leader's write is out, entries the followers' answers commit are handed out by
  * raft_take_committed, but never one the leader has not persisted itself; read states
  * likewise by raft_take_read_states. A ready afterwards does not hand them out again. */
@@ -561,23 +574,13 @@ static void test_take_committed_while_write_in_flight(void **state)
     assert_int_equal(raft_take_committed(r, &e), RAFT_ENOTFOUND);
 
     /* Entry a is written, but the followers have not answered yet. */
-    assert_int_equal(raft_propose(r, "a", 1, NULL, NULL), 0);
-    assert_int_equal(raft_ready(r, &rd), 0);
-    assert_int_equal(rd.n_entries, 1);
-    uint64_t a = rd.entries[0].index;
-    for (size_t i = 0; i < rd.n_msgs_early; i++)
-        enqueue(c, &rd.msgs_early[i]);
+    uint64_t a = leader_write_out(c, "a", &rd);
     store_append(&c->nodes[1], &rd.entries[0]);
     assert_int_equal(raft_advance(r, &rd), 0);
 
     /* Entry b's write is in flight (no advance) when the answers come. */
     assert_int_equal(raft_read_index(r, 77), 0);
-    assert_int_equal(raft_propose(r, "b", 1, NULL, NULL), 0);
-    assert_int_equal(raft_ready(r, &rd), 0);
-    assert_int_equal(rd.n_entries, 1);
-    uint64_t b = rd.entries[0].index;
-    for (size_t i = 0; i < rd.n_msgs_early; i++)
-        enqueue(c, &rd.msgs_early[i]);
+    uint64_t b = leader_write_out(c, "b", &rd);
     deliver(c);                        /* the followers persist and answer */
     deliver(c);                        /* the leader hears them */
     assert_int_equal(commit(c, 1), b); /* the followers alone are a quorum */
