@@ -629,11 +629,13 @@ static int flush_done(struct rlog *s, char *err)
 }
 
 /* Finishes the batch with the writer once it is written; waits for it when `wait`. Returns 1
- * while it is still being written (never when waiting), else what the write returned. */
+ * while it is still being written (never when waiting), else what the write returned (RLOG_EIO
+ * whenever the store has failed). */
 static int finish_inflight(struct rlog *s, int wait)
 {
+    /* Finished already (a call that stages waited for it): its outcome is the store's state. */
     if (!s->inflight)
-        return RLOG_OK;
+        return s->failed ? RLOG_EIO : RLOG_OK;
     pthread_mutex_lock(&s->mu);
     while (wait && !s->done)
         pthread_cond_wait(&s->cv, &s->mu);

@@ -110,10 +110,11 @@ int rlog_pending(const struct rlog *s); /* 1 when something is staged and not be
  * the disk works. rlog_flush_start returns 1 when the write was started, or 0 (nothing
  * staged; or no thread could be made, and it was written here) or RLOG_EIO. While it runs,
  * reads see the staged changes as before; any call that stages or flushes first waits for it.
- * rlog_flush_busy returns 1 while it is still being written, then (once) what the write
- * returned: 0 or RLOG_EIO; rlog_flush_wait waits for that. The notify function, when set, is
- * called on the writer thread each time a write has finished (ev_async_send, say); it must
- * not call into the store. */
+ * rlog_flush_busy returns 1 while it is still being written, then what the write returned: 0,
+ * or RLOG_EIO (also whenever the store has failed, so a write that another call waited for
+ * and found failed is never reported done); rlog_flush_wait waits for that. The notify function,
+ * when set, is called on the writer thread each time a write has finished (ev_async_send, say); it
+ * must not call into the store. */
 int rlog_flush_start(struct rlog *s);
 int rlog_flush_busy(struct rlog *s);
 int rlog_flush_wait(struct rlog *s);
