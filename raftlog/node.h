@@ -186,7 +186,9 @@ struct raft_snapshot_meta;
  * *meta_out gets the snapshot's metadata. 0 or an RN_E* code (RN_ENOTFOUND: index not above
  * the current snapshot or not applied yet). */
 int rn_snapshot_taken(struct rn_node *n, uint64_t index, struct raft_snapshot_meta *meta_out);
-/* The snapshot described by meta (as fetched from the leader) is in the state machine now. */
+/* The snapshot described by meta (as fetched from the leader) is in the state machine now.
+ * Both calls first wait for a log write in flight (they must not come between a ready and its
+ * advance), so neither may be made from inside the node's own callbacks. */
 int rn_snapshot_installed(struct rn_node *n, const struct raft_snapshot_meta *meta);
 void rn_snapshot_fetch_failed(struct rn_node *n);
 /* The latest snapshot's metadata (index 0: none). */
