@@ -875,7 +875,7 @@ static void deliver_now(struct node *n, const struct raft_entry *committed, size
 static void take_early(struct node *n)
 {
     struct raft_entry e;
-    int rc;
+    int rc = RAFT_ENOTFOUND;
     while (!S.failed && (rc = raft_take_committed(n->r, &e)) == RAFT_OK) {
         deliver_now(n, &e, 1, NULL, 0);
         free(e.data);
