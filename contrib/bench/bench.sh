@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # `make bench`: measures what redraft costs next to a plain redis-server, on loopback.
 #
-# Starts three targets side by side:
+# Starts four targets side by side:
 #   raw      one redis-server
+#   aof      one redis-server with appendfsync always (durable, not replicated)
 #   single   one redraft (--cluster-init yes) in front of its own redis-server
 #   cluster  three redraft nodes, each with its own redis-server, formed into one Raft group
-# and runs redis-benchmark against them in turn (raw, single, cluster, raw, single, cluster...)
-# so that drift of the machine hits all three alike. Every redraft fsyncs its log on every
+# and runs redis-benchmark against them in turn (raw, aof, single, cluster, raw, ...) so that
+# drift of the machine hits all four alike. Every redraft fsyncs its log on every
 # write batch (it cannot be turned off); the redis-servers run with --save '' --appendonly no.
 # Clients of the cluster connect to the leader.
 #
@@ -122,13 +123,15 @@ wait_ping() { # port pid: until the port answers PONG (bounded) and the process 
     return 1
 }
 
-start_redis() { # name port -> pid in LAST_PID
-    mkdir -p "$WORK/$1"
-    redis-server --port "$2" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK/$1" \
-        --daemonize no --logfile "$WORK/$1.log" < /dev/null > /dev/null 2>&1 &
+start_redis() { # name port [redis-server options...] -> pid in LAST_PID
+    local name=$1 port=$2
+    shift 2
+    mkdir -p "$WORK/$name"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK/$name" \
+        --daemonize no --logfile "$WORK/$name.log" "$@" < /dev/null > /dev/null 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
-    wait_ping "$2" "$LAST_PID" || die "redis-server $1 on port $2 did not start"
+    wait_ping "$port" "$LAST_PID" || die "redis-server $name on port $port did not start"
 }
 
 # redraft nodes: arrays indexed by a node name
@@ -181,6 +184,9 @@ log "work directory $WORK"
 pick_port || die "no free port"
 RAW_PORT=$PORT
 start_redis raw "$RAW_PORT"
+pick_port || die "no free port"
+AOF_PORT=$PORT
+start_redis aof "$AOF_PORT" --appendonly yes --appendfsync always
 
 NODES_SINGLE=(single)
 NODES_CLUSTER=(node1 node2 node3)
@@ -203,7 +209,7 @@ sleep 1    # let the freshly started processes settle before reading their idle 
 for n in "${NODES_SINGLE[@]}" "${NODES_CLUSTER[@]}"; do
     printf 'idle\t%s\t%s\n' "$n" "$(proc_kb "${RD_PID[$n]}" VmRSS)" >> "$RESULTS"
 done
-log "raw redis :$RAW_PORT; single redraft :${RD_PORT[single]}; cluster :${RD_PORT[node1]} :${RD_PORT[node2]} :${RD_PORT[node3]} (leader $LEADER)"
+log "raw redis :$RAW_PORT; aof redis :$AOF_PORT; single redraft :${RD_PORT[single]}; cluster :${RD_PORT[node1]} :${RD_PORT[node2]} :${RD_PORT[node3]} (leader $LEADER)"
 
 # Restarts every redraft (same dirs: each rejoins from its own log) with another default read
 # consistency; redis-benchmark cannot send CLIENT CONSISTENCY.
@@ -269,6 +275,7 @@ measure() { # round test target args... (args: redis-benchmark options; MIX for 
     local port pid= t0 t1 c0=0 c1=0 f0=0 f1=0 out=$WORK/run.csv ok=1 row extra=-
     case "$target" in
         raw) port=$RAW_PORT ;;
+        aof) port=$AOF_PORT ;;
         single) port=${RD_PORT[single]}; pid=${RD_PID[single]} ;;
         cluster) port=${RD_PORT[$LEADER]}; pid=${RD_PID[$LEADER]} ;;
     esac
@@ -354,7 +361,7 @@ run_tests() { # test-spec...
     for round in $(seq 1 "$ROUNDS"); do
         for spec in "$@"; do
             IFS='|' read -r name prefix opts <<< "$spec"
-            for target in raw single cluster; do
+            for target in raw aof single cluster; do
                 # shellcheck disable=SC2086  # opts is a list of words on purpose
                 if [ "$prefix" = MIX ]; then
                     measure "$round" "$name" "$target" MIX "$opts"
@@ -367,7 +374,7 @@ run_tests() { # test-spec...
 }
 
 # The list for LRANGE must exist on every target before its run.
-for p in "$RAW_PORT" "${RD_PORT[single]}" "${RD_PORT[$LEADER]}"; do
+for p in "$RAW_PORT" "$AOF_PORT" "${RD_PORT[single]}" "${RD_PORT[$LEADER]}"; do
     timeout 300 redis-benchmark -p "$p" -c 50 -n 10000 -t lpush -q > /dev/null 2>&1 ||
         die "could not fill mylist on port $p"
 done
@@ -376,11 +383,11 @@ START=$(date +%s)
 PREV=
 for PHASE in "${PHASES[@]}"; do
     if [ "$PHASE" = linearizable ]; then
-        log "phase $PHASE: ${#TESTS_LIN[@]} tests x $ROUNDS rounds x 3 targets"
+        log "phase $PHASE: ${#TESTS_LIN[@]} tests x $ROUNDS rounds x 4 targets"
         run_tests "${TESTS_LIN[@]}"
     else
         restart_redrafts "$PHASE" "$PREV"
-        log "phase $PHASE: ${#TESTS_READ[@]} tests x $ROUNDS rounds x 3 targets"
+        log "phase $PHASE: ${#TESTS_READ[@]} tests x $ROUNDS rounds x 4 targets"
         run_tests "${TESTS_READ[@]}"
     fi
     PREV=$PHASE
