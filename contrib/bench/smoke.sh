@@ -19,8 +19,10 @@ fail() {
 }
 [ "$rc" -eq 0 ] || fail "bench.sh exited with status $rc"
 grep -q '^test  *target  *ops/s' "$out" || fail "no table header in the report"
-rows=$(grep -cE '^(SET|GET|MIX|MSET|LPUSH|LRANGE|  +)[^|]* (raw|single|cluster) +[0-9]+ ' "$out")
-[ "$rows" -ge 9 ] || fail "the table has $rows rows with figures, expected at least 9"
+rows=$(grep -cE '^(SET|GET|MIX|MSET|LPUSH|LRANGE|  +)[^|]* (raw|aof|single|cluster) +[0-9]+ ' "$out")
+[ "$rows" -ge 12 ] || fail "the table has $rows rows with figures, expected at least 12"
+grep -q '^writes: 3-node cluster against Redis with appendfsync always' "$out" ||
+    fail "no comparison with the appendfsync-always Redis"
 grep -q '^issue targets' "$out" || fail "no targets section"
 grep -q '^bench: report complete' "$out" || fail "the report did not complete"
 echo "bench smoke: the harness produced its table ($rows rows)"
