@@ -271,11 +271,28 @@ static void note_role(struct rn_node *n, const struct raft_ready *rd)
         n->cbs.role_changed(n->ctx, n->role, n->term, n->leader);
 }
 
-static void fail_log_write(struct rn_node *n)
+/* What a log write returned (rc) and whether it was synced. */
+static void write_done(struct rn_node *n, int rc, int synced)
 {
-    /* A failed write leaves durability unknown: stop, as a database must. */
-    rd_warning("log write failed: %s; this node stops taking part", rlog_last_error(n->store));
-    n->failed = 1;
+    if (rc != 0) {
+        /* A failed write leaves durability unknown: stop, as a database must. */
+        rd_warning("log write failed: %s; this node stops taking part", rlog_last_error(n->store));
+        n->failed = 1;
+    } else if (synced) {
+        n->fsyncs++;
+    }
+}
+
+/* The leader's write on the store's thread: finished (or waited for, when `wait`) here.
+ * Returns 1 while it still runs. */
+static int finish_write(struct rn_node *n, int wait)
+{
+    int rc = wait ? rlog_flush_wait(n->store) : rlog_flush_busy(n->store);
+    if (rc == 1)
+        return 1;
+    n->rd_inflight = 0;
+    write_done(n, rc, 1);
+    return 0;
 }
 
 /* The second half of a ready, once its write is on disk: the messages that depend on it, and
@@ -303,11 +320,6 @@ static void finish_ready(struct rn_node *n)
     n->nunreach = 0;
 }
 
-/* The first half: committed entries and read states are handed on (committed entries are
- * always on this node's disk already: the core hands out none beyond its persisted log), so
- * the owner can start applying them first; the leader's appends go out (they do not wait for
- * its own disk, thesis §10.2.1); and the write starts. Returns 1 while the write runs on the
- * store's thread. */
 /* A committed entry goes to the cache the apply path reads (data: malloc'd, taken over). */
 static void hand_committed(struct rn_node *n, const struct raft_entry *e, void *data)
 {
@@ -349,6 +361,11 @@ static void take_early(struct rn_node *n)
     free(reads);
 }
 
+/* The first half: committed entries and read states are handed on (committed entries are
+ * always on this node's disk already: the core hands out none beyond its persisted log), so
+ * the owner can start applying them first; the leader's appends go out (they do not wait for
+ * its own disk, thesis §10.2.1); and the write starts. Returns 1 while the write runs on the
+ * store's thread. */
 static int start_ready(struct rn_node *n)
 {
     struct raft_ready *rd = &n->rd;
@@ -363,7 +380,7 @@ static int start_ready(struct rn_node *n)
         bus_flush(n->bus);
     int need_sync = 0;
     if (stage(n, rd, &need_sync) != 0) {
-        fail_log_write(n);
+        write_done(n, -1, 0);
         return 0;
     }
     if (!rlog_pending(n->store))
@@ -376,16 +393,10 @@ static int start_ready(struct rn_node *n)
         int rc = rlog_flush_start(n->store);
         if (rc == 1)
             return 1;
-        if (rc != 0)
-            fail_log_write(n);
-        else
-            n->fsyncs++;
+        write_done(n, rc, 1);
         return 0;
     }
-    if (rlog_flush(n->store, need_sync) != 0)
-        fail_log_write(n);
-    else if (need_sync)
-        n->fsyncs++;
+    write_done(n, rlog_flush(n->store, need_sync), need_sync);
     return 0;
 }
 
@@ -395,30 +406,17 @@ static void settle(struct rn_node *n)
 {
     if (!n->rd_out)
         return;
-    if (n->rd_inflight) {
-        if (rlog_flush_wait(n->store) != 0)
-            fail_log_write(n);
-        else
-            n->fsyncs++;
-        n->rd_inflight = 0;
-    }
+    if (n->rd_inflight)
+        finish_write(n, 1);
     finish_ready(n);
 }
 
 int rn_flush(struct rn_node *n)
 {
     for (int round = 0; round < RN_READY_ROUNDS_MAX; round++) {
-        if (n->rd_inflight) {
-            int rc = rlog_flush_busy(n->store);
-            if (rc == 1) {
-                take_early(n);
-                break; /* the writer thread wakes the loop when it is done */
-            }
-            n->rd_inflight = 0;
-            if (rc != 0)
-                fail_log_write(n);
-            else
-                n->fsyncs++;
+        if (n->rd_inflight && finish_write(n, 0)) {
+            take_early(n);
+            break; /* the writer thread wakes the loop when it is done */
         }
         if (n->rd_out)
             finish_ready(n);
@@ -748,6 +746,20 @@ void rn_on_peer_state(struct rn_node *n, uint64_t node, int up)
 
 /* ---- life ---- */
 
+/* The core's configuration, from the node's (rn_node_new and a bootstrap's restart). */
+static void core_config(struct rn_node *n, struct raft_config *rc)
+{
+    raft_config_defaults(rc);
+    rc->id = n->cfg.id;
+    rc->election_ticks = (unsigned)n->cfg.election_ticks;
+    rc->heartbeat_ticks = (unsigned)n->cfg.heartbeat_ticks;
+    rc->seed = n->cfg.seed;
+    rc->uncommitted_bytes_max = n->cfg.uncommitted_bytes_max;
+    rc->msg_bytes_max = RN_MSG_BYTES_MAX;
+    rc->storage = &storage_ops;
+    rc->storage_ctx = n;
+}
+
 /* On the store's writer thread: a write finished. */
 static void notify_persisted(void *arg)
 {
@@ -815,15 +827,7 @@ struct rn_node *rn_node_new(struct ev_loop *loop, struct rlog *store, struct bus
     rs.conf_index_hint = n->conf_hint;
 
     struct raft_config rc;
-    raft_config_defaults(&rc);
-    rc.id = cfg->id;
-    rc.election_ticks = (unsigned)cfg->election_ticks;
-    rc.heartbeat_ticks = (unsigned)cfg->heartbeat_ticks;
-    rc.seed = cfg->seed;
-    rc.uncommitted_bytes_max = cfg->uncommitted_bytes_max;
-    rc.msg_bytes_max = RN_MSG_BYTES_MAX;
-    rc.storage = &storage_ops;
-    rc.storage_ctx = n;
+    core_config(n, &rc);
     int rcode = raft_new(&rc, &rs, &n->raft);
     if (rcode != 0) {
         snprintf(err, errlen, "cannot start the raft core: %s", raft_errstr(rcode));
@@ -916,15 +920,7 @@ int rn_bootstrap(struct rn_node *n, const char *bus_addr, char *err, size_t errl
     }
     /* Start the core again from what is now on disk. */
     struct raft_config rc;
-    raft_config_defaults(&rc);
-    rc.id = n->cfg.id;
-    rc.election_ticks = (unsigned)n->cfg.election_ticks;
-    rc.heartbeat_ticks = (unsigned)n->cfg.heartbeat_ticks;
-    rc.seed = n->cfg.seed;
-    rc.uncommitted_bytes_max = n->cfg.uncommitted_bytes_max;
-    rc.msg_bytes_max = RN_MSG_BYTES_MAX;
-    rc.storage = &storage_ops;
-    rc.storage_ctx = n;
+    core_config(n, &rc);
     struct raft_restore rs;
     memset(&rs, 0, sizeof(rs));
     rs.hs.term = 1;
