@@ -98,7 +98,7 @@ struct rlog {
      * stages, which waits), the batch and the overlay stay as they are: reads see the overlay,
      * and the writer touches nothing but the batch and the db handle. */
     pthread_t writer;
-    pthread_mutex_t mu; /* guards the four fields below */
+    pthread_mutex_t mu; /* made with the store; guards job, done, stop, job_err and notify */
     pthread_cond_t cv;
     int job, done, stop; /* a batch waits for the writer / it was written / the writer exits */
     char *job_err;       /* RocksDB's error for the batch written, or NULL */
@@ -339,10 +339,10 @@ void rlog_close(struct rlog *s)
         pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->writer, NULL);
-        pthread_mutex_destroy(&s->mu);
-        pthread_cond_destroy(&s->cv);
-        rocksdb_free(s->job_err);
     }
+    rocksdb_free(s->job_err);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
     clear_overlay(s);
     free(s->ents);
     free(s->stage);
@@ -467,6 +467,17 @@ int rlog_open(const char *dir, struct rlog **out, char *errbuf, size_t errlen)
     s = calloc(1, sizeof(*s));
     if (!s)
         goto done;
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s);
+        s = NULL;
+        goto done;
+    }
+    if (pthread_cond_init(&s->cv, NULL) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        s = NULL;
+        goto done;
+    }
     s->opts = rocksdb_options_create();
     s->ropts = rocksdb_readoptions_create();
     s->wsync = rocksdb_writeoptions_create();
@@ -630,7 +641,8 @@ static int flush_done(struct rlog *s, char *err)
 
 /* Finishes the batch with the writer once it is written; waits for it when `wait`. Returns 1
  * while it is still being written (never when waiting), else what the write returned (RLOG_EIO
- * whenever the store has failed). */
+ * whenever the store has failed). Every call that stages or flushes waits here first, so a
+ * batch never changes under the writer and batches reach RocksDB in the order staged. */
 static int finish_inflight(struct rlog *s, int wait)
 {
     /* Finished already (a call that stages waited for it): its outcome is the store's state. */
@@ -652,16 +664,6 @@ static int finish_inflight(struct rlog *s, int wait)
     return flush_done(s, err);
 }
 
-/* Every call that stages waits for a batch still being written, so the batch is never
- * changed under the writer and flushes reach RocksDB in the order they were staged. */
-#define WAIT_INFLIGHT(s)                                                                           \
-    do {                                                                                           \
-        if ((s)->inflight)                                                                         \
-            finish_inflight((s), 1);                                                               \
-        if ((s)->failed)                                                                           \
-            return RLOG_EIO;                                                                       \
-    } while (0)
-
 /* ---- writes ---- */
 
 static int check_append(const struct rlog *s, const struct rlog_entry *ents, size_t n)
@@ -682,7 +684,8 @@ static int check_append(const struct rlog *s, const struct rlog_entry *ents, siz
 
 int rlog_append(struct rlog *s, const struct rlog_entry *ents, size_t n)
 {
-    WAIT_INFLIGHT(s);
+    if (rlog_flush_wait(s) != RLOG_OK)
+        return RLOG_EIO;
     if (n == 0)
         return RLOG_OK;
     if (!ents)
@@ -742,7 +745,8 @@ int rlog_append(struct rlog *s, const struct rlog_entry *ents, size_t n)
 
 int rlog_set_hard_state(struct rlog *s, const struct rlog_hard_state *hs)
 {
-    WAIT_INFLIGHT(s);
+    if (rlog_flush_wait(s) != RLOG_OK)
+        return RLOG_EIO;
     if (!hs)
         return RLOG_EINVAL;
     unsigned char v[HARD_LEN];
@@ -760,7 +764,8 @@ int rlog_set_hard_state(struct rlog *s, const struct rlog_hard_state *hs)
 
 int rlog_set_snapshot(struct rlog *s, uint64_t index, uint64_t term)
 {
-    WAIT_INFLIGHT(s);
+    if (rlog_flush_wait(s) != RLOG_OK)
+        return RLOG_EIO;
     if (index < s->snap_index || index > RLOG_INDEX_MAX)
         return RLOG_EINVAL;
 
@@ -799,7 +804,8 @@ int rlog_set_snapshot(struct rlog *s, uint64_t index, uint64_t term)
 
 int rlog_reset_to_snapshot(struct rlog *s, uint64_t index, uint64_t term)
 {
-    WAIT_INFLIGHT(s);
+    if (rlog_flush_wait(s) != RLOG_OK)
+        return RLOG_EIO;
     if (index > RLOG_INDEX_MAX)
         return RLOG_EINVAL;
     /* Every stored entry goes, whichever side of index it is on. */
@@ -871,7 +877,8 @@ static struct staged_meta *staged_meta_find(const struct rlog *s, const char *ke
 
 int rlog_set_meta(struct rlog *s, const char *key, const void *val, size_t len)
 {
-    WAIT_INFLIGHT(s);
+    if (rlog_flush_wait(s) != RLOG_OK)
+        return RLOG_EIO;
     char k[1 + RLOG_META_KEY_MAX];
     size_t klen = meta_key(key, k);
     if (klen == 0 || len > RLOG_META_VAL_MAX || (len && !val))
@@ -984,7 +991,8 @@ int rlog_get_meta_u64(struct rlog *s, const char *key, uint64_t *v_out)
 
 int rlog_flush(struct rlog *s, int sync)
 {
-    WAIT_INFLIGHT(s);
+    if (rlog_flush_wait(s) != RLOG_OK)
+        return RLOG_EIO;
     if (!s->pending)
         return RLOG_OK;
     char *err = NULL;
@@ -994,21 +1002,13 @@ int rlog_flush(struct rlog *s, int sync)
 
 int rlog_flush_start(struct rlog *s)
 {
-    WAIT_INFLIGHT(s);
+    if (rlog_flush_wait(s) != RLOG_OK)
+        return RLOG_EIO;
     if (!s->pending)
         return RLOG_OK;
     if (!s->writer_started) {
-        if (pthread_mutex_init(&s->mu, NULL) != 0)
-            return rlog_flush(s, 1);
-        if (pthread_cond_init(&s->cv, NULL) != 0) {
-            pthread_mutex_destroy(&s->mu);
-            return rlog_flush(s, 1);
-        }
-        if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
-            pthread_cond_destroy(&s->cv);
-            pthread_mutex_destroy(&s->mu);
+        if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
             return rlog_flush(s, 1); /* no thread: the write happens here, as rlog_flush */
-        }
         s->writer_started = 1;
     }
     pthread_mutex_lock(&s->mu);
@@ -1032,12 +1032,10 @@ int rlog_flush_wait(struct rlog *s)
 
 void rlog_set_flush_notify(struct rlog *s, void (*fn)(void *arg), void *arg)
 {
-    if (s->writer_started)
-        pthread_mutex_lock(&s->mu);
+    pthread_mutex_lock(&s->mu);
     s->notify = fn;
     s->notify_arg = arg;
-    if (s->writer_started)
-        pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&s->mu);
 }
 
 int rlog_pending(const struct rlog *s)
