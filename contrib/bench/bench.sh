@@ -8,7 +8,8 @@
 #   cluster  three redraft nodes, each with its own redis-server, formed into one Raft group
 # and runs redis-benchmark against them in turn (raw, aof, single, cluster, raw, ...) so that
 # drift of the machine hits all four alike. Every redraft fsyncs its log on every
-# write batch (it cannot be turned off); the redis-servers run with --save '' --appendonly no.
+# write batch (it cannot be turned off); the redis-servers but aof's run with --save ''
+# --appendonly no.
 # Clients of the cluster connect to the leader.
 #
 # The results are a table of medians over the rounds, each figure also given as a ratio to raw
