@@ -100,20 +100,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- ports
-USED_PORTS=" "
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-next_port=$((20000 + RANDOM % 20000))
-pick_port() { # sets PORT to a free port not handed out before (no subshell: it keeps state)
-    local p
-    for _ in $(seq 1 2000); do
-        p=$next_port
-        next_port=$((next_port + 1))
-        [ "$next_port" -gt 60000 ] && next_port=20000
-        case "$USED_PORTS" in *" $p "*) continue ;; esac
-        if port_free "$p"; then USED_PORTS="$USED_PORTS$p "; PORT=$p; return 0; fi
-    done
-    return 1
-}
+# shellcheck source=scripts/ports.sh
+. "$ROOT/scripts/ports.sh"
 
 wait_ping() { # port pid: until the port answers PONG (bounded) and the process still lives
     for _ in $(seq 1 100); do
@@ -182,19 +170,17 @@ proc_kb() { # pid field (VmRSS, VmHWM)
 
 # ---------------------------------------------------------------- start everything
 log "work directory $WORK"
-pick_port || die "no free port"
-RAW_PORT=$PORT
+rd_pick_port RAW_PORT || die "no free port"
 start_redis raw "$RAW_PORT"
-pick_port || die "no free port"
-AOF_PORT=$PORT
+rd_pick_port AOF_PORT || die "no free port"
 start_redis aof "$AOF_PORT" --appendonly yes --appendfsync always
 
 NODES_SINGLE=(single)
 NODES_CLUSTER=(node1 node2 node3)
 for n in "${NODES_SINGLE[@]}" "${NODES_CLUSTER[@]}"; do
-    pick_port || die "no free port"; RD_REDIS[$n]=$PORT
-    pick_port || die "no free port"; RD_PORT[$n]=$PORT
-    pick_port || die "no free port"; RD_BUS[$n]=$PORT
+    rd_pick_port "RD_REDIS[$n]" || die "no free port"
+    rd_pick_port "RD_PORT[$n]" || die "no free port"
+    rd_pick_port "RD_BUS[$n]" || die "no free port"
     start_redis "redis-$n" "${RD_REDIS[$n]}"
 done
 RD_FORM[single]="--cluster-init yes"

@@ -87,25 +87,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-USED=" "
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 30000))
-        case "$USED" in *" $p "*) continue ;; esac
-        port_free "$p" || continue
-        USED="$USED$p "
-        echo "$p"
-        return
-    done
-}
-# A subshell would lose USED; pick ports into variables with this.
-pick() { local p; p=$(free_port); USED="$USED$p "; printf -v "$1" '%s' "$p"; }
+# shellcheck source=scripts/ports.sh
+. "$ROOT/scripts/ports.sh"
 
-wait_ping() { # port [password]   (up to 30 s: a loaded CI machine starts slowly)
+# Until PING answers exactly PONG (up to 30 s: a loaded CI machine starts slowly). With a
+# password, redis-cli's AUTH must be accepted as well: a node that has not reached its local Redis
+# yet answers a bare PING (a liveness probe) but nothing else, and redis-cli goes on to PING after
+# printing "AUTH failed".
+wait_ping() { # port [password]
     for _ in $(seq 1 300); do
-        redis-cli -p "$1" ${2:+--no-auth-warning -a "$2"} ping 2>/dev/null | grep -q PONG && return 0
+        [ "$(redis-cli -p "$1" ${2:+--no-auth-warning -a "$2"} ping 2>&1 | tr -d '\r')" = PONG ] && return 0
         sleep 0.1
     done
     return 1
@@ -130,7 +121,9 @@ start_node() { # i redraft-args...
     disown $! # killed by its pid file; no "Killed" notice from this shell
 }
 
-for i in 1 2 3 4; do pick "RPORT[$i]"; pick "PORT[$i]"; pick "BPORT[$i]"; done
+for i in 1 2 3 4; do
+    for v in RPORT PORT BPORT; do rd_pick_port "$v[$i]" || { fail "no free port"; finish; }; done
+done
 start_node 1 --cluster-init yes
 start_node 2 --cluster-join "127.0.0.1:${PORT[1]}"
 start_node 3 --cluster-join "127.0.0.1:${PORT[1]}"
@@ -180,7 +173,10 @@ for i in 1 2 3; do
         finish
     fi
 done
-wait_ping "${PORT[4]}" pw || fail "auth node did not answer"
+if ! wait_ping "${PORT[4]}" pw; then
+    fail "auth node: no PONG after AUTH within 30 s"
+    explain_node 4
+fi
 formed=0
 for _ in $(seq 1 150); do
     voters=$(redis-cli -p "${PORT[1]}" raft.info 2>/dev/null | tr -d '\r' | sed -n 's/^num_voters://p')

@@ -149,12 +149,13 @@ done
 # ---------------------------------------------------------------------------------------
 # Servers.
 
-# Free loopback ports (port and port+10000 both free), away from runtest's own range.
+# Free loopback ports (port and port+10000 both free), away from runtest's own range, and both
+# below the kernel's ephemeral ports (from 32768), which any outgoing connection may take.
 # free_ports N: N free ports; free_ports N block: the first of N consecutive free ones.
 free_ports() { # count [block]
 	tclsh /dev/stdin "$1" "${2:-}" "$$" <<'EOF'
 lassign $argv n block seed
-set base [expr {23000 + ($seed * 13) % 5000}]
+set base [expr {12000 + ($seed * 13) % 8000}]
 proc free {p} {
     foreach q [list $p [expr {$p + 10000}]] {
         if {[catch {socket -server {apply {{c a p} {close $c}}} -myaddr 127.0.0.1 $q} s]} {return 0}
@@ -163,7 +164,7 @@ proc free {p} {
     return 1
 }
 set out {}
-for {set p $base} {[llength $out] < $n && $p < 30000} {incr p} {
+for {set p $base} {[llength $out] < $n && $p < 22700} {incr p} {
     if {![free $p]} {
         if {$block ne {}} {set out {}}
         continue

@@ -389,17 +389,18 @@ proc ::rd::kill9 {pid} {
 # ---------------------------------------------------------------------------
 # Ports.
 
-# A port nobody listens on, from a range away from the kernel's ephemeral ports
-# (32768-60999).  With bus 1, port+10000 (redraft's default cluster bus port)
+# A port nobody listens on, from 20000-22767: it and port+10000 (redraft's
+# default cluster bus port) stay below the kernel's ephemeral ports (32768-60999),
+# which any outgoing connection may take as its local end.  With bus 1, port+10000
 # must be free as well.
 proc free_port {{bus 0}} {
     if {![info exists ::rd::next_port]} {
-        set ::rd::next_port [expr {20000 + ([pid] * 7) % 9000}]
+        set ::rd::next_port [expr {20000 + ([pid] * 7) % 2768}]
     }
-    for {set tries 0} {$tries < 9000} {incr tries} {
+    for {set tries 0} {$tries < 2768} {incr tries} {
         set port $::rd::next_port
         incr ::rd::next_port
-        if {$::rd::next_port >= 29000} {set ::rd::next_port 20000}
+        if {$::rd::next_port >= 22768} {set ::rd::next_port 20000}
         if {![::rd::port_is_free $port]} continue
         if {$bus && ![::rd::port_is_free [expr {$port + 10000}]]} continue
         return $port
