@@ -66,10 +66,13 @@ struct px_req {
     uint64_t prop_index, prop_term; /* where the leader put the write (0: not known yet) */
     uint64_t fwd_term;              /* a forwarded write: the only term it may be proposed in */
     uint64_t round;                 /* the read-index round it is in */
-    double deadline;                /* when a write's outcome becomes "unknown" */
-    double leader_deadline;         /* when a write without a leader gives up */
-    struct rd_buf entry;            /* a write's encoded log entry, kept for re-proposing */
-    struct px_cmd *mcmds;           /* EXEC: the transaction's commands (owned) */
+    int spec;               /* a linearizable read sent ahead of its round (route.c, SPEC_*) */
+    uint64_t spec_id;       /* that send's key in the inflight map */
+    uint64_t spec_term;     /* the term it was sent in: only a round of this term confirms it */
+    double deadline;        /* when a write's outcome becomes "unknown" */
+    double leader_deadline; /* when a write without a leader gives up */
+    struct rd_buf entry;    /* a write's encoded log entry, kept for re-proposing */
+    struct px_cmd *mcmds;   /* EXEC: the transaction's commands (owned) */
     const struct px_cmddef **mdefs;
     size_t nm;
     int db_after;       /* EXEC: 1 + the database a queued SELECT leaves the client in (0: none) */
@@ -156,6 +159,7 @@ struct px_server {
     struct px_req *ri_head, *ri_tail;     /* linearizable reads waiting for a round */
     uint64_t ri_round;                    /* the round in flight (0: none) */
     double ri_started;
+    uint64_t ri_term;                     /* the round's term if this node led it, else 0 */
     size_t ri_round_count;                /* reads in the round in flight */
     struct px_req *lw_head, *lw_tail;     /* writes waiting for a leader */
     struct px_req *pend_head, *pend_tail; /* proposed writes and cluster commands in flight */
@@ -195,6 +199,7 @@ struct px_server {
     ev_timer pause_timer;
     size_t npaused;
     uint64_t total_commands, total_writes, total_reads, total_conns, rejected_conns;
+    uint64_t reads_ahead, reads_ahead_dropped; /* linearizable reads sent before their round */
 };
 
 /* An EXEC going to the log: its transaction (possibly empty when the client watches keys:

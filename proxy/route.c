@@ -172,8 +172,12 @@ static int encode_info(struct px_server *s, const struct px_req *r, const redisR
         rn_info(s->node, &body);
         if (s->snap)
             px_snap_info(s->snap, &body);
-        rd_buf_printf(&body, "applied_index:%llu\r\nlocal_redis:%s\r\n",
-                      (unsigned long long)s->last_applied, s->backend_ready ? "up" : "down");
+        rd_buf_printf(&body,
+                      "applied_index:%llu\r\nlocal_redis:%s\r\nreads_ahead:%llu\r\n"
+                      "reads_ahead_dropped:%llu\r\n",
+                      (unsigned long long)s->last_applied, s->backend_ready ? "up" : "down",
+                      (unsigned long long)s->reads_ahead,
+                      (unsigned long long)s->reads_ahead_dropped);
     }
     int rc = rd_resp_bulk(out, body.data ? body.data : "", body.len);
     rd_buf_free(&body);
@@ -213,6 +217,21 @@ static int encode_read_reply(struct px_server *s, const struct px_req *r, const 
     return be_reply_encode(rep, out);
 }
 
+/* A read's reply came: it completes (or a blocking read parks). */
+static void read_finish(struct px_server *s, struct px_req *r, const redisReply *rep)
+{
+    if (r->blk != NULL && rep != NULL && rep->type == REDIS_REPLY_NIL && px_block_on_null(s, r))
+        return; /* XREAD BLOCK found nothing: parked */
+    if (r->blk != NULL && rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+        px_block_on_retry_error(s, r, rep->str, rep->len))
+        return; /* a parked XREAD on a key of another type stays parked, as in Redis */
+    if (rep == NULL)
+        px_reply_err(r, "%s", px_backend_unavailable(s));
+    else if (encode_read_reply(s, r, rep, &r->reply) != 0)
+        px_reply_err(r, "ERR out of memory");
+    px_req_done(r);
+}
+
 static void read_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct px_server *s = px_the_server();
@@ -220,17 +239,7 @@ static void read_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
     if (r == NULL)
         return;
     r->c->inflight--;
-    const redisReply *rep = reply;
-    if (r->blk != NULL && rep != NULL && rep->type == REDIS_REPLY_NIL && px_block_on_null(s, r))
-        return; /* XREAD BLOCK found nothing: parked */
-    if (r->blk != NULL && rep != NULL && rep->type == REDIS_REPLY_ERROR &&
-        px_block_on_retry_error(s, r, rep->str, rep->len))
-        return; /* a parked XREAD on a key of another type stays parked, as in Redis */
-    if (reply == NULL)
-        px_reply_err(r, "%s", px_backend_unavailable(s));
-    else if (encode_read_reply(s, r, reply, &r->reply) != 0)
-        px_reply_err(r, "ERR out of memory");
-    px_req_done(r);
+    read_finish(s, r, reply);
 }
 
 static void fmt_cmd(struct rd_buf *b, const struct px_cmd *cmd)
@@ -240,33 +249,92 @@ static void fmt_cmd(struct rd_buf *b, const struct px_cmd *cmd)
         rd_resp_bulk(b, cmd->argv[i], cmd->argvlen[i]);
 }
 
+/* Sends r's command to the local Redis under key in the inflight map; cb gets the reply. 0, or
+ * -1 when it could not be sent (nothing is left registered). */
+static int read_put(struct px_server *s, struct px_req *r, uint64_t key, redisCallbackFn *cb)
+{
+    rd_buf_reset(&s->scratch);
+    fmt_cmd(&s->scratch, &r->cmd);
+    if (be_link_select(s->link, r->db) != 0 || px_block_before_read(s, r) != 0 ||
+        rd_map_put(&s->inflight, key, r) != 0)
+        return -1;
+    if (be_link_send(s->link, s->scratch.data, s->scratch.len, cb, (void *)(uintptr_t)key) != 0) {
+        rd_map_del(&s->inflight, key);
+        return -1;
+    }
+    r->c->inflight++;
+    s->total_reads++;
+    return 0;
+}
+
 /* Sends a read to the local Redis. The request completes now (error) or in read_reply_cb. */
 static void read_send(struct px_server *s, struct px_req *r)
 {
     r->wait = PX_W_NONE;
-    if (!s->backend_ready) {
-        px_reply_err(r, "%s", px_backend_unavailable(s));
-        px_req_done(r);
-        return;
-    }
-    rd_buf_reset(&s->scratch);
-    fmt_cmd(&s->scratch, &r->cmd);
-    if (be_link_select(s->link, r->db) != 0 || px_block_before_read(s, r) != 0 ||
-        rd_map_put(&s->inflight, r->id, r) != 0) {
-        px_reply_err(r, "%s", px_backend_unavailable(s));
-        px_req_done(r);
-        return;
-    }
-    if (be_link_send(s->link, s->scratch.data, s->scratch.len, read_reply_cb,
-                     (void *)(uintptr_t)r->id) != 0) {
-        rd_map_del(&s->inflight, r->id);
+    if (!s->backend_ready || read_put(s, r, r->id, read_reply_cb) != 0) {
         px_reply_err(r, "%s", px_backend_unavailable(s));
         px_req_done(r);
         return;
     }
     r->state = REQ_INFLIGHT;
-    r->c->inflight++;
-    s->total_reads++;
+}
+
+/* ---- linearizable reads sent ahead of their round ----
+ *
+ * On the leader a linearizable read need not wait for its read-index round before it goes to
+ * Redis. When this node leads, has committed an entry of its term, and has sent its Redis every
+ * entry it knows committed, the read goes at once, beside the round (SPEC_SENT), and its reply is
+ * held (SPEC_HELD) until the round answers. It is used only if that round, asked for after the
+ * read was sent, succeeds in the same term (raft_lead_read_index says why that is linearizable;
+ * docs/consistency.md spells it out). Otherwise the send is forgotten (a reply still to come is
+ * dropped) and the read takes the ordinary path: round, index, then Redis. A round that succeeds
+ * before the reply came leaves an ordinary read in flight (SPEC_CONFIRMED). */
+enum { SPEC_NONE = 0, SPEC_SENT, SPEC_HELD, SPEC_CONFIRMED };
+
+static void spec_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct px_server *s = px_the_server();
+    struct px_req *r = rd_map_del(&s->inflight, (uint64_t)(uintptr_t)privdata);
+    if (r == NULL)
+        return; /* forgotten */
+    r->c->inflight--;
+    if (r->spec == SPEC_CONFIRMED) {
+        r->spec = SPEC_NONE;
+        read_finish(s, r, reply);
+        return;
+    }
+    r->spec = SPEC_NONE;
+    if (reply == NULL || encode_read_reply(s, r, reply, &r->reply) != 0) {
+        rd_buf_reset(&r->reply); /* the ordinary path will send it again */
+        return;
+    }
+    r->spec = SPEC_HELD;
+}
+
+static void spec_send(struct px_server *s, struct px_req *r)
+{
+    uint64_t term = rn_leader_term(s->node);
+    uint64_t index = rn_lead_read_index(s->node);
+    if (index == 0 || r->blk != NULL || be_apply_sent(s->apply) < index)
+        return;
+    r->spec_id = px_new_reqid(s);
+    if (read_put(s, r, r->spec_id, spec_reply_cb) != 0)
+        return;
+    r->spec = SPEC_SENT;
+    r->spec_term = term;
+    s->reads_ahead++;
+}
+
+/* Forgets a read sent ahead: its reply is dropped, whether held or still to come. */
+static void spec_forget(struct px_server *s, struct px_req *r)
+{
+    if (r->spec != SPEC_NONE)
+        s->reads_ahead_dropped++;
+    if (r->spec == SPEC_SENT && rd_map_del(&s->inflight, r->spec_id) != NULL)
+        r->c->inflight--;
+    else if (r->spec == SPEC_HELD)
+        rd_buf_reset(&r->reply);
+    r->spec = SPEC_NONE;
 }
 
 void px_route_read_again(struct px_server *s, struct px_req *r)
@@ -280,6 +348,8 @@ static void read_release(struct px_server *s, struct px_req *r, const char *msg)
     struct px_client *c = r->c;
     c->reads_waiting--;
     r->wait = PX_W_NONE;
+    if (c->closed || msg)
+        spec_forget(s, r);
     if (c->closed) {
         r->state = REQ_DONE;
         px_client_maybe_free(c);
@@ -288,6 +358,12 @@ static void read_release(struct px_server *s, struct px_req *r, const char *msg)
     if (msg) {
         rd_resp_simple(&r->reply, '-', msg);
         px_req_done(r);
+    } else if (r->spec == SPEC_HELD) {
+        r->spec = SPEC_NONE;
+        px_req_done(r);
+    } else if (r->spec == SPEC_SENT) {
+        r->spec = SPEC_CONFIRMED;
+        r->state = REQ_INFLIGHT;
     } else {
         read_send(s, r);
     }
@@ -322,6 +398,7 @@ static void ri_kick(struct px_server *s)
     if (rn_read_index(s->node, round) != RN_OK)
         return; /* no leader known yet: housekeeping tries again */
     s->ri_round = round;
+    s->ri_term = rn_leader_term(s->node);
     s->ri_started = ev_now(s->loop);
     s->ri_round_count = 0;
     for (struct px_req *r = s->ri_head; r; r = r->wnext) {
@@ -339,15 +416,22 @@ void px_on_read_index(struct px_server *s, uint64_t round, uint64_t index)
     if (index == 0) {
         /* Leadership changed under the round: the reads wait for the next one. */
         for (struct px_req *r = s->ri_head; r; r = r->wnext)
-            if (r->wait == PX_W_ROUND_SENT)
+            if (r->wait == PX_W_ROUND_SENT) {
                 r->wait = PX_W_ROUND;
+                spec_forget(s, r);
+            }
         ri_kick(s);
         return;
     }
     /* The reads of this round are at the head of the queue, in order. */
     while (s->ri_head && s->ri_head->wait == PX_W_ROUND_SENT && s->ri_head->round == round) {
         struct px_req *r = q_pop(&s->ri_head, &s->ri_tail);
-        wait_for_index(s, r, index);
+        if (r->spec != SPEC_NONE && r->spec_term != s->ri_term)
+            spec_forget(s, r);
+        if (r->spec != SPEC_NONE)
+            read_release(s, r, NULL);
+        else
+            wait_for_index(s, r, index);
     }
     ri_kick(s);
     px_process_waiting_reads(s);
@@ -371,6 +455,7 @@ void px_route_read(struct px_server *s, struct px_req *r)
     if (r->c->consistency == PX_CONSISTENCY_LINEARIZABLE && member) {
         r->wait = PX_W_ROUND;
         q_push(&s->ri_head, &s->ri_tail, r);
+        spec_send(s, r);
         ri_kick(s);
         return;
     }

@@ -984,6 +984,16 @@ int rn_read_index(struct rn_node *n, uint64_t rctx)
     return rc == 0 ? RN_OK : map_raft_err(rc);
 }
 
+uint64_t rn_leader_term(const struct rn_node *n)
+{
+    return raft_role(n->raft) == RAFT_LEADER ? raft_term(n->raft) : 0;
+}
+
+uint64_t rn_lead_read_index(struct rn_node *n)
+{
+    return rn_in_cluster(n) ? raft_lead_read_index(n->raft) : 0;
+}
+
 int rn_fetch(struct rn_node *n, uint64_t index, void **data, size_t *len)
 {
     if (index > n->commit)

@@ -148,6 +148,11 @@ int rn_propose(struct rn_node *n, uint64_t reqid, const void *data, size_t len, 
  * will be. (0, 0) before any entry was committed since start. */
 void rn_term_start(const struct rn_node *n, uint64_t *term, uint64_t *index);
 int rn_read_index(struct rn_node *n, uint64_t rctx);
+/* The term, when this node leads (0 otherwise), and raft_lead_read_index: the commit index a
+ * linearizable read may be taken at now, before its round (0: not the leader, or no entry of its
+ * term committed yet). */
+uint64_t rn_leader_term(const struct rn_node *n);
+uint64_t rn_lead_read_index(struct rn_node *n);
 /* Processes the core's ready state (persist, send, report). Called once per loop turn. */
 int rn_flush(struct rn_node *n);
 int rn_fetch(struct rn_node *n, uint64_t index, void **data, size_t *len);

@@ -268,6 +268,12 @@ int raft_propose(struct raft *r, const void *data, size_t len, uint64_t *index_o
  * may also vanish with a lost message, so time it out. On a follower the request goes to the
  * leader as RAFT_MSG_READ_INDEX (RAFT_ENOLEADER when none is known). */
 int raft_read_index(struct raft *r, uint64_t ctx);
+/* On a leader that has committed an entry of its term: its commit index; otherwise 0. A read of
+ * a state machine that has applied at least this index, taken now, is linearizable once a
+ * read-index round asked for after it (raft_read_index, in this same term) succeeds: the round
+ * shows no other leader had been elected by the time it was sent, and every write acknowledged
+ * before the read began is at or below this index. */
+uint64_t raft_lead_read_index(struct raft *r);
 /* Starts an election now (tests, or a single-node bootstrap that does not want to wait). */
 int raft_campaign(struct raft *r);
 /* Hands leadership to `target` (0: the most up-to-date voter), thesis §3.10: proposals are

@@ -94,6 +94,13 @@ void raft_reads_fail(struct raft *r)
     r->read_round_needed = 0;
 }
 
+uint64_t raft_lead_read_index(struct raft *r)
+{
+    if (r->role != RAFT_LEADER || raft_sticky(r) || !raft_committed_in_term(r))
+        return 0;
+    return r->log.commit;
+}
+
 int raft_read_index(struct raft *r, uint64_t ctx)
 {
     if (raft_sticky(r))

@@ -79,6 +79,29 @@ start_cluster 3 {default_bus_port 1} {
         }
     }
 
+    test {Linearizable reads on the leader go to Redis beside their read-index round} {
+        set l [wait_for_leader]
+        set f [expr {$l % 3 + 1}]
+        set ahead {apply {{i} {
+            set d [::rd::parse_info [[node_client $i] info raft]]
+            list [dict get $d reads_ahead] [dict get $d reads_ahead_dropped]
+        }}}
+        lassign [{*}$ahead $l] l0 ld0
+        lassign [{*}$ahead $f] f0 fd0
+        for {set k 0} {$k < 20} {incr k} {
+            assert_equal OK [[node_client $l] set ra:$k v$k]
+            assert_equal v$k [[node_client $l] get ra:$k]
+            assert_equal v$k [[node_client $f] get ra:$k]
+        }
+        lassign [{*}$ahead $l] l1 ld1
+        lassign [{*}$ahead $f] f1 fd1
+        # Every read on the leader went ahead and was used (the 20 GETs and the second INFO,
+        # itself a linearizable read); a follower never sends one ahead.
+        assert_equal 21 [expr {$l1 - $l0}]
+        assert_equal $ld0 $ld1
+        assert_equal [list $f0 $fd0] [list $f1 $fd1]
+    }
+
     test {A follower forwards writes: written via a follower, read on the leader and the third node} {
         set leader [wait_for_leader]
         set followers [lsearch -all -inline -not -exact {1 2 3} $leader]

@@ -90,8 +90,18 @@ start_cluster 3 [list redraft $timeouts] {
     test {An isolated leader: TRYAGAIN for linearizable reads, old value for eventual ones, writes refused} {
         set alone [wait_for_leader]
         assert_equal OK [[node_client $alone] set p:l v1]
+        set ev [new_client [node_port $alone]]
+        $ev client consistency eventual
         foreach i [others $alone] {stop_node $i}
+        set d0 [::rd::parse_info [$ev info raft]]
         set werr [check_isolated $alone p:l v1]
+        set d1 [::rd::parse_info [$ev info raft]]
+        # Its linearizable read went to Redis ahead of its round, and the reply was dropped when
+        # no round could confirm the leadership.
+        foreach f {reads_ahead reads_ahead_dropped} {
+            assert_equal 1 [expr {[dict get $d1 $f] - [dict get $d0 $f]}] $f
+        }
+        close_client $ev
         foreach i [others $alone] {cont_node $i}
         check_recovered p:l v1 $werr
     }

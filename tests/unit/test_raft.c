@@ -871,11 +871,22 @@ static void test_read_index_waits_for_commit_in_term(void **state)
     while (role(c, 1) != RAFT_LEADER)
         deliver(c);
     assert_int_equal(raft_read_index(c->nodes[1].r, 7), 0);
+    assert_int_equal(raft_lead_read_index(c->nodes[1].r), 0); /* nor may a read go ahead */
     process(c, 1);
     assert_int_equal(c->nodes[1].n_reads, 0);
     stabilize(c);
     assert_int_equal(c->nodes[1].n_reads, 1);
     assert_int_equal(c->nodes[1].reads[0].index, 2);
+    assert_int_equal(raft_lead_read_index(c->nodes[1].r), 2);
+    assert_int_equal(raft_lead_read_index(c->nodes[2].r), 0); /* followers never */
+    propose(c, 1, "w");
+    stabilize(c);
+    assert_int_equal(raft_lead_read_index(c->nodes[1].r), 3);
+    /* Deposed: a higher term elsewhere, and it no longer offers an index. */
+    campaign(c, 2);
+    stabilize(c);
+    assert_int_equal(role(c, 2), RAFT_LEADER);
+    assert_int_equal(raft_lead_read_index(c->nodes[1].r), 0);
     cluster_free(c);
 }
 
