@@ -455,7 +455,7 @@ static void retry(struct px_server *s, struct px_req *r)
     /* A new id: a late reply to an earlier try can never be taken for this one's. */
     r->id = px_new_reqid(s);
     rd_buf_reset(&r->entry);
-    if (px_route_write(s, r) != 0)
+    if (px_route_retry_write(s, r) != 0)
         px_req_done(r);
 }
 

@@ -68,6 +68,8 @@ static void pend_add(struct px_server *s, struct px_req *r)
     else
         s->pend_head = r;
     s->pend_tail = r;
+    if (r->retry_seq != 0)
+        s->retries_pending++;
 }
 
 static void pend_del(struct px_server *s, struct px_req *r)
@@ -81,6 +83,22 @@ static void pend_del(struct px_server *s, struct px_req *r)
     else
         s->pend_tail = r->pprev;
     r->pprev = r->pnext = NULL;
+    if (r->retry_seq != 0) {
+        s->retries_pending--;
+        r->retry_seq = 0;
+    }
+}
+
+/* Whether a retry of a parked command that r must wait for (proposed before r arrived) is still
+ * unanswered. */
+static int retry_ahead(const struct px_server *s, const struct px_req *r)
+{
+    if (r->need_retry == 0 || s->retries_pending == 0)
+        return 0;
+    for (const struct px_req *p = s->pend_head; p != NULL; p = p->pnext)
+        if (p->retry_seq != 0 && p->retry_seq <= r->need_retry)
+            return 1;
+    return 0;
 }
 
 /* Takes a write or cluster command out of flight without applying it and writes its reply: an
@@ -315,7 +333,7 @@ static void spec_send(struct px_server *s, struct px_req *r)
 {
     uint64_t term = rn_leader_term(s->node);
     uint64_t index = rn_lead_read_index(s->node);
-    if (index == 0 || r->blk != NULL || be_apply_sent(s->apply) < index)
+    if (index == 0 || r->blk != NULL || r->need_retry != 0 || be_apply_sent(s->apply) < index)
         return;
     r->spec_id = px_new_reqid(s);
     if (read_put(s, r, r->spec_id, spec_reply_cb) != 0)
@@ -375,7 +393,7 @@ void px_process_waiting_reads(struct px_server *s)
 {
     while (s->wait_head) {
         struct px_req *r = s->wait_head;
-        if (s->backend_ready && be_apply_sent(s->apply) < r->need_index)
+        if (s->backend_ready && (be_apply_sent(s->apply) < r->need_index || retry_ahead(s, r)))
             break;
         q_pop(&s->wait_head, &s->wait_tail);
         read_release(s, r, NULL);
@@ -447,6 +465,9 @@ void px_route_read(struct px_server *s, struct px_req *r)
     r->state = REQ_WAIT_INDEX;
     r->c->reads_waiting++;
     r->deadline = ev_now(s->loop) + s->cfg->read_timeout_ms / 1000.0;
+    r->need_retry = 0;
+    if (s->retries_pending > 0 && r->c->consistency != PX_CONSISTENCY_EVENTUAL)
+        r->need_retry = s->retry_seq;
     /* A node joining a cluster (RAFT.CLUSTER JOIN or cluster-join, before the leader has sent
      * it a log) has an empty Redis: its linearizable reads wait for a read index like those of
      * a member, which they get once the log arrives (or TRYAGAIN after read-timeout). Only a
@@ -462,12 +483,21 @@ void px_route_read(struct px_server *s, struct px_req *r)
     /* EVENTUAL and SESSION read what this node has; after a restart SESSION still waits for
      * what was committed before it (the client may have seen it on this node). */
     uint64_t need = r->c->consistency == PX_CONSISTENCY_EVENTUAL ? 0 : s->restart_commit;
-    if (s->wait_head == NULL && be_apply_sent(s->apply) >= need) {
+    if (s->wait_head == NULL && be_apply_sent(s->apply) >= need && !retry_ahead(s, r)) {
         r->c->reads_waiting--;
         read_send(s, r);
         return;
     }
     wait_for_index(s, r, need);
+}
+
+int px_route_retry_write(struct px_server *s, struct px_req *r)
+{
+    r->retry_seq = ++s->retry_seq;
+    int rc = px_route_write(s, r);
+    if (r->pprev == NULL && s->pend_head != r)
+        r->retry_seq = 0; /* not pending (refused, or waiting for a leader): nothing to wait for */
+    return rc;
 }
 
 /* ---- writes ---- */
@@ -822,6 +852,7 @@ static void housekeeping_cb(struct ev_loop *loop, ev_timer *w, int revents)
     px_kick_leader_waiters(s);
     expire_writes(s, now);
     expire_reads(s, now);
+    px_process_waiting_reads(s); /* a retry that timed out no longer holds reads back */
     px_block_tick(s);
 }
 

@@ -175,6 +175,30 @@ start_cluster 3 {} {
         bl_close_all
     }
 
+    test {A read after the push that woke parked BLMOVEs sees their moves, on the leader and a follower} {
+        # Redis serves blocked clients before its next command: a read sent after the push's
+        # reply sees the element moved along the whole chain (its unit/type/list "Linked
+        # LMOVEs"). Here the moves are retries in the log, which reads on the node wait for.
+        foreach i [list $leader $follower] {
+            for {set round 0} {$round < 5} {incr round} {
+                set a [bl_client $i]
+                set b [bl_client $i]
+                [node_client $i] del bl:k1 bl:k2 bl:k3
+                $a blmove bl:k1 bl:k2 right left 0
+                bl_wait_parked $i 1
+                $b blmove bl:k2 bl:k3 left right 0
+                bl_wait_parked $i 2
+                [node_client $i] rpush bl:k1 foo
+                assert_equal {} [[node_client $i] lrange bl:k1 0 -1] "node $i round $round"
+                assert_equal {} [[node_client $i] lrange bl:k2 0 -1] "node $i round $round"
+                assert_equal {foo} [[node_client $i] lrange bl:k3 0 -1] "node $i round $round"
+                assert_equal foo [$a read]
+                assert_equal foo [$b read]
+                bl_close_all
+            }
+        }
+    }
+
     test {XREAD BLOCK with $ gets only the entries added after it} {
         [node_client 1] xadd bl:s 1-1 f old
         set rd [bl_client 3]
