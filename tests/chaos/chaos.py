@@ -349,11 +349,11 @@ def main():
             ap.error("unknown fault kinds: %s (known: %s)" % (", ".join(bad), ", ".join(KINDS)))
         kinds = []
         for k in wanted:
-            need = KINDS[k][0]
-            if have.get(need, False):
+            lacking = [x for x in KINDS[k][0].split(",") if x and not have.get(x, False)]
+            if not lacking:
                 kinds.append(k)
             else:
-                log("SKIPPED fault kind %s: %s" % (k, why.get(need)))
+                log("SKIPPED fault kind %s: %s" % (k, why.get(lacking[0])))
         if "kill-leader" in kinds and not have["iptables"]:
             kinds.remove("kill-leader")
             kinds.insert(0, "kill-leader")

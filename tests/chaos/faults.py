@@ -26,6 +26,7 @@ KINDS = {
     "redis-restart": ("", 0.3, 2.0),  # kill -9 of a redis-server, restarted empty
     "clock-jump": ("faketime", 2.0, 5.0),  # one node's CLOCK_REALTIME jumps by +-30..600 s
     "clock-rate": ("faketime", 2.0, 5.0),  # one node's clocks run 0.25..4 times as fast
+    "stale-leader": ("iptables,faketime", 3.0, 6.0),  # a leader cut off, its clocks slowed
     "member-replace": ("", 4.0, 8.0),  # RAFT.NODE REMOVE a follower, then a fresh node joins
     "member-remove-leader": ("", 4.0, 8.0),  # RAFT.NODE REMOVE of the leader, then a new node
     "member-during-fault": ("iptables", 4.0, 8.0),  # a replacement under packet loss
@@ -35,7 +36,7 @@ KINDS = {
 }
 # What the short run of `make test` draws from; the first two always come first.
 SHORT_KINDS = ["partition-leader", "kill-leader", "partition-split", "partition-oneway",
-               "packet-loss", "pause", "redis-restart", "power-loss", "clock-rate"]
+               "packet-loss", "pause", "redis-restart", "power-loss", "clock-rate", "stale-leader"]
 
 
 def make_schedule(seed, kinds, start, end):
@@ -276,6 +277,32 @@ class Faults:
         n.set_clock(rate=rate)
         self.count(kind)
         self.hold(dur)
+        n.set_clock(rate=1.0)
+
+    def f_stale_leader(self, kind, dur, rnd):
+        """The node with faked clocks is made leader, its clocks slowed to a quarter, and it is
+        cut off from the other nodes (not from clients). The others elect a leader and take
+        writes long before its check-quorum notices, so for seconds it believes it still leads
+        while its clients keep sending to it: whatever it answers must not be stale (a leader
+        that read its Redis without a read-index round would answer old values here)."""
+        n = self.clock_node("rate")
+        if n is None or not n.up():
+            return self.count(kind, False, "the node with faked clocks is not running")
+        ld = self.leader()
+        if ld is not n:
+            if ld is None or n.node_id is None:
+                return self.count(kind, False, "no leader")
+            try:
+                call(ld.addr, self.c.port, "RAFT.TRANSFER-LEADER", n.node_id, timeout=2.0)
+            except Exception as e:  # noqa: BLE001 - refused now: skip the episode
+                return self.count(kind, False, "transfer to %r: %s" % (n, e))
+            deadline = time.monotonic() + 3.0
+            while self.c.leader() is not n and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self.c.leader() is not n:
+                return self.count(kind, False, "%r did not take the leadership" % n)
+        n.set_clock(rate=0.25)
+        self.partition(kind, dur, [[n], self.others([n])])
         n.set_clock(rate=1.0)
 
     # ---- membership
