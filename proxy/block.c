@@ -455,7 +455,11 @@ static void retry(struct px_server *s, struct px_req *r)
     /* A new id: a late reply to an earlier try can never be taken for this one's. */
     r->id = px_new_reqid(s);
     rd_buf_reset(&r->entry);
-    if (px_route_retry_write(s, r) != 0)
+    /* While it is pending, SESSION and LINEARIZABLE reads that arrive on this node wait for
+     * its answer, as Redis serves blocked clients before it runs the next command: a read after
+     * the wake-up sees the pop (route.c counts it in the pending list: retry_ahead). */
+    r->retry_seq = ++s->retry_seq;
+    if (px_route_write(s, r) != 0)
         px_req_done(r);
 }
 

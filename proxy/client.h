@@ -66,12 +66,13 @@ struct px_req {
     uint64_t prop_index, prop_term; /* where the leader put the write (0: not known yet) */
     uint64_t fwd_term;              /* a forwarded write: the only term it may be proposed in */
     uint64_t round;                 /* the read-index round it is in */
-    int spec;            /* a linearizable read sent ahead of its round (route.c, SPEC_*) */
-    uint64_t spec_id;    /* that send's key in the inflight map */
-    uint64_t spec_term;  /* the term it was sent in: only a round of this term confirms it */
-    uint64_t retry_seq;  /* a parked command proposed again, while in the pending list (0: not) */
-    uint64_t need_retry; /* a read: the retries up to this one must be answered first */
-    double deadline;     /* when a write's outcome becomes "unknown" */
+    int spec;               /* a linearizable read sent ahead of its round (route.c, SPEC_*) */
+    uint64_t spec_id;       /* that send's key in the inflight map */
+    uint64_t spec_term;     /* the term it was sent in: only a round of this term confirms it */
+    uint64_t retry_seq;     /* a parked command proposed again (block.c), until it leaves the
+                             * pending list (0: not one) */
+    uint64_t need_retry;    /* a read: the retries up to this one must be answered first */
+    double deadline;        /* when a write's outcome becomes "unknown" */
     double leader_deadline; /* when a write without a leader gives up */
     struct rd_buf entry;    /* a write's encoded log entry, kept for re-proposing */
     struct px_cmd *mcmds;   /* EXEC: the transaction's commands (owned) */

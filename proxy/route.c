@@ -491,15 +491,6 @@ void px_route_read(struct px_server *s, struct px_req *r)
     wait_for_index(s, r, need);
 }
 
-int px_route_retry_write(struct px_server *s, struct px_req *r)
-{
-    r->retry_seq = ++s->retry_seq;
-    int rc = px_route_write(s, r);
-    if (r->pprev == NULL && s->pend_head != r)
-        r->retry_seq = 0; /* not pending (refused, or waiting for a leader): nothing to wait for */
-    return rc;
-}
-
 /* ---- writes ---- */
 
 static int write_try(struct px_server *s, struct px_req *r);

@@ -16,10 +16,6 @@ void px_route_read(struct px_server *s, struct px_req *r);
  * refused it at once): r is done but not completed, the caller calls px_req_done or lets its
  * dispatcher flush it. */
 int px_route_write(struct px_server *s, struct px_req *r);
-/* px_route_write for a parked command tried again after a write woke it. Reads that arrive
- * on this node before its answer wait for it (SESSION and LINEARIZABLE ones), as Redis serves
- * blocked clients before it runs the next command: a read after the wake-up sees the pop. */
-int px_route_retry_write(struct px_server *s, struct px_req *r);
 /* Sends r (a read, dispatched before) to the local Redis again: a parked XREAD's retry. */
 void px_route_read_again(struct px_server *s, struct px_req *r);
 void px_process_waiting_reads(struct px_server *s);
