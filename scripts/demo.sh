@@ -10,7 +10,8 @@ NODES=${DEMO_NODES:-3}
 REDIS_BASE=${DEMO_REDIS_PORT:-16379}
 RAFT_BASE=${DEMO_PORT:-7379}
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=scripts/ports.sh
+. "$ROOT/scripts/ports.sh"
 
 wait_ping() { # port
     for _ in $(seq 1 100); do
@@ -48,7 +49,7 @@ start() {
         rp=$((REDIS_BASE + i - 1))
         pp=$((RAFT_BASE + i - 1))
         for p in "$rp" "$pp" $((pp + 10000)); do
-            port_free "$p" || { echo "port $p is in use; set DEMO_PORT/DEMO_REDIS_PORT" >&2; stop; exit 1; }
+            rd_port_free "$p" || { echo "port $p is in use; set DEMO_PORT/DEMO_REDIS_PORT" >&2; stop; exit 1; }
         done
         mkdir -p "$DEMO/redis$i" "$DEMO/node$i"
         # setsid: the servers outlive `make` and its terminal; nothing holds make's output open.

@@ -1,8 +1,10 @@
-# Free loopback ports for the shell harnesses (tests/clients/run.sh, contrib/bench/bench.sh).
+# Free loopback ports for the shell harnesses (tests/clients/run.sh, contrib/bench/bench.sh;
+# scripts/demo.sh checks its fixed ports with rd_port_free).
 # Sourced, not run. Ports come from below the kernel's ephemeral range: a port inside it can be
 # taken as the local end of any outgoing connection (a redis-cli, a node joining) between the
 # moment it is picked and the moment a server binds it, and that server then fails to start.
 #
+#   rd_port_free PORT  whether nothing listens on PORT
 #   rd_pick_port VAR   sets VAR to a port nobody listens on and not handed out before; call it
 #                      in the harness's own shell (a subshell would forget what it handed out)
 
