@@ -42,7 +42,13 @@ if [ ! -e "$policy" ]; then
     chmod 755 "$policy"
     made_policy=1
 fi
-cleanup() { [ "$made_policy" -eq 1 ] && rm -f "$policy"; }
+# An if, not `[ ] && rm`: the trap's last status becomes the script's exit status, and a
+# policy-rc.d that was already there (every Debian container image) would make it 1.
+cleanup() {
+    if [ "$made_policy" -eq 1 ]; then
+        rm -f "$policy"
+    fi
+}
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
@@ -57,3 +63,4 @@ if [ "$redis_was_installed" -eq 0 ] && command -v systemctl >/dev/null 2>&1 &&
     # We brought the package in: its service is not ours to run.
     systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
+exit 0
