@@ -15,7 +15,13 @@
 
 #define APPLY_RETRY_MS 1000
 
-enum item_kind { ITEM_CMDS, ITEM_GROUPED_SET, ITEM_VOID };
+enum item_kind { ITEM_CMDS, ITEM_GROUPED_SET, ITEM_VOID, ITEM_KILL };
+
+/* The most entries one look for kill entries reads while Redis is busy (a node far behind). */
+#define APPLY_KILL_SCAN_MAX 200000
+
+static const char killed_before_run[] = "ERR Script killed by user with SCRIPT KILL...";
+static const char notbusy[] = "-NOTBUSY No scripts in execution right now.\r\n";
 
 struct batch_item {
     uint64_t index;
@@ -24,7 +30,8 @@ struct batch_item {
     uint32_t npos; /* how many queued commands are its own */
     uint8_t mine;  /* a client of this node waits for the reply */
     uint8_t kind;
-    uint8_t multi; /* reply is one array of all its commands' replies */
+    uint8_t multi;  /* reply is one array of all its commands' replies */
+    uint8_t script; /* runs a script or a function (EVAL, EVALSHA, FCALL): ends its batch */
 };
 
 struct batch {
@@ -53,6 +60,14 @@ struct be_apply {
     uint64_t lost_lo, lost_hi;
     struct batch *inflight; /* at most one */
     struct rd_map voids;    /* index -> malloc'd error text of entries applied as no-ops */
+    /* Kills (apply.h): script entries whose kill committed before they ran (index -> 1), the
+     * answers for kill entries of this node's clients (kill index -> malloc'd RESP line). */
+    struct rd_map killed;
+    struct rd_map kill_out;
+    int busy;            /* the local Redis says a script runs past its threshold */
+    uint64_t scan_from;  /* while busy: the next committed index to look at for kills */
+    uint64_t kill_asked; /* the kill entry whose SCRIPT/FUNCTION KILL is out, 0 none */
+    uint64_t kill_reqid; /* its request id when a client of this node waits for it, else 0 */
     ev_timer retry;
     int stalled;
     int watch; /* report applied commands (cbs.command) */
@@ -151,6 +166,20 @@ static int is_cmd(const struct be_cmd *c, const char *name, int argc)
            strncasecmp(c->argv[0], name, n) == 0;
 }
 
+/* A script or function call of a client's. redraft's own scripts (proxy/rewrite.c: SPOP, XADD
+ * with `*`) are short and start with "--redraft:"; they need no batch of their own. */
+static int is_script_cmd(const struct be_cmd *c)
+{
+    char first = (char)(c->argv[0][0] | 0x20);
+    if (c->argc < 2 || (first != 'e' && first != 'f'))
+        return 0;
+    if (is_cmd(c, "fcall", 0))
+        return 1;
+    if (is_cmd(c, "eval", 0))
+        return !(c->argvlen[1] >= 10 && memcmp(c->argv[1], "--redraft:", 10) == 0);
+    return is_cmd(c, "evalsha", 0);
+}
+
 /* A run of commands that can be merged into one (MSET or DEL) while it is being collected. */
 struct run {
     int kind; /* 0 none, 1 MSET, 2 DEL */
@@ -224,6 +253,19 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
     }
     if (!ok)
         rd_warning("log entry %llu is malformed; applied as a no-op", (unsigned long long)index);
+    if (ok && have_one && is_cmd(&one, BE_KILL_CMD, 3)) {
+        /* A kill is decided by the log but done on the side (be_apply_commit): here it only
+         * answers its client, with what this node's Redis said to it. */
+        it->mine = h.origin == ap->node_id;
+        it->reqid = h.reqid;
+        it->kind = ITEM_KILL;
+        return 0;
+    }
+    if (ok && rd_map_get(&ap->killed, index) != NULL && rd_map_get(&ap->voids, index) == NULL) {
+        char *msg = strdup(killed_before_run);
+        if (msg != NULL && rd_map_put(&ap->voids, index, msg) != 0)
+            free(msg);
+    }
     if (!ok || rd_map_get(&ap->voids, index) != NULL) {
         /* Entries voided earlier (refused by Redis when queued) still report their error. */
         if (ok) {
@@ -254,6 +296,8 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
         } else if ((rc = be_entry_next(&ap->rd, &c)) != 1) {
             break;
         }
+        if (is_script_cmd(&c))
+            it->script = 1;
         int mergeable = h.ncmds == 1 && !it->multi;
         int kind = 0;
         if (mergeable && is_cmd(&c, "set", 3))
@@ -312,6 +356,10 @@ static void batch_build(struct be_apply *ap)
     for (idx = b->first; ok && idx <= last; idx++) {
         void *data = NULL;
         size_t len = 0;
+        if (idx == ap->kill_asked && idx > b->first)
+            break; /* its answer must be in before it is applied: a batch of its own */
+        if (b->nitems > 0 && b->items[b->nitems - 1].script)
+            break; /* a script ends its batch: a kill then names exactly the one in flight */
         if (ap->cbs.fetch(ap->ctx, idx, &data, &len) != 0) {
             rd_warning("cannot read committed log entry %llu; will retry", (unsigned long long)idx);
             break;
@@ -351,6 +399,8 @@ static void apply_kick(struct be_apply *ap)
 {
     if (!ap->running || ap->stalled || ap->inflight != NULL || ap->sent >= ap->commit)
         return;
+    if (ap->kill_asked != 0 && ap->kill_asked == ap->sent + 1)
+        return; /* be_apply_kill_outcome kicks again */
     batch_build(ap);
 }
 
@@ -392,6 +442,13 @@ static void deliver(struct be_apply *ap, const struct batch_item *it, const redi
 {
     struct rd_buf *out = &ap->scratch;
     rd_buf_reset(out);
+    if (it->kind == ITEM_KILL) {
+        const char *o = rd_map_get(&ap->kill_out, it->index);
+        if (o == NULL)
+            o = notbusy;
+        ap->cbs.reply(ap->ctx, it->reqid, o, strlen(o));
+        return;
+    }
     if (it->kind == ITEM_VOID) {
         const char *e = rd_map_get(&ap->voids, it->index);
         rd_resp_simple(out, '-', e ? e : "ERR redraft: entry not applied");
@@ -418,7 +475,7 @@ static void report_commands(struct be_apply *ap, const struct batch *b, const re
 {
     for (size_t i = 0; i < b->nitems; i++) {
         const struct batch_item *it = &b->items[i];
-        if (it->kind == ITEM_VOID)
+        if (it->kind == ITEM_VOID || it->kind == ITEM_KILL)
             continue;
         void *data = NULL;
         size_t len = 0;
@@ -467,8 +524,10 @@ static void exec_cb(redisAsyncContext *ac, void *reply, void *privdata)
         /* After the replies: a client parked by one of them must see the rest of the batch. */
         if (ap->watch && ap->cbs.command)
             report_commands(ap, b, r);
-        for (uint64_t i = b->first; i <= b->last; i++)
+        for (uint64_t i = b->first; i <= b->last; i++) {
             free(rd_map_del(&ap->voids, i));
+            free(rd_map_del(&ap->kill_out, i));
+        }
         batch_free(b);
         if (ap->cbs.applied)
             ap->cbs.applied(ap->ctx, ap->applied);
@@ -512,6 +571,8 @@ struct be_apply *be_apply_new(struct ev_loop *loop, struct be_link *link, uint64
     ap->ctx = ctx;
     ap->cbs = *cbs;
     rd_map_init(&ap->voids);
+    rd_map_init(&ap->killed);
+    rd_map_init(&ap->kill_out);
     rd_buf_init(&ap->scratch);
     ev_timer_init(&ap->retry, retry_cb, 0, 0);
     ap->retry.data = ap;
@@ -528,6 +589,11 @@ void be_apply_free(struct be_apply *ap)
         if (ap->voids.slots[i].key != 0)
             free(ap->voids.slots[i].val);
     rd_map_free(&ap->voids);
+    for (size_t i = 0; i < ap->kill_out.cap; i++)
+        if (ap->kill_out.slots[i].key != 0)
+            free(ap->kill_out.slots[i].val);
+    rd_map_free(&ap->kill_out);
+    rd_map_free(&ap->killed);
     rd_buf_free(&ap->scratch);
     be_entry_reader_free(&ap->rd);
     free(ap);
@@ -589,10 +655,114 @@ void be_apply_stop(struct be_apply *ap)
     ev_timer_stop(ap->loop, &ap->retry);
 }
 
+/* The script entry in the batch in flight (it is always the batch's last), or 0. */
+uint64_t be_apply_running_script(const struct be_apply *ap)
+{
+    const struct batch *b = ap->inflight;
+    if (b == NULL || b->nitems == 0 || !b->items[b->nitems - 1].script)
+        return 0;
+    return b->items[b->nitems - 1].index;
+}
+
+/* One committed entry looked at for a kill: REDRAFT.KILL SCRIPT|FUNCTION <target>. */
+static void kill_seen(struct be_apply *ap, uint64_t kidx, const struct be_entry_hdr *h,
+                      const struct be_cmd *c)
+{
+    long long target;
+    if (rd_parse_ll(c->argv[2], c->argvlen[2], &target) != 0 || target <= 0)
+        return;
+    int function = c->argvlen[1] == 8 && strncasecmp(c->argv[1], "function", 8) == 0;
+    uint64_t t = (uint64_t)target;
+    if (t == be_apply_running_script(ap)) {
+        if (ap->kill_asked != 0)
+            return; /* one kill at a time; the script it kills is this one too */
+        rd_warning("log entry %llu kills the %s of entry %llu, running on the local redis",
+                   (unsigned long long)kidx, function ? "function" : "script",
+                   (unsigned long long)t);
+        ap->kill_asked = kidx;
+        ap->kill_reqid = h->origin == ap->node_id ? h->reqid : 0;
+        /* Should Redis come back empty (a restart), the refill must not run it again. */
+        rd_map_put(&ap->killed, t, (void *)1);
+        if (ap->cbs.kill == NULL || ap->cbs.kill(ap->ctx, function, kidx) != 0)
+            be_apply_kill_outcome(ap, kidx, "ERR the local redis could not be asked", 1);
+    } else if (t > ap->sent) {
+        rd_warning("log entry %llu kills entry %llu before it runs here", (unsigned long long)kidx,
+                   (unsigned long long)t);
+        rd_map_put(&ap->killed, t, (void *)1);
+    } else {
+        rd_warning("log entry %llu kills entry %llu, which this node's redis had finished",
+                   (unsigned long long)kidx, (unsigned long long)t);
+    }
+}
+
+/* While Redis is busy, committed entries are looked at as they commit: a kill entry must act
+ * while the apply path is stuck behind the script it kills. */
+static void scan_kills(struct be_apply *ap)
+{
+    if (!ap->busy || ap->inflight == NULL)
+        return;
+    if (ap->scan_from <= ap->sent)
+        ap->scan_from = ap->sent + 1;
+    uint64_t end = ap->commit;
+    if (end >= ap->scan_from && end - ap->scan_from >= APPLY_KILL_SCAN_MAX)
+        end = ap->scan_from + APPLY_KILL_SCAN_MAX - 1;
+    for (; ap->scan_from <= end; ap->scan_from++) {
+        void *data = NULL;
+        size_t len = 0;
+        struct be_entry_hdr h;
+        struct be_cmd c;
+        if (ap->cbs.fetch(ap->ctx, ap->scan_from, &data, &len) != 0)
+            break;
+        if (len > 0 && be_entry_open(&ap->rd, data, len, &h) == 0 && h.ncmds == 1 &&
+            be_entry_next(&ap->rd, &c) == 1 && is_cmd(&c, BE_KILL_CMD, 3))
+            kill_seen(ap, ap->scan_from, &h, &c);
+        free(data);
+    }
+}
+
+void be_apply_set_busy(struct be_apply *ap, int busy)
+{
+    ap->busy = busy;
+    ap->scan_from = ap->sent + 1;
+    scan_kills(ap);
+}
+
+void be_apply_kill_outcome(struct be_apply *ap, uint64_t kill_index, const char *reply,
+                           int is_error)
+{
+    uint64_t reqid = 0;
+    if (kill_index == ap->kill_asked) {
+        reqid = ap->kill_reqid;
+        ap->kill_asked = ap->kill_reqid = 0;
+    }
+    if (reply == NULL)
+        reply = "ERR the connection to the local redis broke before it answered the kill";
+    struct rd_buf b;
+    rd_buf_init(&b);
+    rd_resp_simple(&b, is_error ? '-' : '+', reply);
+    char *o = malloc(b.len + 1);
+    if (o != NULL) {
+        memcpy(o, b.data, b.len);
+        o[b.len] = '\0';
+        free(rd_map_del(&ap->kill_out, kill_index));
+        if (rd_map_put(&ap->kill_out, kill_index, o) != 0)
+            free(o);
+    }
+    /* The kill's client has its answer now: the kill entry is applied only after the script
+     * ends, which an unkillable one never does. */
+    if (reqid != 0)
+        ap->cbs.reply(ap->ctx, reqid, b.data, b.len);
+    rd_buf_free(&b);
+    rd_notice("the local redis answered the kill of log entry %llu: %s",
+              (unsigned long long)kill_index, reply);
+    apply_kick(ap);
+}
+
 void be_apply_commit(struct be_apply *ap, uint64_t commit)
 {
     if (commit > ap->commit)
         ap->commit = commit;
+    scan_kills(ap);
     apply_kick(ap);
 }
 

@@ -33,6 +33,17 @@ struct be_link;
 struct redisReply;
 struct ev_loop;
 
+/* A kill decided through the log: the entry `REDRAFT.KILL SCRIPT|FUNCTION <index>` (one
+ * command), proposed by the node whose client sent SCRIPT KILL or FUNCTION KILL while the
+ * script of entry <index> ran on its Redis. It is never sent to Redis. Each node, while its
+ * Redis says it is busy (ctl.h), reads entries as they commit; finding the kill of the script
+ * in flight, it asks the owner to send the kill (cbs.kill) and, when the answer comes
+ * (be_apply_kill_outcome), gives it to the kill's client when the kill entry is applied. A kill
+ * of an entry not yet run here makes that entry a no-op (its reply Redis's "Script killed by
+ * user" text), so the killed entry does nothing on any replica. A script entry always ends its
+ * batch, so the one in flight is known exactly. */
+#define BE_KILL_CMD "redraft.kill"
+
 struct be_apply_cbs {
     /* The committed entry at index: *data malloc'd, owned by apply from then on. 0 or -1. */
     int (*fetch)(void *ctx, uint64_t index, void **data, size_t *len);
@@ -46,6 +57,9 @@ struct be_apply_cbs {
      * (assume it touched anything). Arguments are borrowed for the call. */
     void (*command)(void *ctx, uint64_t db, int argc, const char *const *argv,
                     const size_t *argvlen, int null_or_error);
+    /* Send FUNCTION KILL (function) or SCRIPT KILL to the local Redis for the kill entry at
+     * kill_index; answer with be_apply_kill_outcome. 0, or -1 when it cannot be sent. */
+    int (*kill)(void *ctx, int function, uint64_t kill_index);
 };
 
 struct be_apply;
@@ -73,6 +87,14 @@ void be_apply_set_watch(struct be_apply *ap, int on);
 uint64_t be_apply_applied(const struct be_apply *ap); /* confirmed by Redis */
 uint64_t be_apply_sent(const struct be_apply *ap);    /* written to the link */
 int be_apply_running(const struct be_apply *ap);
+
+/* The local Redis says a script runs past its threshold (1), or no longer (0). */
+void be_apply_set_busy(struct be_apply *ap, int busy);
+/* Redis's answer to the kill asked for kill_index (NULL: none came). */
+void be_apply_kill_outcome(struct be_apply *ap, uint64_t kill_index, const char *reply,
+                           int is_error);
+/* The index of the script entry in the batch in flight, or 0. */
+uint64_t be_apply_running_script(const struct be_apply *ap);
 
 /* Encodes a hiredis reply as RESP2 bytes. 0 or -1 (no memory). A nil is "$-1", or "*-1" when it
  * came from a reader marked by be_reply_mark_nil_arrays (link.h). */

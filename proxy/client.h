@@ -179,7 +179,11 @@ struct px_server {
     int backend_ready;
     int hidden_db;
     char backend_version[32];
-    char backend_err[256];   /* non-empty: data commands are refused with this */
+    char backend_err[256]; /* non-empty: data commands are refused with this */
+    /* Redis's BUSY text while the local Redis runs a script past its threshold (backend/ctl.h):
+     * data commands get it at once, as Redis's own clients do. */
+    char busy_err[256];
+    struct be_ctl *ctl;
     uint64_t last_applied;   /* highest applied index Redis confirmed */
     uint64_t restart_commit; /* reads never see a Redis behind this (commit at start) */
     char run_id[41];
@@ -221,6 +225,9 @@ int px_local_exec(struct px_client *c, struct px_req *r);
 void px_async_done(struct px_server *s, uint64_t reqid, const char *resp, size_t len);
 /* Registers r as an asynchronous local command waiting until its deadline. */
 int px_async_start(struct px_server *s, struct px_req *r);
+/* SCRIPT KILL (function 0) / FUNCTION KILL: proxy/kill.c. Returns 0 when r finished at once,
+ * 1 when its reply comes later. */
+int px_script_kill(struct px_server *s, struct px_req *r, int function);
 
 /* The error a command gets while the local Redis cannot be used (route.c). */
 const char *px_backend_unavailable(const struct px_server *s);

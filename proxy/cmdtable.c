@@ -128,9 +128,10 @@ static const struct px_override overrides[] = {
     REFUSE("client|caching", "client-side caching is not supported by redraft yet"),
     REFUSE("client|getredir", "client-side caching is not supported by redraft yet"),
     REFUSE("client|trackinginfo", "client-side caching is not supported by redraft yet"),
-    REFUSE("script|kill", "SCRIPT KILL is not supported by redraft yet"),
+    /* Decided through the log, done on every node's Redis beside the apply path (kill.c). */
+    {"script|kill", PX_ROUTE_WRITE, PX_L_SCRIPT_KILL, PX_CHK_NONE, 0, NULL},
+    {"function|kill", PX_ROUTE_WRITE, PX_L_FUNCTION_KILL, PX_CHK_NONE, 0, NULL},
     REFUSE("script|debug", "SCRIPT DEBUG is not supported by redraft"),
-    REFUSE("function|kill", "FUNCTION KILL is not supported by redraft yet"),
     /* Its reply nests deeper than hiredis 0.14 reads (7 levels): it would break the link. */
     REFUSE("command|docs", "COMMAND DOCS is not supported by redraft yet"),
     REFUSE("save", WHY_ADMIN),

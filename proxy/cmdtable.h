@@ -79,6 +79,8 @@ enum px_local {
     PX_L_UNWATCH,
     PX_L_WAIT,
     PX_L_CLIENT_UNBLOCK,
+    PX_L_SCRIPT_KILL,
+    PX_L_FUNCTION_KILL,
 };
 
 /* Argument checks made before a command is routed. */

@@ -617,6 +617,8 @@ int px_local_exec(struct px_client *c, struct px_req *r)
     case PX_L_EXEC:
     case PX_L_DISCARD: /* multi.c answers these before local commands are run */
     case PX_L_PUBSUB:  /* pubsub.c forwards these; inside MULTI they are refused */
+    case PX_L_SCRIPT_KILL:
+    case PX_L_FUNCTION_KILL: /* dispatched before (server.c); inside MULTI they reach here */
     case PX_L_NONE:
         px_reply_err(r, "ERR internal: no local handler");
         rd_warning("no local handler for '%s'", r->def->name);

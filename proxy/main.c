@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "backend/apply.h"
+#include "backend/ctl.h"
 #include "backend/link.h"
 #include "common/log.h"
 #include "common/random.h"
@@ -45,6 +46,7 @@ struct app {
     struct px_server *server;
     struct be_link *link;
     struct be_apply *apply;
+    struct be_ctl *ctl;
     struct px_snap *snap;
     ev_prepare before_sleep;
     ev_idle more_work;
@@ -129,6 +131,24 @@ static void on_snap_frame(void *ctx, uint64_t from, uint8_t type, const void *pa
     struct app *a = ctx;
     if (a->snap)
         px_snap_on_frame(a->snap, from, type, payload, len);
+}
+
+static void on_busy(void *ctx, const char *err)
+{
+    struct app *a = ctx;
+    px_server_on_busy(a->server, err);
+}
+
+static void on_killed(void *ctx, uint64_t id, const char *reply, int is_error)
+{
+    struct app *a = ctx;
+    px_server_on_ctl_killed(a->server, id, reply, is_error);
+}
+
+static int on_kill(void *ctx, int function, uint64_t kill_index)
+{
+    struct app *a = ctx;
+    return px_server_kill_running(a->server, function, kill_index);
 }
 
 static void on_commands(void *ctx, const struct redisReply *reply)
@@ -399,16 +419,22 @@ int main(int argc, char **argv)
     static const struct be_link_cbs lcbs = {
         .on_commands = on_commands, .on_ready = on_ready, .on_down = on_down};
     a.link = be_link_new(a.loop, a.cfg.redis, a.cfg.redis_password, &a, &lcbs);
-    static const struct be_apply_cbs acbs = {
-        .fetch = on_fetch, .reply = on_reply, .applied = on_applied, .command = on_applied_cmd};
+    static const struct be_apply_cbs acbs = {.fetch = on_fetch,
+                                             .reply = on_reply,
+                                             .applied = on_applied,
+                                             .command = on_applied_cmd,
+                                             .kill = on_kill};
     a.apply = be_apply_new(a.loop, a.link, id, a.cfg.apply_batch_max, &a, &acbs);
+    static const struct be_ctl_cbs ccbs = {.busy = on_busy, .killed = on_killed};
+    a.ctl = be_ctl_new(a.loop, a.cfg.redis, a.cfg.redis_password, &a, &ccbs);
     if (a.server && a.link && a.apply)
         a.snap = px_snap_new(a.loop, &a.cfg, a.node, a.link, a.apply, a.server);
-    if (a.node == NULL || a.server == NULL || a.link == NULL || a.apply == NULL || a.snap == NULL) {
+    if (a.node == NULL || a.server == NULL || a.link == NULL || a.apply == NULL || a.snap == NULL ||
+        a.ctl == NULL) {
         rd_warning("out of memory at start");
         goto out;
     }
-    px_server_set_backend(a.server, a.link, a.apply);
+    px_server_set_backend(a.server, a.link, a.apply, a.ctl);
     px_server_set_snap(a.server, a.snap);
     if (px_server_listen(a.server, err, sizeof(err)) != 0) {
         rd_warning("%s", err);
@@ -429,6 +455,7 @@ int main(int argc, char **argv)
     ev_signal_start(a.loop, &a.sigint);
 
     be_link_start(a.link);
+    be_ctl_start(a.ctl);
     rn_node_start(a.node);
     px_server_cluster_start(a.server);
     ev_run(a.loop, 0);
@@ -439,6 +466,7 @@ out:
      * those reach the apply path, the snapshot loader and the server, which must still be
      * there. */
     be_link_free(a.link);
+    be_ctl_free(a.ctl);
     be_apply_free(a.apply);
     px_snap_free(a.snap);
     px_server_free(a.server);

@@ -11,6 +11,7 @@
  * Errors (WRONGTYPE) come back as Redis's own through pcall. Large pops are removed in chunks
  * to stay within Lua's stack. */
 static const char spop_script[] =
+    "--redraft: spop\n" /* ours: backend/apply.c tells it from a client's script */
     "local key = KEYS[1]\n"
     "local n = redis.pcall('SCARD', key)\n"
     "if type(n) == 'table' then return n end\n"
@@ -44,6 +45,7 @@ static const char spop_script[] =
  * doubles, exact only up to 2^53. ARGV[2] is where the id goes among the XADD arguments that
  * follow. */
 static const char xadd_script[] =
+    "--redraft: xadd\n"
     "local ms = tonumber(ARGV[1])\n"
     "local pos = tonumber(ARGV[2])\n"
     "local args = {}\n"

@@ -193,7 +193,8 @@ static int encode_info(struct px_server *s, const struct px_req *r, const redisR
         rd_buf_printf(&body,
                       "applied_index:%llu\r\nlocal_redis:%s\r\nreads_ahead:%llu\r\n"
                       "reads_ahead_dropped:%llu\r\n",
-                      (unsigned long long)s->last_applied, s->backend_ready ? "up" : "down",
+                      (unsigned long long)s->last_applied,
+                      !s->backend_ready ? "down" : (s->busy_err[0] ? "busy" : "up"),
                       (unsigned long long)s->reads_ahead,
                       (unsigned long long)s->reads_ahead_dropped);
     }
@@ -462,6 +463,15 @@ void px_route_read(struct px_server *s, struct px_req *r)
         r->state = REQ_DONE;
         return;
     }
+    if (s->busy_err[0] && !strcmp(r->def->name, "info")) {
+        /* Redis answers nothing but BUSY now: INFO gives redraft's own section (whose
+         * local_redis says busy), so monitoring keeps seeing the node. */
+        redisReply none = {.type = REDIS_REPLY_STRING, .str = "", .len = 0};
+        if (encode_info(s, r, &none, &r->reply) != 0)
+            px_reply_err(r, "ERR out of memory");
+        r->state = REQ_DONE;
+        return;
+    }
     r->state = REQ_WAIT_INDEX;
     r->c->reads_waiting++;
     r->deadline = ev_now(s->loop) + s->cfg->read_timeout_ms / 1000.0;
@@ -573,6 +583,12 @@ static int write_try(struct px_server *s, struct px_req *r)
 
 int px_route_write(struct px_server *s, struct px_req *r)
 {
+    return px_route_write_argv(s, r, 0, NULL, NULL);
+}
+
+int px_route_write_argv(struct px_server *s, struct px_req *r, int argc, const char **argv,
+                        const size_t *argvlen)
+{
     struct be_entry_hdr h = {
         .flags = 0,
         .origin = rn_id(s->node),
@@ -590,7 +606,9 @@ int px_route_write(struct px_server *s, struct px_req *r)
     }
     /* After the watch guard, if the EXEC has one (multi.c put it there). */
     int bad = be_entry_put_hdr(&r->entry, &h) != 0;
-    for (size_t i = 0; !bad && i < (exec ? r->nm : 1); i++) {
+    if (argv != NULL)
+        bad = bad || be_entry_put_cmd(&r->entry, argc, argv, argvlen) != 0;
+    for (size_t i = 0; !bad && argv == NULL && i < (exec ? r->nm : 1); i++) {
         const struct px_cmd *cmd = exec ? &r->mcmds[i] : &r->cmd;
         const struct px_cmddef *def = exec ? r->mdefs[i] : r->def;
         bad =

@@ -16,6 +16,9 @@ void px_route_read(struct px_server *s, struct px_req *r);
  * refused it at once): r is done but not completed, the caller calls px_req_done or lets its
  * dispatcher flush it. */
 int px_route_write(struct px_server *s, struct px_req *r);
+/* The same, proposing the one command argv instead of the request's own (no rewrite). */
+int px_route_write_argv(struct px_server *s, struct px_req *r, int argc, const char **argv,
+                        const size_t *argvlen);
 /* Sends r (a read, dispatched before) to the local Redis again: a parked XREAD's retry. */
 void px_route_read_again(struct px_server *s, struct px_req *r);
 void px_process_waiting_reads(struct px_server *s);

@@ -534,6 +534,21 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         r->state = REQ_DONE;
         return 0;
     }
+    if (!c->in_multi && (d->local == PX_L_SCRIPT_KILL || d->local == PX_L_FUNCTION_KILL)) {
+        if (px_script_kill(s, r, d->local == PX_L_FUNCTION_KILL) == 0)
+            r->state = REQ_DONE;
+        return 0;
+    }
+    /* While Redis runs a script past its threshold it answers every data command BUSY, also
+     * inside MULTI (where it makes EXEC abort): so does redraft, instead of a wait. */
+    if (s->busy_err[0] && d->route != PX_ROUTE_LOCAL && d->route != PX_ROUTE_REFUSE &&
+        !px_req_is_exec(r) && !(d->route == PX_ROUTE_READ && !strcmp(d->name, "info"))) {
+        px_reply_err(r, "%s", s->busy_err);
+        r->state = REQ_DONE;
+        if (c->in_multi)
+            c->multi_dirty = 1;
+        return 0;
+    }
     int mrc = px_req_is_exec(r) ? PX_MULTI_EXEC : px_multi_dispatch(c, r);
     if (mrc == PX_MULTI_DONE) {
         r->state = REQ_DONE;
@@ -913,10 +928,12 @@ struct px_server *px_server_new(struct ev_loop *loop, const struct px_config *cf
     return s;
 }
 
-void px_server_set_backend(struct px_server *s, struct be_link *link, struct be_apply *apply)
+void px_server_set_backend(struct px_server *s, struct be_link *link, struct be_apply *apply,
+                           struct be_ctl *ctl)
 {
     s->link = link;
     s->apply = apply;
+    s->ctl = ctl;
 }
 
 void px_server_free(struct px_server *s)

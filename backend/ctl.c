@@ -1,0 +1,163 @@
+#include "backend/ctl.h"
+
+#include <ev.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/link.h"
+#include "common/log.h"
+
+struct be_ctl {
+    struct ev_loop *loop;
+    struct be_link *link;
+    void *ctx;
+    struct be_ctl_cbs cbs;
+    ev_timer probe;
+    int probing;    /* a PING is out */
+    unsigned gen;   /* bumped when the link goes down: answers of an older one are dropped */
+    char busy[256]; /* Redis's BUSY text, empty when not busy */
+};
+
+/* A kill's answer must find its id; it lives until its callback (hiredis calls every pending
+ * callback once, with NULL when the connection is lost). */
+struct kill_req {
+    struct be_ctl *ctl;
+    uint64_t id;
+};
+
+static void set_busy(struct be_ctl *c, const char *err)
+{
+    if (err == NULL) {
+        if (c->busy[0] == '\0')
+            return;
+        c->busy[0] = '\0';
+        rd_notice("local redis is no longer busy");
+        if (c->cbs.busy)
+            c->cbs.busy(c->ctx, NULL);
+        return;
+    }
+    if (strcmp(c->busy, err) == 0)
+        return;
+    snprintf(c->busy, sizeof(c->busy), "%s", err);
+    rd_warning("local redis is busy: %s", c->busy);
+    if (c->cbs.busy)
+        c->cbs.busy(c->ctx, c->busy);
+}
+
+static void probe_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct be_ctl *c = privdata;
+    redisReply *r = reply;
+    if (c == NULL || ac->data == NULL)
+        return; /* the link is being freed */
+    c->probing = 0;
+    if (r == NULL)
+        return; /* lost: on_down reported it */
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSY", 4) == 0)
+        set_busy(c, r->str);
+    else
+        set_busy(c, NULL);
+}
+
+static void probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct be_ctl *c = w->data;
+    if (c->probing || !be_link_is_ready(c->link))
+        return;
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    if (be_link_send(c->link, ping, sizeof(ping) - 1, probe_cb, c) == 0) {
+        c->probing = 1;
+        be_link_flush(c->link);
+    }
+}
+
+static void kill_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct kill_req *k = privdata;
+    redisReply *r = reply;
+    struct be_ctl *c = k->ctl;
+    if (ac->data != NULL && c->cbs.killed) {
+        if (r == NULL)
+            c->cbs.killed(c->ctx, k->id, NULL, 1);
+        else if (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS)
+            c->cbs.killed(c->ctx, k->id, r->str, r->type == REDIS_REPLY_ERROR);
+        else
+            c->cbs.killed(c->ctx, k->id, "ERR unexpected reply to a kill", 1);
+    }
+    free(k);
+}
+
+static void on_ready(void *ctx, const struct be_link_info *info)
+{
+    struct be_ctl *c = ctx;
+    c->probing = 0;
+}
+
+static void on_down(void *ctx, const char *why)
+{
+    struct be_ctl *c = ctx;
+    c->probing = 0;
+    c->gen++;
+    set_busy(c, NULL);
+}
+
+struct be_ctl *be_ctl_new(struct ev_loop *loop, const char *addr, const char *password, void *ctx,
+                          const struct be_ctl_cbs *cbs)
+{
+    struct be_ctl *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->loop = loop;
+    c->ctx = ctx;
+    c->cbs = *cbs;
+    static const struct be_link_cbs lcbs = {.on_ready = on_ready, .on_down = on_down};
+    c->link = be_link_new(loop, addr, password, c, &lcbs);
+    if (c->link == NULL) {
+        free(c);
+        return NULL;
+    }
+    ev_timer_init(&c->probe, probe_timer_cb, BE_CTL_PROBE_MS / 1000.0, BE_CTL_PROBE_MS / 1000.0);
+    c->probe.data = c;
+    return c;
+}
+
+void be_ctl_start(struct be_ctl *c)
+{
+    be_link_start(c->link);
+    ev_timer_start(c->loop, &c->probe);
+}
+
+void be_ctl_free(struct be_ctl *c)
+{
+    if (c == NULL)
+        return;
+    ev_timer_stop(c->loop, &c->probe);
+    be_link_free(c->link);
+    free(c);
+}
+
+const char *be_ctl_busy(const struct be_ctl *c)
+{
+    return c->busy[0] ? c->busy : NULL;
+}
+
+int be_ctl_kill(struct be_ctl *c, int function, uint64_t id)
+{
+    struct kill_req *k = malloc(sizeof(*k));
+    if (k == NULL)
+        return -1;
+    k->ctl = c;
+    k->id = id;
+    const char *argv[2] = {function ? "FUNCTION" : "SCRIPT", "KILL"};
+    size_t argvlen[2] = {strlen(argv[0]), 4};
+    if (be_link_send_argv(c->link, 2, argv, argvlen, kill_cb, k) != 0) {
+        free(k);
+        return -1;
+    }
+    be_link_flush(c->link);
+    rd_notice("sent %s KILL to the local redis", argv[0]);
+    return 0;
+}

@@ -1,0 +1,81 @@
+/* kill.c: SCRIPT KILL and FUNCTION KILL through the log, and Redis's BUSY state.
+ *
+ * A script runs on every replica (each applies the same entry), so a kill must end the same
+ * entry everywhere: the node whose client asks proposes `REDRAFT.KILL SCRIPT|FUNCTION <index>`
+ * naming the script entry its own Redis is running, and every node, once that entry commits,
+ * sends the kill to its Redis on the control connection (backend/apply.h, backend/ctl.h). The
+ * client gets what its node's Redis answered. A script that is not a log entry (EVAL_RO and
+ * friends, served as reads on this node alone) is killed here directly. docs/scripts.md. */
+#include <stdio.h>
+#include <string.h>
+
+#include "backend/apply.h"
+#include "backend/ctl.h"
+#include "common/log.h"
+#include "proxy/client.h"
+#include "proxy/route.h"
+#include "proxy/server.h"
+
+/* Kills of scripts that are not log entries carry the request id with this bit set. */
+#define LOCAL_KILL_BIT (1ULL << 63)
+
+void px_server_on_busy(struct px_server *s, const char *err)
+{
+    snprintf(s->busy_err, sizeof(s->busy_err), "%s", err ? err : "");
+    if (s->apply)
+        be_apply_set_busy(s->apply, err != NULL);
+}
+
+int px_server_kill_running(struct px_server *s, int function, uint64_t kill_index)
+{
+    return s->ctl ? be_ctl_kill(s->ctl, function, kill_index) : -1;
+}
+
+void px_server_on_ctl_killed(struct px_server *s, uint64_t id, const char *reply, int is_error)
+{
+    if (id & LOCAL_KILL_BIT) {
+        struct rd_buf b;
+        rd_buf_init(&b);
+        rd_resp_simple(&b, is_error ? '-' : '+',
+                       reply ? reply : "ERR the connection to the local redis broke");
+        px_async_done(s, id & ~LOCAL_KILL_BIT, b.data, b.len);
+        rd_buf_free(&b);
+        return;
+    }
+    if (s->apply)
+        be_apply_kill_outcome(s->apply, id, reply, is_error);
+}
+
+int px_script_kill(struct px_server *s, struct px_req *r, int function)
+{
+    const char *busy = s->busy_err[0] ? s->busy_err : NULL;
+    if (busy == NULL) {
+        rd_resp_simple(&r->reply, '-', "NOTBUSY No scripts in execution right now.");
+        return 0;
+    }
+    /* Redis answers a kill of the other kind with its BUSY text, which names the right one. */
+    int function_runs = strstr(busy, "FUNCTION KILL") != NULL;
+    if (function != function_runs) {
+        rd_resp_simple(&r->reply, '-', busy);
+        return 0;
+    }
+    uint64_t target = be_apply_running_script(s->apply);
+    if (target == 0) {
+        /* Not a log entry: a read-only script of a client of this node. */
+        if (px_async_start(s, r) != 0) {
+            px_reply_err(r, "ERR out of memory");
+            return 0;
+        }
+        if (be_ctl_kill(s->ctl, function, r->id | LOCAL_KILL_BIT) != 0)
+            px_server_on_ctl_killed(s, r->id | LOCAL_KILL_BIT, NULL, 1);
+        return 1;
+    }
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)target);
+    const char *argv[3] = {BE_KILL_CMD, function ? "FUNCTION" : "SCRIPT", num};
+    size_t argvlen[3] = {strlen(BE_KILL_CMD), strlen(argv[1]), (size_t)n};
+    rd_notice("client %llu asks to kill the %s of log entry %llu", (unsigned long long)r->c->id,
+              function ? "function" : "script", (unsigned long long)target);
+    s->total_commands++;
+    return px_route_write_argv(s, r, 3, argv, argvlen) == 0 ? 1 : 0;
+}
