@@ -393,6 +393,8 @@ static void batch_build(struct be_apply *ap)
     }
     ap->inflight = b;
     ap->sent = b->last;
+    if (b->items[b->nitems - 1].script && ap->cbs.script_sent)
+        ap->cbs.script_sent(ap->ctx);
 }
 
 static void apply_kick(struct be_apply *ap)

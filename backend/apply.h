@@ -60,6 +60,8 @@ struct be_apply_cbs {
     /* Send FUNCTION KILL (function) or SCRIPT KILL to the local Redis for the kill entry at
      * kill_index; answer with be_apply_kill_outcome. 0, or -1 when it cannot be sent. */
     int (*kill)(void *ctx, int function, uint64_t kill_index);
+    /* A batch that runs a script was just sent (ctl.h: be_ctl_poke). */
+    void (*script_sent)(void *ctx);
 };
 
 struct be_apply;

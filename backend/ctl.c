@@ -16,14 +16,14 @@ struct be_ctl {
     void *ctx;
     struct be_ctl_cbs cbs;
     ev_timer probe;
-    int probing;    /* a PING is out */
-    unsigned gen;   /* bumped when the link goes down: answers of an older one are dropped */
-    char busy[256]; /* Redis's BUSY text, empty when not busy */
+    int probing;       /* a PING is out */
+    double fast_until; /* probe every BE_CTL_PROBE_FAST_MS until then */
+    char busy[256];    /* Redis's BUSY text, empty when not busy */
 };
 
-/* A kill's answer must find its id; it lives until its callback (hiredis calls every pending
+/* A call's answer must find its id; it lives until its callback (hiredis calls every pending
  * callback once, with NULL when the connection is lost). */
-struct kill_req {
+struct call_req {
     struct be_ctl *ctl;
     uint64_t id;
 };
@@ -47,6 +47,20 @@ static void set_busy(struct be_ctl *c, const char *err)
         c->cbs.busy(c->ctx, c->busy);
 }
 
+static void probe_later(struct be_ctl *c, int ms)
+{
+    ev_timer_stop(c->loop, &c->probe);
+    ev_timer_set(&c->probe, ms / 1000.0, 0);
+    ev_timer_start(c->loop, &c->probe);
+}
+
+static int next_probe_ms(const struct be_ctl *c)
+{
+    if (c->busy[0])
+        return BE_CTL_PROBE_BUSY_MS;
+    return ev_now(c->loop) < c->fast_until ? BE_CTL_PROBE_FAST_MS : BE_CTL_PROBE_MS;
+}
+
 static void probe_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct be_ctl *c = privdata;
@@ -60,11 +74,11 @@ static void probe_cb(redisAsyncContext *ac, void *reply, void *privdata)
         set_busy(c, r->str);
     else
         set_busy(c, NULL);
+    probe_later(c, next_probe_ms(c));
 }
 
-static void probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void send_probe(struct be_ctl *c)
 {
-    struct be_ctl *c = w->data;
     if (c->probing || !be_link_is_ready(c->link))
         return;
     static const char ping[] = "*1\r\n$4\r\nPING\r\n";
@@ -74,19 +88,20 @@ static void probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
-static void kill_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct kill_req *k = privdata;
-    redisReply *r = reply;
+    struct be_ctl *c = w->data;
+    send_probe(c);
+    if (!c->probing)
+        probe_later(c, BE_CTL_PROBE_MS); /* not connected: try again later */
+}
+
+static void call_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct call_req *k = privdata;
     struct be_ctl *c = k->ctl;
-    if (ac->data != NULL && c->cbs.killed) {
-        if (r == NULL)
-            c->cbs.killed(c->ctx, k->id, NULL, 1);
-        else if (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS)
-            c->cbs.killed(c->ctx, k->id, r->str, r->type == REDIS_REPLY_ERROR);
-        else
-            c->cbs.killed(c->ctx, k->id, "ERR unexpected reply to a kill", 1);
-    }
+    if (ac->data != NULL && c->cbs.answer)
+        c->cbs.answer(c->ctx, k->id, reply);
     free(k);
 }
 
@@ -94,13 +109,13 @@ static void on_ready(void *ctx, const struct be_link_info *info)
 {
     struct be_ctl *c = ctx;
     c->probing = 0;
+    probe_later(c, 0);
 }
 
 static void on_down(void *ctx, const char *why)
 {
     struct be_ctl *c = ctx;
     c->probing = 0;
-    c->gen++;
     set_busy(c, NULL);
 }
 
@@ -119,7 +134,7 @@ struct be_ctl *be_ctl_new(struct ev_loop *loop, const char *addr, const char *pa
         free(c);
         return NULL;
     }
-    ev_timer_init(&c->probe, probe_timer_cb, BE_CTL_PROBE_MS / 1000.0, BE_CTL_PROBE_MS / 1000.0);
+    ev_timer_init(&c->probe, probe_timer_cb, BE_CTL_PROBE_MS / 1000.0, 0);
     c->probe.data = c;
     return c;
 }
@@ -144,20 +159,35 @@ const char *be_ctl_busy(const struct be_ctl *c)
     return c->busy[0] ? c->busy : NULL;
 }
 
-int be_ctl_kill(struct be_ctl *c, int function, uint64_t id)
+void be_ctl_not_busy(struct be_ctl *c)
 {
-    struct kill_req *k = malloc(sizeof(*k));
+    if (c->busy[0] == '\0')
+        return;
+    set_busy(c, NULL);
+    /* The next script of the pipeline may be running already: look again soon. */
+    c->fast_until = ev_now(c->loop) + BE_CTL_FAST_FOR_MS / 1000.0;
+    if (!c->probing)
+        probe_later(c, BE_CTL_PROBE_FAST_MS);
+}
+
+void be_ctl_poke(struct be_ctl *c)
+{
+    c->fast_until = ev_now(c->loop) + BE_CTL_FAST_FOR_MS / 1000.0;
+    if (!c->probing)
+        probe_later(c, BE_CTL_PROBE_FAST_MS);
+}
+
+int be_ctl_call(struct be_ctl *c, int argc, const char **argv, const size_t *argvlen, uint64_t id)
+{
+    struct call_req *k = malloc(sizeof(*k));
     if (k == NULL)
         return -1;
     k->ctl = c;
     k->id = id;
-    const char *argv[2] = {function ? "FUNCTION" : "SCRIPT", "KILL"};
-    size_t argvlen[2] = {strlen(argv[0]), 4};
-    if (be_link_send_argv(c->link, 2, argv, argvlen, kill_cb, k) != 0) {
+    if (be_link_send_argv(c->link, argc, argv, argvlen, call_cb, k) != 0) {
         free(k);
         return -1;
     }
     be_link_flush(c->link);
-    rd_notice("sent %s KILL to the local redis", argv[0]);
     return 0;
 }

@@ -228,6 +228,9 @@ int px_async_start(struct px_server *s, struct px_req *r);
 /* SCRIPT KILL (function 0) / FUNCTION KILL: proxy/kill.c. Returns 0 when r finished at once,
  * 1 when its reply comes later. */
 int px_script_kill(struct px_server *s, struct px_req *r, int function);
+/* While busy: a command Redis answers even then (FUNCTION STATS) goes to it on the control
+ * connection. 1 when r was taken (its reply comes later), else 0. */
+int px_busy_passthrough(struct px_server *s, struct px_req *r);
 
 /* The error a command gets while the local Redis cannot be used (route.c). */
 const char *px_backend_unavailable(const struct px_server *s);

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
 #include "backend/apply.h"
 #include "backend/ctl.h"
 #include "common/log.h"
@@ -16,7 +18,7 @@
 #include "proxy/route.h"
 #include "proxy/server.h"
 
-/* Kills of scripts that are not log entries carry the request id with this bit set. */
+/* Calls for this node alone (not through the log) carry the request id with this bit set. */
 #define LOCAL_KILL_BIT (1ULL << 63)
 
 void px_server_on_busy(struct px_server *s, const char *err)
@@ -26,24 +28,61 @@ void px_server_on_busy(struct px_server *s, const char *err)
         be_apply_set_busy(s->apply, err != NULL);
 }
 
-int px_server_kill_running(struct px_server *s, int function, uint64_t kill_index)
+static int ctl_call(struct px_server *s, int argc, const char **argv, uint64_t id)
 {
-    return s->ctl ? be_ctl_kill(s->ctl, function, kill_index) : -1;
+    size_t argvlen[4];
+    for (int i = 0; i < argc; i++)
+        argvlen[i] = strlen(argv[i]);
+    return s->ctl ? be_ctl_call(s->ctl, argc, argv, argvlen, id) : -1;
 }
 
-void px_server_on_ctl_killed(struct px_server *s, uint64_t id, const char *reply, int is_error)
+int px_server_kill_running(struct px_server *s, int function, uint64_t kill_index)
+{
+    const char *argv[2] = {function ? "FUNCTION" : "SCRIPT", "KILL"};
+    rd_notice("sending %s KILL to the local redis", argv[0]);
+    return ctl_call(s, 2, argv, kill_index);
+}
+
+void px_server_on_ctl_answer(struct px_server *s, uint64_t id, const redisReply *rep)
 {
     if (id & LOCAL_KILL_BIT) {
         struct rd_buf b;
         rd_buf_init(&b);
-        rd_resp_simple(&b, is_error ? '-' : '+',
-                       reply ? reply : "ERR the connection to the local redis broke");
+        if (rep == NULL || be_reply_encode(rep, &b) != 0)
+            rd_resp_simple(&b, '-', "ERR the connection to the local redis broke");
         px_async_done(s, id & ~LOCAL_KILL_BIT, b.data, b.len);
         rd_buf_free(&b);
         return;
     }
-    if (s->apply)
-        be_apply_kill_outcome(s->apply, id, reply, is_error);
+    if (s->apply == NULL)
+        return;
+    if (rep == NULL)
+        be_apply_kill_outcome(s->apply, id, NULL, 1);
+    else if (rep->type == REDIS_REPLY_STATUS || rep->type == REDIS_REPLY_ERROR)
+        be_apply_kill_outcome(s->apply, id, rep->str, rep->type == REDIS_REPLY_ERROR);
+    else
+        be_apply_kill_outcome(s->apply, id, "ERR unexpected reply to a kill", 1);
+}
+
+/* r goes to Redis on the control connection, for this node alone; its reply comes later. */
+static void local_call(struct px_server *s, struct px_req *r, int argc, const char **argv)
+{
+    if (px_async_start(s, r) != 0) {
+        px_reply_err(r, "ERR out of memory");
+        r->state = REQ_DONE;
+        return;
+    }
+    if (ctl_call(s, argc, argv, r->id | LOCAL_KILL_BIT) != 0)
+        px_server_on_ctl_answer(s, r->id | LOCAL_KILL_BIT, NULL);
+}
+
+int px_busy_passthrough(struct px_server *s, struct px_req *r)
+{
+    if (strcmp(r->def->name, "function|stats") != 0 || r->cmd.argc != 2)
+        return 0;
+    const char *argv[2] = {"FUNCTION", "STATS"};
+    local_call(s, r, 2, argv);
+    return 1;
 }
 
 int px_script_kill(struct px_server *s, struct px_req *r, int function)
@@ -62,13 +101,9 @@ int px_script_kill(struct px_server *s, struct px_req *r, int function)
     uint64_t target = be_apply_running_script(s->apply);
     if (target == 0) {
         /* Not a log entry: a read-only script of a client of this node. */
-        if (px_async_start(s, r) != 0) {
-            px_reply_err(r, "ERR out of memory");
-            return 0;
-        }
-        if (be_ctl_kill(s->ctl, function, r->id | LOCAL_KILL_BIT) != 0)
-            px_server_on_ctl_killed(s, r->id | LOCAL_KILL_BIT, NULL, 1);
-        return 1;
+        const char *argv[2] = {function ? "FUNCTION" : "SCRIPT", "KILL"};
+        local_call(s, r, 2, argv);
+        return r->state == REQ_DONE ? 0 : 1;
     }
     char num[24];
     int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)target);

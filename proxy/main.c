@@ -139,10 +139,16 @@ static void on_busy(void *ctx, const char *err)
     px_server_on_busy(a->server, err);
 }
 
-static void on_killed(void *ctx, uint64_t id, const char *reply, int is_error)
+static void on_ctl_answer(void *ctx, uint64_t id, const struct redisReply *reply)
 {
     struct app *a = ctx;
-    px_server_on_ctl_killed(a->server, id, reply, is_error);
+    px_server_on_ctl_answer(a->server, id, reply);
+}
+
+static void on_script_sent(void *ctx)
+{
+    struct app *a = ctx;
+    be_ctl_poke(a->ctl);
 }
 
 static int on_kill(void *ctx, int function, uint64_t kill_index)
@@ -423,9 +429,10 @@ int main(int argc, char **argv)
                                              .reply = on_reply,
                                              .applied = on_applied,
                                              .command = on_applied_cmd,
-                                             .kill = on_kill};
+                                             .kill = on_kill,
+                                             .script_sent = on_script_sent};
     a.apply = be_apply_new(a.loop, a.link, id, a.cfg.apply_batch_max, &a, &acbs);
-    static const struct be_ctl_cbs ccbs = {.busy = on_busy, .killed = on_killed};
+    static const struct be_ctl_cbs ccbs = {.busy = on_busy, .answer = on_ctl_answer};
     a.ctl = be_ctl_new(a.loop, a.cfg.redis, a.cfg.redis_password, &a, &ccbs);
     if (a.server && a.link && a.apply)
         a.snap = px_snap_new(a.loop, &a.cfg, a.node, a.link, a.apply, a.server);

@@ -143,6 +143,13 @@ int px_multi_dispatch(struct px_client *c, struct px_req *r)
             px_reply_err(r, "ERR EXEC without MULTI");
             return PX_MULTI_DONE;
         }
+        if (c->s->busy_err[0]) {
+            /* As Redis refuses an EXEC while a script runs: the transaction is gone. */
+            multi_clear(c);
+            px_watch_clear(c);
+            px_reply_err(r, "EXECABORT Transaction discarded because of: %s", c->s->busy_err);
+            return PX_MULTI_DONE;
+        }
         if (c->multi_dirty) {
             multi_clear(c);
             px_watch_clear(c);

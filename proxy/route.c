@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "backend/apply.h"
+#include "backend/ctl.h"
 #include "backend/entry.h"
 #include "backend/link.h"
 #include "common/log.h"
@@ -254,6 +255,8 @@ static void read_finish(struct px_server *s, struct px_req *r, const redisReply 
 static void read_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct px_server *s = px_the_server();
+    if (s->busy_err[0] && reply != NULL && s->ctl != NULL)
+        be_ctl_not_busy(s->ctl);
     struct px_req *r = rd_map_del(&s->inflight, (uint64_t)(uintptr_t)privdata);
     if (r == NULL)
         return;
@@ -283,6 +286,11 @@ static int read_put(struct px_server *s, struct px_req *r, uint64_t key, redisCa
     }
     r->c->inflight++;
     s->total_reads++;
+    /* EVAL_RO, EVALSHA_RO, FCALL_RO: a script may run long (backend/ctl.h). */
+    const char *n = r->def->name;
+    if (s->ctl != NULL && (n[0] == 'e' || n[0] == 'f') &&
+        (!strcmp(n, "eval_ro") || !strcmp(n, "evalsha_ro") || !strcmp(n, "fcall_ro")))
+        be_ctl_poke(s->ctl);
     return 0;
 }
 
@@ -1055,6 +1063,8 @@ void px_server_on_write_reply(struct px_server *s, uint64_t reqid, const char *r
 
 void px_server_on_applied(struct px_server *s, uint64_t index)
 {
+    if (s->busy_err[0] && s->ctl != NULL)
+        be_ctl_not_busy(s->ctl); /* the batch came back: no script runs for it any more */
     if (index > s->last_applied)
         s->last_applied = index;
     px_on_applied_check(s);

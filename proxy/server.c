@@ -541,7 +541,10 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
     }
     /* While Redis runs a script past its threshold it answers every data command BUSY, also
      * inside MULTI (where it makes EXEC abort): so does redraft, instead of a wait. */
-    if (s->busy_err[0] && d->route != PX_ROUTE_LOCAL && d->route != PX_ROUTE_REFUSE &&
+    if (s->busy_err[0] && !c->in_multi && px_busy_passthrough(s, r))
+        return 0;
+    if (s->busy_err[0] &&
+        (d->route == PX_ROUTE_READ || d->route == PX_ROUTE_WRITE || d->local == PX_L_PING) &&
         !px_req_is_exec(r) && !(d->route == PX_ROUTE_READ && !strcmp(d->name, "info"))) {
         px_reply_err(r, "%s", s->busy_err);
         r->state = REQ_DONE;

@@ -41,7 +41,8 @@ void px_server_set_backend(struct px_server *s, struct be_link *link, struct be_
                            struct be_ctl *ctl);
 /* backend/ctl.h's reports: Redis busy (err) or not (NULL); the answer to a kill sent for id. */
 void px_server_on_busy(struct px_server *s, const char *err);
-void px_server_on_ctl_killed(struct px_server *s, uint64_t id, const char *reply, int is_error);
+struct redisReply;
+void px_server_on_ctl_answer(struct px_server *s, uint64_t id, const struct redisReply *reply);
 /* Asks the control connection to kill the script of the kill entry at kill_index. */
 int px_server_kill_running(struct px_server *s, int function, uint64_t kill_index);
 int px_server_listen(struct px_server *s, char *err, size_t errlen);
