@@ -68,6 +68,7 @@ struct be_apply {
     uint64_t scan_from;  /* while busy: the next committed index to look at for kills */
     uint64_t kill_asked; /* the kill entry whose SCRIPT/FUNCTION KILL is out, 0 none */
     uint64_t kill_reqid; /* its request id when a client of this node waits for it, else 0 */
+    int kill_kind;       /* BE_KILL_* */
     ev_timer retry;
     int stalled;
     int watch; /* report applied commands (cbs.command) */
@@ -673,19 +674,23 @@ static void kill_seen(struct be_apply *ap, uint64_t kidx, const struct be_entry_
     long long target;
     if (rd_parse_ll(c->argv[2], c->argvlen[2], &target) != 0 || target <= 0)
         return;
-    int function = c->argvlen[1] == 8 && strncasecmp(c->argv[1], "function", 8) == 0;
+    int kind = c->argvlen[1] == 8 && strncasecmp(c->argv[1], "function", 8) == 0 ? BE_KILL_FUNCTION
+               : c->argvlen[1] == 8 && strncasecmp(c->argv[1], "shutdown", 8) == 0
+                   ? BE_KILL_SHUTDOWN
+                   : BE_KILL_SCRIPT;
+    static const char *const what[] = {"script", "function", "redis-server (SHUTDOWN NOSAVE)"};
     uint64_t t = (uint64_t)target;
     if (t == be_apply_running_script(ap)) {
         if (ap->kill_asked != 0)
             return; /* one kill at a time; the script it kills is this one too */
         rd_warning("log entry %llu kills the %s of entry %llu, running on the local redis",
-                   (unsigned long long)kidx, function ? "function" : "script",
-                   (unsigned long long)t);
+                   (unsigned long long)kidx, what[kind], (unsigned long long)t);
         ap->kill_asked = kidx;
+        ap->kill_kind = kind;
         ap->kill_reqid = h->origin == ap->node_id ? h->reqid : 0;
         /* Should Redis come back empty (a restart), the refill must not run it again. */
         rd_map_put(&ap->killed, t, (void *)1);
-        if (ap->cbs.kill == NULL || ap->cbs.kill(ap->ctx, function, kidx) != 0)
+        if (ap->cbs.kill == NULL || ap->cbs.kill(ap->ctx, kind, kidx) != 0)
             be_apply_kill_outcome(ap, kidx, "ERR the local redis could not be asked", 1);
     } else if (t > ap->sent) {
         rd_warning("log entry %llu kills entry %llu before it runs here", (unsigned long long)kidx,
@@ -736,6 +741,10 @@ void be_apply_kill_outcome(struct be_apply *ap, uint64_t kill_index, const char 
     if (kill_index == ap->kill_asked) {
         reqid = ap->kill_reqid;
         ap->kill_asked = ap->kill_reqid = 0;
+    }
+    if (reply == NULL && ap->kill_kind == BE_KILL_SHUTDOWN) {
+        reply = "OK"; /* Redis answers SHUTDOWN by exiting */
+        is_error = 0;
     }
     if (reply == NULL)
         reply = "ERR the connection to the local redis broke before it answered the kill";

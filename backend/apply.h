@@ -43,6 +43,10 @@ struct ev_loop;
  * user" text), so the killed entry does nothing on any replica. A script entry always ends its
  * batch, so the one in flight is known exactly. */
 #define BE_KILL_CMD "redraft.kill"
+/* Its kinds: SCRIPT KILL, FUNCTION KILL, and SHUTDOWN NOSAVE (for a script that wrote, which
+ * Redis cannot kill: every node's Redis exits, its supervisor starts it again, and redraft
+ * refills it from the log without the killed entry). */
+enum { BE_KILL_SCRIPT = 0, BE_KILL_FUNCTION = 1, BE_KILL_SHUTDOWN = 2 };
 
 struct be_apply_cbs {
     /* The committed entry at index: *data malloc'd, owned by apply from then on. 0 or -1. */
@@ -57,9 +61,9 @@ struct be_apply_cbs {
      * (assume it touched anything). Arguments are borrowed for the call. */
     void (*command)(void *ctx, uint64_t db, int argc, const char *const *argv,
                     const size_t *argvlen, int null_or_error);
-    /* Send FUNCTION KILL (function) or SCRIPT KILL to the local Redis for the kill entry at
-     * kill_index; answer with be_apply_kill_outcome. 0, or -1 when it cannot be sent. */
-    int (*kill)(void *ctx, int function, uint64_t kill_index);
+    /* Send the kill of kind (BE_KILL_*) to the local Redis for the kill entry at kill_index;
+     * answer with be_apply_kill_outcome. 0, or -1 when it cannot be sent. */
+    int (*kill)(void *ctx, int kind, uint64_t kill_index);
     /* A batch that runs a script was just sent (ctl.h: be_ctl_poke). */
     void (*script_sent)(void *ctx);
 };

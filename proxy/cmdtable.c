@@ -97,7 +97,9 @@ static const struct px_override overrides[] = {
     {"config|resetstat", PX_ROUTE_READ, PX_L_NONE, PX_CHK_NONE, 0, NULL},
     /* Only subcommands that read, run on the local Redis alone (server.c debug_safe). */
     {"debug", PX_ROUTE_READ, PX_L_NONE, PX_CHK_DEBUG_SAFE, 0, NULL},
-    REFUSE("shutdown", "SHUTDOWN is not allowed through redraft; stop redraft and redis instead"),
+    /* Refused, but for SHUTDOWN NOSAVE while a script runs: it restarts every node's Redis
+     * (kill.c). */
+    {"shutdown", PX_ROUTE_WRITE, PX_L_SHUTDOWN, PX_CHK_NONE, 0, NULL},
     REFUSE("replicaof", WHY_REPL),
     REFUSE("slaveof", WHY_REPL),
     REFUSE("sync", WHY_REPL),

@@ -81,6 +81,7 @@ enum px_local {
     PX_L_CLIENT_UNBLOCK,
     PX_L_SCRIPT_KILL,
     PX_L_FUNCTION_KILL,
+    PX_L_SHUTDOWN,
 };
 
 /* Argument checks made before a command is routed. */

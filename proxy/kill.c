@@ -8,6 +8,7 @@
  * friends, served as reads on this node alone) is killed here directly. docs/scripts.md. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <hiredis/hiredis.h>
 
@@ -20,6 +21,10 @@
 
 /* Calls for this node alone (not through the log) carry the request id with this bit set. */
 #define LOCAL_KILL_BIT (1ULL << 63)
+
+/* What each kind sends to Redis, by PX_KILL_*. */
+static const char *kill_argv[3][2] = {
+    {"SCRIPT", "KILL"}, {"FUNCTION", "KILL"}, {"SHUTDOWN", "NOSAVE"}};
 
 void px_server_on_busy(struct px_server *s, const char *err)
 {
@@ -36,11 +41,12 @@ static int ctl_call(struct px_server *s, int argc, const char **argv, uint64_t i
     return s->ctl ? be_ctl_call(s->ctl, argc, argv, argvlen, id) : -1;
 }
 
-int px_server_kill_running(struct px_server *s, int function, uint64_t kill_index)
+int px_server_kill_running(struct px_server *s, int kind, uint64_t kill_index)
 {
-    const char *argv[2] = {function ? "FUNCTION" : "SCRIPT", "KILL"};
-    rd_notice("sending %s KILL to the local redis", argv[0]);
-    return ctl_call(s, 2, argv, kill_index);
+    if (kind < 0 || kind > 2)
+        return -1;
+    rd_notice("sending %s %s to the local redis", kill_argv[kind][0], kill_argv[kind][1]);
+    return ctl_call(s, 2, kill_argv[kind], kill_index);
 }
 
 void px_server_on_ctl_answer(struct px_server *s, uint64_t id, const redisReply *rep)
@@ -85,32 +91,38 @@ int px_busy_passthrough(struct px_server *s, struct px_req *r)
     return 1;
 }
 
-int px_script_kill(struct px_server *s, struct px_req *r, int function)
+int px_script_kill(struct px_server *s, struct px_req *r, int kind)
 {
     const char *busy = s->busy_err[0] ? s->busy_err : NULL;
-    if (busy == NULL) {
+    if (kind == PX_KILL_SHUTDOWN) {
+        if (busy == NULL || r->cmd.argc != 2 || strcasecmp(r->cmd.argv[1], "nosave") != 0) {
+            px_reply_err(r, "ERR SHUTDOWN is not allowed through redraft; stop redraft and redis "
+                            "instead (SHUTDOWN NOSAVE while a script runs restarts every node's "
+                            "redis-server: docs/scripts.md)");
+            return 0;
+        }
+    } else if (busy == NULL) {
         rd_resp_simple(&r->reply, '-', "NOTBUSY No scripts in execution right now.");
         return 0;
-    }
-    /* Redis answers a kill of the other kind with its BUSY text, which names the right one. */
-    int function_runs = strstr(busy, "FUNCTION KILL") != NULL;
-    if (function != function_runs) {
+    } else if (kind !=
+               (strstr(busy, "FUNCTION KILL") != NULL ? PX_KILL_FUNCTION : PX_KILL_SCRIPT)) {
+        /* Redis answers a kill of the other kind with its BUSY text, which names the right
+         * one. */
         rd_resp_simple(&r->reply, '-', busy);
         return 0;
     }
     uint64_t target = be_apply_running_script(s->apply);
     if (target == 0) {
         /* Not a log entry: a read-only script of a client of this node. */
-        const char *argv[2] = {function ? "FUNCTION" : "SCRIPT", "KILL"};
-        local_call(s, r, 2, argv);
+        local_call(s, r, 2, kill_argv[kind]);
         return r->state == REQ_DONE ? 0 : 1;
     }
     char num[24];
     int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)target);
-    const char *argv[3] = {BE_KILL_CMD, function ? "FUNCTION" : "SCRIPT", num};
+    const char *argv[3] = {BE_KILL_CMD, kill_argv[kind][0], num};
     size_t argvlen[3] = {strlen(BE_KILL_CMD), strlen(argv[1]), (size_t)n};
-    rd_notice("client %llu asks to kill the %s of log entry %llu", (unsigned long long)r->c->id,
-              function ? "function" : "script", (unsigned long long)target);
+    rd_notice("client %llu asks for %s %s of log entry %llu", (unsigned long long)r->c->id,
+              kill_argv[kind][0], kill_argv[kind][1], (unsigned long long)target);
     s->total_commands++;
     return px_route_write_argv(s, r, 3, argv, argvlen) == 0 ? 1 : 0;
 }

@@ -534,8 +534,12 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         r->state = REQ_DONE;
         return 0;
     }
-    if (!c->in_multi && (d->local == PX_L_SCRIPT_KILL || d->local == PX_L_FUNCTION_KILL)) {
-        if (px_script_kill(s, r, d->local == PX_L_FUNCTION_KILL) == 0)
+    if (!c->in_multi && (d->local == PX_L_SCRIPT_KILL || d->local == PX_L_FUNCTION_KILL ||
+                         d->local == PX_L_SHUTDOWN)) {
+        int kind = d->local == PX_L_SCRIPT_KILL     ? PX_KILL_SCRIPT
+                   : d->local == PX_L_FUNCTION_KILL ? PX_KILL_FUNCTION
+                                                    : PX_KILL_SHUTDOWN;
+        if (px_script_kill(s, r, kind) == 0)
             r->state = REQ_DONE;
         return 0;
     }

@@ -44,7 +44,7 @@ void px_server_on_busy(struct px_server *s, const char *err);
 struct redisReply;
 void px_server_on_ctl_answer(struct px_server *s, uint64_t id, const struct redisReply *reply);
 /* Asks the control connection to kill the script of the kill entry at kill_index. */
-int px_server_kill_running(struct px_server *s, int function, uint64_t kill_index);
+int px_server_kill_running(struct px_server *s, int kind, uint64_t kill_index);
 int px_server_listen(struct px_server *s, char *err, size_t errlen);
 void px_server_free(struct px_server *s);
 

@@ -131,4 +131,41 @@ start_cluster 3 {} {
         assert_equal +OK [node_call $leader 5000 SET after-transfer 1]
         assert_replicas_identical {1 2 3}
     }
+
+    test {a script that wrote, then runs away: SHUTDOWN NOSAVE, restart, refill without it} {
+        assert_equal +OK [node_call 1 5000 SET w 0]
+        assert_equal +OK [node_call 1 5000 SET before 1]
+        set fd [raw_connect [node_port 2]]
+        raw_send $fd [resp_cmd EVAL "redis.call('incr','w') while true do end" 0]
+        wait_busy_everywhere
+        # Redis cannot kill a script that wrote; redraft says so, as Redis does.
+        assert_match "-UNKILLABLE*" [node_call 3 5000 SCRIPT KILL]
+        set t0 [clock milliseconds]
+        assert_equal +OK [node_call 3 10000 SHUTDOWN NOSAVE]
+        # The test is the redis-servers' supervisor (as systemd, compose or Kubernetes
+        # are in production): each one that exits is started again, empty.
+        foreach i {1 2 3} {
+            set pid [node_redis_pid $i]
+            wait_for_condition 100 100 {![::rd::alive $pid]} {
+                fail "redis-server of node $i did not exit"
+            }
+            ::rd::reaped $pid
+            set ::rd::cl($i,redis_pid) 0
+            ::rd::start_node_redis $i
+        }
+        wait_serving_everywhere before 1
+        set t1 [clock milliseconds]
+        puts "    recovery: [expr {$t1 - $t0}] ms from SHUTDOWN NOSAVE to every node serving"
+        # The killed entry ran nowhere: its INCR is in no replica.
+        wait_serving_everywhere w 0
+        assert_match "-ERR Script killed by user*" [raw_read_reply $fd]
+        close $fd
+        assert_equal +OK [node_call 2 5000 SET after 1]
+        assert_replicas_identical {1 2 3}
+    }
+
+    test {SHUTDOWN without a runaway script stays refused} {
+        assert_match "-ERR SHUTDOWN is not allowed through redraft*" [node_call 1 2000 SHUTDOWN NOSAVE]
+        assert_match "-ERR SHUTDOWN is not allowed through redraft*" [node_call 1 2000 SHUTDOWN]
+    }
 }
