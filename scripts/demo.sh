@@ -53,8 +53,17 @@ start() {
         done
         mkdir -p "$DEMO/redis$i" "$DEMO/node$i"
         # setsid: the servers outlive `make` and its terminal; nothing holds make's output open.
-        setsid redis-server --port "$rp" --bind 127.0.0.1 --save "" --appendonly no \
-            --dir "$DEMO/redis$i" --daemonize no > "$DEMO/redis$i.log" 2>&1 < /dev/null &
+        # Each redis-server runs under a small supervisor, as systemd or a container runtime
+        # runs it in production: one that exits (SHUTDOWN NOSAVE of a script that cannot be
+        # killed, docs/scripts.md) is started again, empty, and redraft refills it. At most
+        # 1000 restarts; SIGTERM (make demo-stop) stops the supervisor and its redis-server.
+        setsid bash -c 'trap "kill -TERM \$child 2>/dev/null; wait \$child; exit 0" TERM
+            for _ in $(seq 1 1000); do
+                redis-server --port "$0" --bind 127.0.0.1 --save "" --appendonly no \
+                    --dir "$1" --daemonize no < /dev/null & child=$!
+                wait $child
+                sleep 0.2
+            done' "$rp" "$DEMO/redis$i" > "$DEMO/redis$i.log" 2>&1 < /dev/null &
         echo $! > "$DEMO/redis$i.pid"
         # Node 1 forms the cluster; the others join it through its client port. Both options
         # act only on a first start: after that each node's log knows the cluster.
