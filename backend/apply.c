@@ -19,8 +19,17 @@ enum item_kind { ITEM_CMDS, ITEM_GROUPED_SET, ITEM_VOID, ITEM_KILL };
 
 /* The most entries one look for kill entries reads while Redis is busy (a node far behind). */
 #define APPLY_KILL_SCAN_MAX 200000
+/* Losses of the link while one entry was in flight (alone in its batch) before it is taken for
+ * a poison entry: one that makes Redis exit every time it is applied. */
+#define APPLY_POISON_TRIES 3
 
 static const char killed_before_run[] = "ERR Script killed by user with SCRIPT KILL...";
+static const char skipped_text[] =
+    "ERR redraft: this log entry was skipped on every node (RAFT.SKIP-ENTRY): it made the "
+    "local redis exit";
+/* Values in be_apply's killed map. */
+#define KILLED_SCRIPT  ((void *)1)
+#define KILLED_SKIPPED ((void *)2)
 static const char notbusy[] = "-NOTBUSY No scripts in execution right now.\r\n";
 
 struct batch_item {
@@ -69,6 +78,14 @@ struct be_apply {
     uint64_t kill_asked; /* the kill entry whose SCRIPT/FUNCTION KILL is out, 0 none */
     uint64_t kill_reqid; /* its request id when a client of this node waits for it, else 0 */
     int kill_kind;       /* BE_KILL_* */
+    /* Poison entries: after a batch is lost with the link, entries go one per batch until past
+     * it (isolate_until), so the one that makes Redis exit is known; lost APPLY_POISON_TRIES
+     * times in a row, it stops the apply path (poisoned) until the log says what to do. */
+    uint64_t isolate_until;
+    uint64_t crash_first; /* the first entry of the last batch lost with the link */
+    int crash_tries;
+    uint64_t poisoned;
+    char down_why[200]; /* what the link said when it was lost */
     ev_timer retry;
     int stalled;
     int watch; /* report applied commands (cbs.command) */
@@ -260,10 +277,22 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
         it->mine = h.origin == ap->node_id;
         it->reqid = h.reqid;
         it->kind = ITEM_KILL;
+        long long t;
+        if (it->mine && rd_map_get(&ap->kill_out, index) == NULL && one.argvlen[1] == 5 &&
+            strncasecmp(one.argv[1], "entry", 5) == 0 &&
+            rd_parse_ll(one.argv[2], one.argvlen[2], &t) == 0 && t > 0 &&
+            rd_map_get(&ap->killed, (uint64_t)t) == NULL) {
+            /* A skip of an entry this node had applied when the skip was seen. */
+            char *o = strdup("-ERR that log entry was applied before RAFT.SKIP-ENTRY reached it; "
+                             "only an entry not yet applied can be skipped\r\n");
+            if (o != NULL && rd_map_put(&ap->kill_out, index, o) != 0)
+                free(o);
+        }
         return 0;
     }
-    if (ok && rd_map_get(&ap->killed, index) != NULL && rd_map_get(&ap->voids, index) == NULL) {
-        char *msg = strdup(killed_before_run);
+    void *k = ok ? rd_map_get(&ap->killed, index) : NULL;
+    if (k != NULL && rd_map_get(&ap->voids, index) == NULL) {
+        char *msg = strdup(k == KILLED_SKIPPED ? skipped_text : killed_before_run);
         if (msg != NULL && rd_map_put(&ap->voids, index, msg) != 0)
             free(msg);
     }
@@ -348,6 +377,8 @@ static void batch_build(struct be_apply *ap)
     uint64_t last = ap->commit;
     if (last - ap->sent > (uint64_t)ap->batch_max)
         last = ap->sent + (uint64_t)ap->batch_max;
+    if (ap->isolate_until > ap->sent)
+        last = ap->sent + 1; /* one entry a batch, to tell which one Redis dies of */
 
     struct run run = {0};
     rd_buf_init(&run.args);
@@ -404,6 +435,8 @@ static void apply_kick(struct be_apply *ap)
         return;
     if (ap->kill_asked != 0 && ap->kill_asked == ap->sent + 1)
         return; /* be_apply_kill_outcome kicks again */
+    if (ap->poisoned != 0)
+        return; /* RAFT.SKIP-ENTRY, or a restart of redraft, goes on */
     batch_build(ap);
 }
 
@@ -521,6 +554,8 @@ static void exec_cb(redisAsyncContext *ac, void *reply, void *privdata)
         /* Applied before the replies go out: a client answered here may go on at once (WATCH
          * takes be_apply_applied as what its reads will see), and it must count this batch. */
         ap->applied = b->last;
+        if (ap->crash_tries > 0 && b->last >= ap->crash_first)
+            ap->crash_tries = 0;
         for (size_t i = 0; i < b->nitems; i++)
             if (b->items[i].mine)
                 deliver(ap, &b->items[i], r);
@@ -642,6 +677,45 @@ int be_apply_idle(const struct be_apply *ap)
     return ap->inflight == NULL;
 }
 
+void be_apply_link_down(struct be_apply *ap, const char *why)
+{
+    snprintf(ap->down_why, sizeof(ap->down_why), "%s", why ? why : "connection lost");
+    const struct batch *b = ap->inflight;
+    if (b != NULL && b->last >= b->first) {
+        if (b->first == ap->crash_first && ap->crash_tries > 0)
+            ap->crash_tries++;
+        else
+            ap->crash_tries = 1;
+        ap->crash_first = b->first;
+        if (b->last > ap->isolate_until)
+            ap->isolate_until = b->last;
+        if (b->first == b->last && ap->crash_tries >= APPLY_POISON_TRIES) {
+            ap->poisoned = b->first;
+            rd_warning("POISON ENTRY: applying log entry %llu made the local redis go away %d "
+                       "times in a row (%s); this node stops applying, and answers with an "
+                       "error, until RAFT.SKIP-ENTRY %llu or a restart of redraft "
+                       "(docs/operations.md)",
+                       (unsigned long long)b->first, ap->crash_tries, ap->down_why,
+                       (unsigned long long)b->first);
+        } else {
+            rd_warning("the local redis went away while applying entries %llu..%llu (%s, %d "
+                       "time(s)); they go again one by one",
+                       (unsigned long long)b->first, (unsigned long long)b->last, ap->down_why,
+                       ap->crash_tries);
+        }
+    }
+    be_apply_stop(ap);
+}
+
+uint64_t be_apply_poisoned(const struct be_apply *ap, int *tries, const char **why)
+{
+    if (tries)
+        *tries = ap->crash_tries;
+    if (why)
+        *why = ap->down_why;
+    return ap->poisoned;
+}
+
 void be_apply_stop(struct be_apply *ap)
 {
     if (ap->sent > ap->applied) {
@@ -678,8 +752,32 @@ static void kill_seen(struct be_apply *ap, uint64_t kidx, const struct be_entry_
                : c->argvlen[1] == 8 && strncasecmp(c->argv[1], "shutdown", 8) == 0
                    ? BE_KILL_SHUTDOWN
                    : BE_KILL_SCRIPT;
-    static const char *const what[] = {"script", "function", "redis-server (SHUTDOWN NOSAVE)"};
+    if (c->argvlen[1] == 5 && strncasecmp(c->argv[1], "entry", 5) == 0)
+        kind = BE_KILL_ENTRY;
+    static const char *const what[] = {"script", "function", "redis-server (SHUTDOWN NOSAVE)",
+                                       "entry"};
     uint64_t t = (uint64_t)target;
+    if (kind == BE_KILL_ENTRY) {
+        if (t > ap->sent || t == ap->poisoned) {
+            rd_warning("log entry %llu skips entry %llu: it is applied as a no-op",
+                       (unsigned long long)kidx, (unsigned long long)t);
+            rd_map_put(&ap->killed, t, KILLED_SKIPPED);
+            if (t == ap->poisoned) {
+                ap->poisoned = 0;
+                ap->crash_tries = 0;
+            }
+            if (h->origin == ap->node_id) {
+                static const char ok[] = "+OK\r\n";
+                ap->cbs.reply(ap->ctx, h->reqid, ok, sizeof(ok) - 1);
+            }
+            apply_kick(ap);
+        } else {
+            rd_warning("log entry %llu skips entry %llu, which this node's redis had applied: "
+                       "this replica may differ from those that skipped it",
+                       (unsigned long long)kidx, (unsigned long long)t);
+        }
+        return;
+    }
     if (t == be_apply_running_script(ap)) {
         if (ap->kill_asked != 0)
             return; /* one kill at a time; the script it kills is this one too */
@@ -689,13 +787,13 @@ static void kill_seen(struct be_apply *ap, uint64_t kidx, const struct be_entry_
         ap->kill_kind = kind;
         ap->kill_reqid = h->origin == ap->node_id ? h->reqid : 0;
         /* Should Redis come back empty (a restart), the refill must not run it again. */
-        rd_map_put(&ap->killed, t, (void *)1);
+        rd_map_put(&ap->killed, t, KILLED_SCRIPT);
         if (ap->cbs.kill == NULL || ap->cbs.kill(ap->ctx, kind, kidx) != 0)
             be_apply_kill_outcome(ap, kidx, "ERR the local redis could not be asked", 1);
     } else if (t > ap->sent) {
         rd_warning("log entry %llu kills entry %llu before it runs here", (unsigned long long)kidx,
                    (unsigned long long)t);
-        rd_map_put(&ap->killed, t, (void *)1);
+        rd_map_put(&ap->killed, t, KILLED_SCRIPT);
     } else {
         rd_warning("log entry %llu kills entry %llu, which this node's redis had finished",
                    (unsigned long long)kidx, (unsigned long long)t);
@@ -706,7 +804,7 @@ static void kill_seen(struct be_apply *ap, uint64_t kidx, const struct be_entry_
  * while the apply path is stuck behind the script it kills. */
 static void scan_kills(struct be_apply *ap)
 {
-    if (!ap->busy || ap->inflight == NULL)
+    if (!(ap->busy && ap->inflight != NULL) && ap->poisoned == 0 && ap->crash_tries == 0)
         return;
     if (ap->scan_from <= ap->sent)
         ap->scan_from = ap->sent + 1;

@@ -46,7 +46,9 @@ struct ev_loop;
 /* Its kinds: SCRIPT KILL, FUNCTION KILL, and SHUTDOWN NOSAVE (for a script that wrote, which
  * Redis cannot kill: every node's Redis exits, its supervisor starts it again, and redraft
  * refills it from the log without the killed entry). */
-enum { BE_KILL_SCRIPT = 0, BE_KILL_FUNCTION = 1, BE_KILL_SHUTDOWN = 2 };
+enum { BE_KILL_SCRIPT = 0, BE_KILL_FUNCTION = 1, BE_KILL_SHUTDOWN = 2, BE_KILL_ENTRY = 3 };
+/* BE_KILL_ENTRY (RAFT.SKIP-ENTRY): the entry becomes a no-op everywhere it has not run yet;
+ * a node stopped by it as a poison entry (be_apply_poisoned) goes on. */
 
 struct be_apply_cbs {
     /* The committed entry at index: *data malloc'd, owned by apply from then on. 0 or -1. */
@@ -78,6 +80,13 @@ void be_apply_free(struct be_apply *ap);
 void be_apply_start(struct be_apply *ap, uint64_t applied);
 /* The link went down: forget what is in flight (it is re-sent after be_apply_start). */
 void be_apply_stop(struct be_apply *ap);
+/* The same, when the link to Redis was lost (why: what it said): a batch in flight counts
+ * towards a poison entry. After a lost batch its entries go one per batch; an entry lost
+ * with the link 3 times in a row stops applying (be_apply_poisoned) until a RAFT.SKIP-ENTRY of
+ * it commits or redraft restarts. */
+void be_apply_link_down(struct be_apply *ap, const char *why);
+/* The poison entry that stopped applying (0: none), how many tries, what the link said. */
+uint64_t be_apply_poisoned(const struct be_apply *ap, int *tries, const char **why);
 /* Entries through commit may be applied. */
 void be_apply_commit(struct be_apply *ap, uint64_t commit);
 

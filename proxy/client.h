@@ -227,7 +227,7 @@ void px_async_done(struct px_server *s, uint64_t reqid, const char *resp, size_t
 int px_async_start(struct px_server *s, struct px_req *r);
 /* SCRIPT KILL, FUNCTION KILL, SHUTDOWN: proxy/kill.c. Returns 0 when r finished at once, 1
  * when its reply comes later. */
-enum { PX_KILL_SCRIPT = 0, PX_KILL_FUNCTION = 1, PX_KILL_SHUTDOWN = 2 }; /* as apply.h's */
+enum { PX_KILL_SCRIPT, PX_KILL_FUNCTION, PX_KILL_SHUTDOWN, PX_KILL_ENTRY }; /* as apply.h's */
 int px_script_kill(struct px_server *s, struct px_req *r, int kind);
 /* While busy: a command Redis answers even then (FUNCTION STATS) goes to it on the control
  * connection. 1 when r was taken (its reply comes later), else 0. */

@@ -196,6 +196,7 @@ static const struct px_own own_cmds[] = {
     {"raft.node|addr", 4, PX_CF_ADMIN, PX_L_RAFT_NODE},
     {"raft.transfer-leader", -1, PX_CF_ADMIN, PX_L_RAFT_TRANSFER},
     {"raft.info", 1, PX_CF_FAST, PX_L_RAFT_INFO},
+    {"raft.skip-entry", 2, PX_CF_ADMIN, PX_L_RAFT_SKIP},
 };
 
 static int cmp_def(const void *a, const void *b)
@@ -307,7 +308,8 @@ static void own_def(struct px_cmddef *d, const char *name, int arity, uint32_t f
     snprintf(d->display, sizeof(d->display), "%s", name);
     d->arity = arity;
     d->flags = flags;
-    d->route = PX_ROUTE_LOCAL;
+    /* RAFT.SKIP-ENTRY goes through the log (proxy/kill.c). */
+    d->route = local == PX_L_RAFT_SKIP ? PX_ROUTE_WRITE : PX_ROUTE_LOCAL;
     d->local = local;
 }
 

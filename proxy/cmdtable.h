@@ -82,6 +82,7 @@ enum px_local {
     PX_L_SCRIPT_KILL,
     PX_L_FUNCTION_KILL,
     PX_L_SHUTDOWN,
+    PX_L_RAFT_SKIP,
 };
 
 /* Argument checks made before a command is routed. */

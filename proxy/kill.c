@@ -23,8 +23,8 @@
 #define LOCAL_KILL_BIT (1ULL << 63)
 
 /* What each kind sends to Redis, by PX_KILL_*. */
-static const char *kill_argv[3][2] = {
-    {"SCRIPT", "KILL"}, {"FUNCTION", "KILL"}, {"SHUTDOWN", "NOSAVE"}};
+static const char *kill_argv[4][2] = {
+    {"SCRIPT", "KILL"}, {"FUNCTION", "KILL"}, {"SHUTDOWN", "NOSAVE"}, {"ENTRY", ""}};
 
 void px_server_on_busy(struct px_server *s, const char *err)
 {
@@ -43,7 +43,7 @@ static int ctl_call(struct px_server *s, int argc, const char **argv, uint64_t i
 
 int px_server_kill_running(struct px_server *s, int kind, uint64_t kill_index)
 {
-    if (kind < 0 || kind > 2)
+    if (kind < 0 || kind > PX_KILL_SHUTDOWN)
         return -1;
     rd_notice("sending %s %s to the local redis", kill_argv[kind][0], kill_argv[kind][1]);
     return ctl_call(s, 2, kill_argv[kind], kill_index);
@@ -101,6 +101,8 @@ int px_script_kill(struct px_server *s, struct px_req *r, int kind)
                             "redis-server: docs/scripts.md)");
             return 0;
         }
+    } else if (kind == PX_KILL_ENTRY) {
+        /* no condition: the log decides what it skips (backend/apply.h) */
     } else if (busy == NULL) {
         rd_resp_simple(&r->reply, '-', "NOTBUSY No scripts in execution right now.");
         return 0;
@@ -112,7 +114,14 @@ int px_script_kill(struct px_server *s, struct px_req *r, int kind)
         return 0;
     }
     uint64_t target = be_apply_running_script(s->apply);
-    if (target == 0) {
+    if (kind == PX_KILL_ENTRY) {
+        long long v;
+        if (rd_parse_ll(r->cmd.argv[1], r->cmd.argvlen[1], &v) != 0 || v <= 0) {
+            px_reply_err(r, "ERR RAFT.SKIP-ENTRY needs the index of a log entry");
+            return 0;
+        }
+        target = (uint64_t)v;
+    } else if (target == 0) {
         /* Not a log entry: a read-only script of a client of this node. */
         local_call(s, r, 2, kill_argv[kind]);
         return r->state == REQ_DONE ? 0 : 1;

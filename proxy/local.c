@@ -620,6 +620,7 @@ int px_local_exec(struct px_client *c, struct px_req *r)
     case PX_L_SCRIPT_KILL:
     case PX_L_FUNCTION_KILL: /* dispatched before (server.c); inside MULTI they reach here */
     case PX_L_SHUTDOWN:
+    case PX_L_RAFT_SKIP:
     case PX_L_NONE:
         px_reply_err(r, "ERR internal: no local handler");
         rd_warning("no local handler for '%s'", r->def->name);

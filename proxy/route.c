@@ -198,6 +198,11 @@ static int encode_info(struct px_server *s, const struct px_req *r, const redisR
                       !s->backend_ready ? "down" : (s->busy_err[0] ? "busy" : "up"),
                       (unsigned long long)s->reads_ahead,
                       (unsigned long long)s->reads_ahead_dropped);
+        int tries;
+        const char *why;
+        uint64_t poison = be_apply_poisoned(s->apply, &tries, &why);
+        rd_buf_printf(&body, "poison_entry:%llu\r\npoison_tries:%d\r\npoison_error:%s\r\n",
+                      (unsigned long long)poison, poison ? tries : 0, poison ? why : "");
     }
     int rc = rd_resp_bulk(out, body.data ? body.data : "", body.len);
     rd_buf_free(&body);
@@ -471,9 +476,11 @@ void px_route_read(struct px_server *s, struct px_req *r)
         r->state = REQ_DONE;
         return;
     }
-    if (s->busy_err[0] && !strcmp(r->def->name, "info")) {
-        /* Redis answers nothing but BUSY now: INFO gives redraft's own section (whose
-         * local_redis says busy), so monitoring keeps seeing the node. */
+    if ((s->busy_err[0] || be_apply_poisoned(s->apply, NULL, NULL) != 0) &&
+        !strcmp(r->def->name, "info")) {
+        /* Redis answers nothing but BUSY now, or reads would wait for an apply path that is
+         * stopped: INFO gives redraft's own section (local_redis:busy, poison_entry), so
+         * monitoring keeps seeing the node. */
         redisReply none = {.type = REDIS_REPLY_STRING, .str = "", .len = 0};
         if (encode_info(s, r, &none, &r->reply) != 0)
             px_reply_err(r, "ERR out of memory");
@@ -1012,7 +1019,7 @@ void px_server_on_backend_ready(struct px_server *s, const struct be_link_info *
 void px_server_on_backend_down(struct px_server *s, const char *why)
 {
     s->backend_ready = 0;
-    be_apply_stop(s->apply);
+    be_apply_link_down(s->apply, why);
     /* Reads waiting for an index cannot be served now. */
     while (s->wait_head) {
         struct px_req *r = q_pop(&s->wait_head, &s->wait_tail);

@@ -535,10 +535,11 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         return 0;
     }
     if (!c->in_multi && (d->local == PX_L_SCRIPT_KILL || d->local == PX_L_FUNCTION_KILL ||
-                         d->local == PX_L_SHUTDOWN)) {
+                         d->local == PX_L_SHUTDOWN || d->local == PX_L_RAFT_SKIP)) {
         int kind = d->local == PX_L_SCRIPT_KILL     ? PX_KILL_SCRIPT
                    : d->local == PX_L_FUNCTION_KILL ? PX_KILL_FUNCTION
-                                                    : PX_KILL_SHUTDOWN;
+                   : d->local == PX_L_SHUTDOWN      ? PX_KILL_SHUTDOWN
+                                                    : PX_KILL_ENTRY;
         if (px_script_kill(s, r, kind) == 0)
             r->state = REQ_DONE;
         return 0;
@@ -551,6 +552,18 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
         (d->route == PX_ROUTE_READ || d->route == PX_ROUTE_WRITE || d->local == PX_L_PING) &&
         !px_req_is_exec(r) && !(d->route == PX_ROUTE_READ && !strcmp(d->name, "info"))) {
         px_reply_err(r, "%s", s->busy_err);
+        r->state = REQ_DONE;
+        if (c->in_multi)
+            c->multi_dirty = 1;
+        return 0;
+    }
+    uint64_t poison = be_apply_poisoned(s->apply, NULL, NULL);
+    if (poison != 0 && (d->route == PX_ROUTE_READ || d->route == PX_ROUTE_WRITE) &&
+        strcmp(d->name, "info") != 0) {
+        px_reply_err(r,
+                     "ERR redraft: log entry %llu makes the local redis exit; this node stopped "
+                     "applying (RAFT.SKIP-ENTRY %llu skips it on every node: docs/operations.md)",
+                     (unsigned long long)poison, (unsigned long long)poison);
         r->state = REQ_DONE;
         if (c->in_multi)
             c->multi_dirty = 1;

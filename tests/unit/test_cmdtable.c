@@ -191,7 +191,14 @@ static void test_routes(void **state)
     /* DEBUG: a read, checked before routing (only the subcommands that read pass) */
     assert_int_equal(FIND(f->t, "debug", "sleep", "0")->route, PX_ROUTE_READ);
     assert_int_equal(FIND(f->t, "debug", "sleep", "0")->check, PX_CHK_DEBUG_SAFE);
-    assert_int_equal(FIND(f->t, "shutdown")->route, PX_ROUTE_REFUSE);
+    /* Kills go through the log, handled by kill.c before routing; SHUTDOWN is refused there
+     * but while a script runs (SHUTDOWN NOSAVE). */
+    assert_int_equal(FIND(f->t, "shutdown")->route, PX_ROUTE_WRITE);
+    assert_int_equal(FIND(f->t, "shutdown")->local, PX_L_SHUTDOWN);
+    assert_int_equal(FIND(f->t, "script", "kill")->local, PX_L_SCRIPT_KILL);
+    assert_int_equal(FIND(f->t, "function", "kill")->local, PX_L_FUNCTION_KILL);
+    assert_int_equal(FIND(f->t, "raft.skip-entry", "5")->route, PX_ROUTE_WRITE);
+    assert_int_equal(FIND(f->t, "raft.skip-entry", "5")->local, PX_L_RAFT_SKIP);
 
     assert_int_equal(FIND(f->t, "config", "get", "x")->route, PX_ROUTE_READ);
     const struct px_cmddef *cs = FIND(f->t, "config", "set", "x", "y");
@@ -279,7 +286,7 @@ static void test_own_commands(void **state)
     assert_null(LOOKUP(f->t, err, "raft.node", "add", "5"));
     /* counted apart from what the backend listed */
     assert_int_equal(px_cmdtable_size(f->t), 240);
-    assert_int_equal(px_cmdtable_count(f->t), 244);
+    assert_int_equal(px_cmdtable_count(f->t), 245);
 }
 
 static void check_def(const struct px_cmddef *d, const char *name, long long arity)
@@ -292,6 +299,10 @@ static void check_def(const struct px_cmddef *d, const char *name, long long ari
         assert_non_null(d->why);
     if (d->route == PX_ROUTE_LOCAL)
         assert_true(d->local != PX_L_NONE);
+    else if (d->route == PX_ROUTE_WRITE && d->local != PX_L_NONE)
+        /* the kills: through the log, dispatched by kill.c */
+        assert_true(d->local == PX_L_SCRIPT_KILL || d->local == PX_L_FUNCTION_KILL ||
+                    d->local == PX_L_SHUTDOWN || d->local == PX_L_RAFT_SKIP);
     else
         assert_int_equal(d->local, PX_L_NONE);
     if (d->flags & PX_CF_WRITE)
