@@ -29,6 +29,15 @@ static const char *note(const struct px_cmddef *d)
     for (int i = 0; rewritten[i]; i++)
         if (!strcmp(d->name, rewritten[i]))
             return "made deterministic before it is logged (absolute expiry / recorded seed)";
+    if (d->local == PX_L_SCRIPT_KILL || d->local == PX_L_FUNCTION_KILL)
+        return "the same script entry ends on every replica: decided through the log, sent to "
+               "each Redis beside its apply path (docs/scripts.md)";
+    if (d->local == PX_L_SHUTDOWN)
+        return "refused, but SHUTDOWN NOSAVE while a script runs: every node's redis-server "
+               "exits and is refilled without that script (docs/scripts.md)";
+    if (d->local == PX_L_RAFT_SKIP)
+        return "makes a log entry a no-op on every node that has not applied it: the way past "
+               "a poison entry (docs/operations.md)";
     if (d->check == PX_CHK_DB_ARG)
         return "the hidden database is out of range";
     if (!strcmp(d->name, "xread"))
