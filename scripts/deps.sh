@@ -35,7 +35,7 @@ redis_was_installed=1
 dpkg-query -W -f='${Status}' redis-server 2>/dev/null | grep -q "install ok installed" || redis_was_installed=0
 
 # Keep package scripts from starting services while we install (policy-rc.d exit 101 = deny).
-policy=/usr/sbin/policy-rc.d
+policy=${DEPS_POLICY_RC:-/usr/sbin/policy-rc.d} # overridden only by tests/tools/test_deps.sh
 made_policy=0
 if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy"
@@ -53,7 +53,8 @@ trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
 # Refresh the package lists once when they are missing or older than a day.
-if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+lists=${DEPS_APT_LISTS:-/var/lib/apt/lists}
+if [ -z "$(find "$lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
     apt-get update -q
 fi
 apt-get install -y -q --no-install-recommends "${missing[@]}"

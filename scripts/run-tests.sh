@@ -61,7 +61,8 @@ for g in "${groups[@]}"; do
         unit)
             for t in "$BUILD"/tests/test_*; do
                 [ -x "$t" ] && run "unit:$(basename "$t")" "$t"
-            done ;;
+            done
+            run "unit:deps.sh" tests/tools/test_deps.sh ;;
         sim)
             run "sim" "$BUILD"/raft-sim --start 1 --count "${SIM_TEST_COUNT:-300}" ;;
         integration)
