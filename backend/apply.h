@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/reader.h"
 #include "common/buf.h"
 
 struct be_link;
@@ -74,8 +75,6 @@ uint64_t be_apply_applied(const struct be_apply *ap); /* confirmed by Redis */
 uint64_t be_apply_sent(const struct be_apply *ap);    /* written to the link */
 int be_apply_running(const struct be_apply *ap);
 
-/* Encodes a hiredis reply as RESP2 bytes. 0 or -1 (no memory). A nil is "$-1", or "*-1" when it
- * came from a reader marked by be_reply_mark_nil_arrays (link.h). */
-int be_reply_encode(const struct redisReply *r, struct rd_buf *out);
+/* be_reply_encode, which writes a reply back as RESP, is in reader.h. */
 
 #endif
