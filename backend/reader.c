@@ -415,12 +415,15 @@ int be_reader_get(struct be_reader *r, redisReply **out)
                 return fail(r, "Protocol error: '%c' (0x%02x) is no reply type",
                             type > 32 && type < 127 ? type : '?', (unsigned char)type);
             const char *end = line_end(r);
-            if (end == NULL) {
-                if (type != '+' && type != '-' && r->len - r->pos > BE_READER_LINE_MAX)
-                    return fail(r, "Protocol error: a '%c' line longer than %d bytes", type,
-                                BE_READER_LINE_MAX);
+            /* The same error however the bytes are cut: the line's content is known to be
+             * longer than the limit (without its CRLF, of which a '\r' may have come). */
+            size_t content = end != NULL ? (size_t)(end - (r->buf + r->pos)) - 1
+                                         : (r->len - r->pos >= 2 ? r->len - r->pos - 2 : 0);
+            if (type != '+' && type != '-' && content > BE_READER_LINE_MAX)
+                return fail(r, "Protocol error: a '%c' line longer than %d bytes", type,
+                            BE_READER_LINE_MAX);
+            if (end == NULL)
                 return 0;
-            }
             rc = read_line(r, end);
         }
         if (rc < 0)
