@@ -131,8 +131,6 @@ static const struct px_override overrides[] = {
     REFUSE("script|kill", "SCRIPT KILL is not supported by redraft yet"),
     REFUSE("script|debug", "SCRIPT DEBUG is not supported by redraft"),
     REFUSE("function|kill", "FUNCTION KILL is not supported by redraft yet"),
-    /* Its reply nests deeper than hiredis 0.14 reads (7 levels): it would break the link. */
-    REFUSE("command|docs", "COMMAND DOCS is not supported by redraft yet"),
     REFUSE("save", WHY_ADMIN),
     REFUSE("bgsave", WHY_ADMIN),
     REFUSE("bgrewriteaof", WHY_ADMIN),

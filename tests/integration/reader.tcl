@@ -124,6 +124,13 @@ start_cluster 3 {} {
                           [reader_nested 100]] $got
     }
 
+    test {COMMAND DOCS, whose reply nests 8 levels deep, is passed on as it is} {
+        foreach args {{COMMAND DOCS GET} {COMMAND DOCS XADD SET}} {
+            assert_equal [reader_call [node_redis_port $follower] {*}$args] \
+                [reader_call [node_port $follower] {*}$args]
+        }
+    }
+
     test {no node's link to its redis-server broke} {
         assert_equal $readies [reader_link_readies]
     }
