@@ -41,7 +41,7 @@ SEEDS ?= 100000
 
 .PHONY: docs
 .PHONY: all deps test test-unit test-sim test-integration sim compat demo demo-stop clean format \
-        check-format bench chaos lincheck fuzz fuzz-build fuzz-replay deps-fuzz
+        check-format bench bench-reader chaos lincheck fuzz fuzz-build fuzz-replay deps-fuzz
 all: $(BUILD)/redraft
 
 # Rebuild everything when the flag set changes (SANITIZE=0 <-> 1).
@@ -135,14 +135,15 @@ endif
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := resp entry raft_msg bus rdb
+FUZZ_TARGETS := resp entry raft_msg bus rdb reader
 FUZZ_SRC_resp     := proxy/resp.c common/buf.c
 FUZZ_SRC_entry    := backend/entry.c common/buf.c
 FUZZ_SRC_raft_msg := raftlog/raft_msg.c
 FUZZ_SRC_bus      := raftlog/bus.c common/buf.c common/log.c common/map.c common/sha256.c
 FUZZ_LIBS_bus     := -lev
-FUZZ_SRC_rdb      := backend/snapshot.c common/buf.c common/log.c
+FUZZ_SRC_rdb      := backend/snapshot.c common/buf.c common/log.c common/netaddr.c
 FUZZ_LIBS_rdb     := -lev
+FUZZ_SRC_reader   := backend/reader.c common/buf.c
 FUZZ_CFLAGS  := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined -MMD -MP
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
@@ -221,6 +222,14 @@ demo: deps all
 
 demo-stop:
 	@scripts/demo.sh stop
+
+# The reply reader against hiredis's on an apply-path stream (tests/tools/bench_reader.c).
+$(BUILD)/bench-reader: tests/tools/bench_reader.c $(BUILD)/libredraft.a $(BUILD)/libraftcore.a
+	$(CC) $(CFLAGS_ALL) $(INCLUDES) -o $@ $< $(BUILD)/libredraft.a $(BUILD)/libraftcore.a \
+	  $(LDFLAGS_ALL) $(LIBS)
+
+bench-reader: $(BUILD)/bench-reader
+	$(BUILD)/bench-reader
 
 $(BUILD)/gen-commands-doc: tests/tools/gen_commands_doc.c $(BUILD)/libredraft.a $(BUILD)/libraftcore.a
 	$(CC) $(CFLAGS_ALL) $(INCLUDES) -o $@ $< $(BUILD)/libredraft.a $(BUILD)/libraftcore.a \

@@ -1,7 +1,6 @@
 #include "backend/apply.h"
 
 #include <ev.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,37 +94,6 @@ struct be_apply {
 
 static void apply_kick(struct be_apply *ap);
 
-int be_reply_encode(const redisReply *r, struct rd_buf *out)
-{
-    switch (r->type) {
-    case REDIS_REPLY_STATUS:
-        return rd_buf_append(out, "+", 1) || rd_buf_append(out, r->str, r->len) ||
-                       rd_buf_append(out, "\r\n", 2)
-                   ? -1
-                   : 0;
-    case REDIS_REPLY_ERROR:
-        return rd_buf_append(out, "-", 1) || rd_buf_append(out, r->str, r->len) ||
-                       rd_buf_append(out, "\r\n", 2)
-                   ? -1
-                   : 0;
-    case REDIS_REPLY_INTEGER:
-        return rd_resp_int(out, r->integer);
-    case REDIS_REPLY_NIL:
-        return r->integer == 1 ? rd_resp_array_len(out, -1) : rd_resp_nil(out);
-    case REDIS_REPLY_STRING:
-        return rd_resp_bulk(out, r->str, r->len);
-    case REDIS_REPLY_ARRAY:
-        if (rd_resp_array_len(out, (long long)r->elements) != 0)
-            return -1;
-        for (size_t i = 0; i < r->elements; i++)
-            if (be_reply_encode(r->element[i], out) != 0)
-                return -1;
-        return 0;
-    default:
-        return -1;
-    }
-}
-
 static void batch_free(struct batch *b)
 {
     if (b == NULL)
@@ -150,8 +118,8 @@ static int batch_item_add(struct batch *b, struct batch_item **out)
     return 0;
 }
 
-static void queued_cb(redisAsyncContext *ac, void *reply, void *privdata);
-static void exec_cb(redisAsyncContext *ac, void *reply, void *privdata);
+static void queued_cb(struct be_link *bl, void *reply, void *privdata);
+static void exec_cb(struct be_link *bl, void *reply, void *privdata);
 
 /* Sends one queued command (RESP in ap->scratch) that belongs to item (-1: ours). */
 static int batch_send(struct be_apply *ap, struct batch *b, int32_t item)
@@ -440,7 +408,7 @@ static void apply_kick(struct be_apply *ap)
     batch_build(ap);
 }
 
-static void queued_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void queued_cb(struct be_link *bl, void *reply, void *privdata)
 {
     struct be_apply *ap = privdata;
     redisReply *r = reply;
@@ -542,7 +510,7 @@ static void report_commands(struct be_apply *ap, const struct batch *b, const re
     }
 }
 
-static void exec_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void exec_cb(struct be_link *bl, void *reply, void *privdata)
 {
     struct be_apply *ap = privdata;
     redisReply *r = reply;

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/reader.h"
 #include "common/buf.h"
 
 struct be_link;
@@ -111,8 +112,6 @@ void be_apply_kill_outcome(struct be_apply *ap, uint64_t kill_index, const char 
 /* The index of the script entry in the batch in flight, or 0. */
 uint64_t be_apply_running_script(const struct be_apply *ap);
 
-/* Encodes a hiredis reply as RESP2 bytes. 0 or -1 (no memory). A nil is "$-1", or "*-1" when it
- * came from a reader marked by be_reply_mark_nil_arrays (link.h). */
-int be_reply_encode(const struct redisReply *r, struct rd_buf *out);
+/* be_reply_encode, which writes a reply back as RESP, is in reader.h. */
 
 #endif

@@ -1,7 +1,6 @@
 #include "backend/ctl.h"
 
 #include <ev.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@ struct be_ctl {
     int probing;       /* a PING is out */
     double fast_until; /* probe every BE_CTL_PROBE_FAST_MS until then */
     char busy[256];    /* Redis's BUSY text, empty when not busy */
+    int freeing;       /* be_ctl_free: the link's callbacks tell nobody */
 };
 
 /* A call's answer must find its id; it lives until its callback (hiredis calls every pending
@@ -61,12 +61,12 @@ static int next_probe_ms(const struct be_ctl *c)
     return ev_now(c->loop) < c->fast_until ? BE_CTL_PROBE_FAST_MS : BE_CTL_PROBE_MS;
 }
 
-static void probe_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void probe_cb(struct be_link *l, void *reply, void *privdata)
 {
     struct be_ctl *c = privdata;
     redisReply *r = reply;
-    if (c == NULL || ac->data == NULL)
-        return; /* the link is being freed */
+    if (c->freeing)
+        return;
     c->probing = 0;
     if (r == NULL)
         return; /* lost: on_down reported it */
@@ -96,11 +96,11 @@ static void probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         probe_later(c, BE_CTL_PROBE_MS); /* not connected: try again later */
 }
 
-static void call_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void call_cb(struct be_link *l, void *reply, void *privdata)
 {
     struct call_req *k = privdata;
     struct be_ctl *c = k->ctl;
-    if (ac->data != NULL && c->cbs.answer)
+    if (!c->freeing && c->cbs.answer)
         c->cbs.answer(c->ctx, k->id, reply);
     free(k);
 }
@@ -150,6 +150,7 @@ void be_ctl_free(struct be_ctl *c)
     if (c == NULL)
         return;
     ev_timer_stop(c->loop, &c->probe);
+    c->freeing = 1;
     be_link_free(c->link);
     free(c);
 }

@@ -1,4 +1,4 @@
-/* link.h: the one hiredis async connection from redraft to its local Redis (libev adapter).
+/* link.h: the one connection from redraft to its local Redis (non-blocking socket, libev).
  *
  * Reads and applied batches share this connection on purpose: Redis executes one connection's
  * commands in the order they were written, so a read written after a batch sees that batch, with
@@ -7,10 +7,19 @@
  *   CONFIG GET databases, COMMAND, INFO (server and keyspace), SELECT <hidden db>, GET <applied
  * key>. The last database of the backend is hidden from clients; it holds the applied-index key.
  *
+ * The link is its own small asynchronous client: an output buffer written at the end of a loop
+ * turn (be_link_flush) or when the socket is writable, and a FIFO of {callback, privdata} matched
+ * in order to the replies that redraft's own reader (reader.h) cuts out of the byte stream. That
+ * reader has no depth limit, which hiredis 0.14's has (7): a script's deep reply, inside the
+ * EXEC of an apply batch, must reach the client, never break the link.
+ *
  * Callbacks: every command sent gets its reply callback exactly once; when the connection is lost
- * the pending callbacks are called with a NULL reply (hiredis drains them). privdata is an id or a
- * long-lived object, never a pointer that may die first. on_ready/on_down tell the owner about
- * the link's state; the redisReply of COMMAND passed to on_commands is borrowed for that call.
+ * (or reset, or the link freed) the pending callbacks are called with a NULL reply, in the order
+ * sent, before on_down. A reply is a redisReply tree (reader.h: nil arrays are marked) borrowed
+ * for the call: it is freed when the callback returns. A callback may send, reset the link or
+ * free it (the free waits until the callback returns). privdata is an id or a long-lived object,
+ * never a pointer that may die first. on_ready/on_down tell the owner about the link's state;
+ * the redisReply of COMMAND passed to on_commands is borrowed for that call.
  */
 #ifndef REDRAFT_LINK_H
 #define REDRAFT_LINK_H
@@ -20,11 +29,12 @@
 
 struct ev_loop;
 struct redisReply;
-struct redisAsyncContext;
+struct be_link;
 
 #define BE_APPLIED_KEY "__redraft_applied_index"
 
-typedef void be_reply_fn(struct redisAsyncContext *ac, void *reply, void *privdata);
+/* reply is a struct redisReply *, or NULL when the connection was lost before it came. */
+typedef void be_reply_fn(struct be_link *link, void *reply, void *privdata);
 
 struct be_link_info {
     int databases;          /* the backend's `databases` */
@@ -42,8 +52,6 @@ struct be_link_cbs {
     void (*on_ready)(void *ctx, const struct be_link_info *info);
     void (*on_down)(void *ctx, const char *why);
 };
-
-struct be_link;
 
 /* addr is "host:port" or a path to a unix socket (contains '/'). */
 struct be_link *be_link_new(struct ev_loop *loop, const char *addr, const char *password, void *ctx,
@@ -72,13 +80,5 @@ void be_link_forget_db(struct be_link *l);
 void be_link_local_ip(const struct be_link *l, char *buf, size_t len);
 /* Drops the connection (it will reconnect); used when the owner detects a broken state. */
 void be_link_reset(struct be_link *l, const char *why);
-
-/* hiredis reads both "$-1" (null bulk) and "*-1" (null array) as REDIS_REPLY_NIL, but Redis
- * answers each command with one of them (GET: $-1, BLPOP/ZMPOP/EXEC: *-1) and clients tell them
- * apart. This makes reader r mark a nil array (integer = 1 in its reply object) so that
- * be_reply_encode (apply.h) gives it back as it came. Call it on every reader whose replies are
- * passed on. */
-struct redisReader;
-void be_reply_mark_nil_arrays(struct redisReader *r);
 
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/netaddr.h"
 #include "common/sha256.h"
 
 #define SNAP_IO_CHUNK    (256u * 1024) /* bytes moved per read or write */
@@ -26,56 +27,6 @@ static void fmt(char *why, size_t whylen, const char *f, const char *arg)
 {
     if (why && whylen)
         snprintf(why, whylen, f, arg);
-}
-
-/* Non-blocking connect to "host:port" or a unix socket path. -1 with why on failure. */
-static int connect_addr(const char *addr, char *why, size_t whylen)
-{
-    int fd = -1;
-    if (strchr(addr, '/')) {
-        struct sockaddr_un sa;
-        memset(&sa, 0, sizeof(sa));
-        sa.sun_family = AF_UNIX;
-        if (strlen(addr) >= sizeof(sa.sun_path)) {
-            fmt(why, whylen, "socket path too long: %s", addr);
-            return -1;
-        }
-        strcpy(sa.sun_path, addr);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0 || (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 &&
-                       errno != EINPROGRESS && errno != EAGAIN)) {
-            fmt(why, whylen, "cannot connect to redis: %s", strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            return -1;
-        }
-        return fd;
-    }
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
-        fmt(why, whylen, "bad redis address: %s", addr);
-        return -1;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL) {
-        fmt(why, whylen, "cannot resolve redis address %s", addr);
-        return -1;
-    }
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || (connect(fd, res->ai_addr, res->ai_addrlen) != 0 && errno != EINPROGRESS)) {
-        fmt(why, whylen, "cannot connect to redis: %s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(res);
-        return -1;
-    }
-    freeaddrinfo(res);
-    return fd;
 }
 
 static int fsync_close(int fd)
@@ -349,7 +300,7 @@ struct be_capture *be_capture_start(struct ev_loop *loop, const char *addr, cons
         free(c);
         return NULL;
     }
-    c->fd = connect_addr(addr, why, whylen);
+    c->fd = rd_connect_addr(addr, why, whylen);
     if (c->fd < 0) {
         close(c->file);
         free(c);

@@ -126,7 +126,7 @@ static size_t resp_prefix_fmt(char *tmp, char type, long long v)
     return n;
 }
 
-static int resp_prefix_num(struct rd_buf *b, char type, long long v)
+int rd_resp_prefix(struct rd_buf *b, char type, long long v)
 {
     char tmp[24];
     return rd_buf_append(b, tmp, resp_prefix_fmt(tmp, type, v));
@@ -134,12 +134,12 @@ static int resp_prefix_num(struct rd_buf *b, char type, long long v)
 
 int rd_resp_int(struct rd_buf *b, long long v)
 {
-    return resp_prefix_num(b, ':', v);
+    return rd_resp_prefix(b, ':', v);
 }
 
 int rd_resp_array_len(struct rd_buf *b, long long n)
 {
-    return resp_prefix_num(b, '*', n);
+    return rd_resp_prefix(b, '*', n);
 }
 
 int rd_resp_nil(struct rd_buf *b)
@@ -149,8 +149,13 @@ int rd_resp_nil(struct rd_buf *b)
 
 int rd_resp_bulk(struct rd_buf *b, const void *p, size_t n)
 {
+    return rd_resp_blob(b, '$', p, n);
+}
+
+int rd_resp_blob(struct rd_buf *b, char type, const void *p, size_t n)
+{
     char tmp[24];
-    size_t hl = resp_prefix_fmt(tmp, '$', (long long)n);
+    size_t hl = resp_prefix_fmt(tmp, type, (long long)n);
     if (rd_buf_reserve(b, hl + n + 2) != 0)
         return -1;
     memcpy(b->data + b->len, tmp, hl);

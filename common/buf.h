@@ -44,6 +44,10 @@ int rd_resp_int(struct rd_buf *b, long long v);
 int rd_resp_bulk(struct rd_buf *b, const void *p, size_t n);
 int rd_resp_nil(struct rd_buf *b);
 int rd_resp_array_len(struct rd_buf *b, long long n);
+/* "<type><v>\r\n": the header of any aggregate or length-prefixed type ('*', '%', '$', ...). */
+int rd_resp_prefix(struct rd_buf *b, char type, long long v);
+/* "<type><n>\r\n" then the n bytes and "\r\n": a bulk ('$') or RESP3's verbatim ('='). */
+int rd_resp_blob(struct rd_buf *b, char type, const void *p, size_t n);
 
 /* LEB128 varint helpers for binary formats. get returns bytes read, or 0 when truncated, over
  * 64 bits, or overlong (a last byte of zero after the first: put never writes one), so every

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <ev.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdio.h>
@@ -533,7 +532,7 @@ int px_block_on_null(struct px_server *s, struct px_req *r)
 /* Answers a parked XREADGROUP whose retry got NOGROUP as Redis 7.0 answers a blocked one: the
  * stream key is gone, or only its group. EXISTS on the local Redis, right after the apply that
  * gave the error, tells which. */
-static void nogroup_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void nogroup_cb(struct be_link *bl, void *reply, void *privdata)
 {
     struct px_server *s = px_the_server();
     struct px_req *r = s ? rd_map_del(&s->inflight, (uint64_t)(uintptr_t)privdata) : NULL;
@@ -664,7 +663,7 @@ int px_block_prepare(struct px_server *s, struct px_req *r)
 /* ---- XREAD's `$` ---- */
 
 /* XINFO STREAM's last-generated-id; a missing stream is 0-0, as XREAD takes it. */
-static void xinfo_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void xinfo_cb(struct be_link *bl, void *reply, void *privdata)
 {
     struct px_server *s = px_the_server();
     redisReply *rep = reply;

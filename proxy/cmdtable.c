@@ -134,8 +134,6 @@ static const struct px_override overrides[] = {
     {"script|kill", PX_ROUTE_WRITE, PX_L_SCRIPT_KILL, PX_CHK_NONE, 0, NULL},
     {"function|kill", PX_ROUTE_WRITE, PX_L_FUNCTION_KILL, PX_CHK_NONE, 0, NULL},
     REFUSE("script|debug", "SCRIPT DEBUG is not supported by redraft"),
-    /* Its reply nests deeper than hiredis 0.14 reads (7 levels): it would break the link. */
-    REFUSE("command|docs", "COMMAND DOCS is not supported by redraft yet"),
     REFUSE("save", WHY_ADMIN),
     REFUSE("bgsave", WHY_ADMIN),
     REFUSE("bgrewriteaof", WHY_ADMIN),

@@ -60,7 +60,7 @@ static void join_finish(struct px_join *j, const char *resp)
     free(j);
 }
 
-static void flushed_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void flushed_cb(struct be_link *bl, void *reply, void *privdata)
 {
     struct px_server *s = privdata;
     redisReply *r = reply;

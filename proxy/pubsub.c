@@ -16,7 +16,9 @@
 
 #include "backend/apply.h"
 #include "backend/link.h"
+#include "backend/reader.h"
 #include "common/log.h"
+#include "common/netaddr.h"
 #include "proxy/client.h"
 
 struct px_sub {
@@ -24,7 +26,7 @@ struct px_sub {
     ev_io rio, wio;
     int writing;
     struct rd_buf out;
-    redisReader *reader;
+    struct be_reader reader;
     struct px_client *c;
     int skip; /* replies not for the client (AUTH) */
 };
@@ -49,8 +51,7 @@ static void sub_free(struct px_sub *sb)
     if (sb->fd >= 0)
         close(sb->fd);
     rd_buf_free(&sb->out);
-    if (sb->reader)
-        redisReaderFree(sb->reader);
+    be_reader_free(&sb->reader);
     free(sb);
 }
 
@@ -137,23 +138,22 @@ static void sub_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             sub_failed(sb, strerror(errno));
         return;
     }
-    if (redisReaderFeed(sb->reader, buf, (size_t)n) != REDIS_OK) {
-        sub_failed(sb, "protocol error");
+    if (be_reader_feed(&sb->reader, buf, (size_t)n) != 0) {
+        sub_failed(sb, sb->reader.errstr);
         return;
     }
     for (;;) {
-        void *reply = NULL;
-        if (redisReaderGetReply(sb->reader, &reply) != REDIS_OK) {
-            sub_failed(sb, sb->reader->errstr);
+        redisReply *r = NULL;
+        if (be_reader_get(&sb->reader, &r) != 0) {
+            sub_failed(sb, sb->reader.errstr);
             return;
         }
-        if (reply == NULL)
+        if (r == NULL)
             break;
-        redisReply *r = reply;
         if (sb->skip > 0) {
             sb->skip--;
             int bad = r->type == REDIS_REPLY_ERROR;
-            freeReplyObject(r);
+            be_reply_free(r);
             if (bad) {
                 sub_failed(sb, "AUTH refused");
                 return;
@@ -162,7 +162,7 @@ static void sub_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         track_mode(c, r);
         int rc = be_reply_encode(r, &c->out);
-        freeReplyObject(r);
+        be_reply_free(r);
         if (rc != 0) {
             px_client_close(c, "out of memory");
             return;
@@ -170,40 +170,6 @@ static void sub_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (px_client_push(c) != 0)
             return; /* the client was closed, and this link with it */
     }
-}
-
-static int connect_redis(const char *addr)
-{
-    const char *colon = strrchr(addr, ':');
-    int fd = -1;
-    if (strchr(addr, '/') != NULL || colon == NULL) {
-        struct sockaddr_un sun = {.sun_family = AF_UNIX};
-        snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", addr);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 &&
-            errno != EINPROGRESS) {
-            close(fd);
-            return -1;
-        }
-        return fd;
-    }
-    char host[256], port[16];
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-    snprintf(port, sizeof(port), "%s", colon + 1);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(host, port, &hints, &res) != 0)
-        return -1;
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) != 0 && errno != EINPROGRESS) {
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd >= 0) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    return fd;
 }
 
 static struct px_sub *sub_open(struct px_client *c)
@@ -214,16 +180,14 @@ static struct px_sub *sub_open(struct px_client *c)
         return NULL;
     sb->c = c;
     rd_buf_init(&sb->out);
-    sb->reader = redisReaderCreate();
-    sb->fd = connect_redis(s->cfg->redis);
-    if (sb->reader == NULL || sb->fd < 0) {
+    be_reader_init(&sb->reader);
+    sb->fd = rd_connect_addr(s->cfg->redis, NULL, 0);
+    if (sb->fd < 0) {
         sb->fd = sb->fd < 0 ? -1 : sb->fd;
         c->sub = sb;
         px_pubsub_close(c);
         return NULL;
     }
-    sb->reader->maxbuf = 0;
-    be_reply_mark_nil_arrays(sb->reader);
     ev_io_init(&sb->rio, sub_read_cb, sb->fd, EV_READ);
     sb->rio.data = sb;
     ev_io_init(&sb->wio, sub_write_cb, sb->fd, EV_WRITE);

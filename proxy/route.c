@@ -13,7 +13,6 @@
  * or until write-timeout (the outcome is unknown, and the client is told so).
  */
 #include <ev.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,7 +256,7 @@ static void read_finish(struct px_server *s, struct px_req *r, const redisReply 
     px_req_done(r);
 }
 
-static void read_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void read_reply_cb(struct be_link *bl, void *reply, void *privdata)
 {
     struct px_server *s = px_the_server();
     if (s->busy_err[0] && reply != NULL && s->ctl != NULL)
@@ -278,7 +277,7 @@ static void fmt_cmd(struct rd_buf *b, const struct px_cmd *cmd)
 
 /* Sends r's command to the local Redis under key in the inflight map; cb gets the reply. 0, or
  * -1 when it could not be sent (nothing is left registered). */
-static int read_put(struct px_server *s, struct px_req *r, uint64_t key, redisCallbackFn *cb)
+static int read_put(struct px_server *s, struct px_req *r, uint64_t key, be_reply_fn *cb)
 {
     rd_buf_reset(&s->scratch);
     fmt_cmd(&s->scratch, &r->cmd);
@@ -323,7 +322,7 @@ static void read_send(struct px_server *s, struct px_req *r)
  * before the reply came leaves an ordinary read in flight (SPEC_CONFIRMED). */
 enum { SPEC_NONE = 0, SPEC_SENT, SPEC_HELD, SPEC_CONFIRMED };
 
-static void spec_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void spec_reply_cb(struct be_link *bl, void *reply, void *privdata)
 {
     struct px_server *s = px_the_server();
     struct px_req *r = rd_map_del(&s->inflight, (uint64_t)(uintptr_t)privdata);
@@ -841,9 +840,8 @@ static void expire_writes(struct px_server *s, double now)
 }
 
 /* CONFIG GET slowlog-*: the settings every node's CONFIG SET reaches through the log. */
-static void slowlog_settings_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void slowlog_settings_cb(struct be_link *bl, void *reply, void *privdata)
 {
-    (void)ac;
     struct px_server *s = privdata;
     const redisReply *r = reply;
     /* Asked before a CONFIG SET through this node changed them: older than what is known. */

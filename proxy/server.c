@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -31,8 +30,8 @@
 #include "proxy/route.h"
 #include "raftlog/node.h"
 
-/* Completions from hiredis carry only a request id; this finds the server for them. There is
- * one server per process. */
+/* Completions from the backend link carry only a request id; this finds the server for them. There
+ * is one server per process. */
 static struct px_server *the_server;
 
 struct px_server *px_the_server(void)

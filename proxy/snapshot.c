@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,7 +269,7 @@ static void install_end(struct px_snap *p, int ok, const char *why);
 static void feeder_done(void *ctx, int ok, const char *why);
 static void fetch_abandon(struct px_snap *p, const char *why, int tell_core);
 
-static void no_one_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void no_one_cb(struct be_link *bl, void *reply, void *privdata)
 {
     struct px_snap *p = privdata;
     redisReply *r = reply;
@@ -283,7 +282,7 @@ static void no_one_cb(redisAsyncContext *ac, void *reply, void *privdata)
     install_end(p, 1, NULL);
 }
 
-static void saved_auth_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void saved_auth_cb(struct be_link *bl, void *reply, void *privdata)
 {
     struct px_snap *p = privdata;
     redisReply *r = reply;
@@ -324,7 +323,7 @@ static void send_no_one(struct px_snap *p, int ok)
         install_end(p, 0, "the local redis went away");
 }
 
-static void info_cb(redisAsyncContext *ac, void *reply, void *privdata)
+static void info_cb(struct be_link *bl, void *reply, void *privdata)
 {
     struct px_snap *p = privdata;
     redisReply *r = reply;

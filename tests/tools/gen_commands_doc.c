@@ -133,9 +133,8 @@ int main(int argc, char **argv)
            "- **answered by redraft**: the proxy answers as Redis would.\n"
            "- **refused**: an error that says why; nothing is changed.\n\n"
            "Known limits: a Lua script or function must be deterministic (no `TIME`, no random\n"
-           "choice of keys) because every node runs it; replies nested deeper than 7 levels\n"
-           "cannot be read by hiredis 0.14 (`COMMAND DOCS` is refused for that reason; a script\n"
-           "returning such a reply gets an error).\n\n"
+           "choice of keys) because every node runs it. Replies of any depth reach the client as\n"
+           "Redis sent them (redraft reads them with its own reader, backend/reader.h).\n\n"
            "| command | route | note |\n| --- | --- | --- |\n");
     /* The table is sorted; walk it through lookups of each name. */
     for (size_t i = 0; i < px_cmdtable_count(t); i++) {

@@ -16,10 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/hiredis.h>
-
-#include "backend/apply.h"
-#include "backend/link.h"
 #include "common/buf.h"
 #include "proxy/resp.h"
 
@@ -705,51 +701,9 @@ static void test_fragment_fuzz(void **state)
     }
 }
 
-/* Replies from Redis are read by hiredis and written back to clients by be_reply_encode: what
- * goes out must be what came in, null arrays ("*-1": BLPOP, ZMPOP, an aborted EXEC) included,
- * which hiredis alone reads as the same nil as a null bulk. */
-static void reencode(const char *in, size_t inlen, int marked, struct rd_buf *out)
-{
-    redisReader *rd = redisReaderCreate();
-    assert_non_null(rd);
-    if (marked)
-        be_reply_mark_nil_arrays(rd);
-    assert_int_equal(redisReaderFeed(rd, in, inlen), REDIS_OK);
-    void *reply = NULL;
-    assert_int_equal(redisReaderGetReply(rd, &reply), REDIS_OK);
-    assert_non_null(reply);
-    rd_buf_reset(out);
-    assert_int_equal(be_reply_encode(reply, out), 0);
-    freeReplyObject(reply);
-    redisReaderFree(rd);
-}
-
-static void test_reply_reencode_keeps_null_kinds(void **state)
-{
-    (void)state;
-    static const char in[] =
-        "*7\r\n$-1\r\n*-1\r\n*0\r\n$0\r\n\r\n:-3\r\n+OK\r\n*2\r\n*-1\r\n$1\r\nx\r\n";
-    struct rd_buf out;
-    rd_buf_init(&out);
-    reencode(in, sizeof(in) - 1, 1, &out);
-    assert_int_equal(rd_buf_unread(&out), sizeof(in) - 1);
-    assert_memory_equal(rd_buf_rptr(&out), in, sizeof(in) - 1);
-    /* alone, at the top level */
-    reencode("*-1\r\n", 5, 1, &out);
-    assert_int_equal(rd_buf_unread(&out), 5);
-    assert_memory_equal(rd_buf_rptr(&out), "*-1\r\n", 5);
-    reencode("$-1\r\n", 5, 1, &out);
-    assert_memory_equal(rd_buf_rptr(&out), "$-1\r\n", 5);
-    /* an unmarked reader loses the difference (which is why every reader is marked) */
-    reencode("*-1\r\n", 5, 0, &out);
-    assert_memory_equal(rd_buf_rptr(&out), "$-1\r\n", 5);
-    rd_buf_free(&out);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reply_reencode_keeps_null_kinds),
         cmocka_unit_test(test_multibulk_whole_and_split),
         cmocka_unit_test(test_multibulk_pipelined),
         cmocka_unit_test(test_multibulk_binary),
