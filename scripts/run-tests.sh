@@ -17,6 +17,7 @@ groups=("$@")
 passed=0
 failed=0
 failures=()
+times=()
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
@@ -57,6 +58,7 @@ export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:${LSAN_OPTIONS:-}"
 
 start=$(date +%s)
 for g in "${groups[@]}"; do
+    t0=$SECONDS
     case "$g" in
         unit)
             for t in "$BUILD"/tests/test_*; do
@@ -76,6 +78,7 @@ for g in "${groups[@]}"; do
             run "chaos" env BUILD="$BUILD" tests/chaos/run.sh ;;
         *) echo "unknown test group: $g" >&2; exit 2 ;;
     esac
+    times+=("$g $((SECONDS - t0))s")
 done
 if compgen -G "$sanlogs/*" >/dev/null; then
     echo "=== sanitizer reports"
@@ -84,6 +87,7 @@ if compgen -G "$sanlogs/*" >/dev/null; then
     failures+=("sanitizer")
 fi
 echo
+echo "time per group: ${times[*]}"
 echo "tests took $(( $(date +%s) - start ))s"
 [ ${#failures[@]} -gt 0 ] && printf 'failed group: %s\n' "${failures[@]}"
 echo "$passed passed, $failed failed"
