@@ -710,12 +710,13 @@ uint64_t be_apply_running_script(const struct be_apply *ap)
 }
 
 /* One committed entry looked at for a kill: REDRAFT.KILL SCRIPT|FUNCTION <target>. */
-static void kill_seen(struct be_apply *ap, uint64_t kidx, const struct be_entry_hdr *h,
-                      const struct be_cmd *c)
+/* Returns 1 when the kill must wait for the answer to the one out (look at it again then). */
+static int kill_seen(struct be_apply *ap, uint64_t kidx, const struct be_entry_hdr *h,
+                     const struct be_cmd *c)
 {
     long long target;
     if (rd_parse_ll(c->argv[2], c->argvlen[2], &target) != 0 || target <= 0)
-        return;
+        return 0;
     int kind = c->argvlen[1] == 8 && strncasecmp(c->argv[1], "function", 8) == 0 ? BE_KILL_FUNCTION
                : c->argvlen[1] == 8 && strncasecmp(c->argv[1], "shutdown", 8) == 0
                    ? BE_KILL_SHUTDOWN
@@ -744,11 +745,15 @@ static void kill_seen(struct be_apply *ap, uint64_t kidx, const struct be_entry_
                        "this replica may differ from those that skipped it",
                        (unsigned long long)kidx, (unsigned long long)t);
         }
-        return;
+        return 0;
     }
-    if (t == be_apply_running_script(ap)) {
+    /* Busy with nothing of ours in flight: the script was sent before this process started, or
+     * before the apply link was lost. Which entry it is cannot be told, so every kill committed
+     * since then acts on it (SHUTDOWN NOSAVE, the safe one, refills from the log). */
+    int stuck = ap->busy && ap->inflight == NULL && t > ap->applied;
+    if (t == be_apply_running_script(ap) || stuck) {
         if (ap->kill_asked != 0)
-            return; /* one kill at a time; the script it kills is this one too */
+            return 1; /* one kill at a time: this one goes once the answer to that one is in */
         rd_warning("log entry %llu kills the %s of entry %llu, running on the local redis",
                    (unsigned long long)kidx, what[kind], (unsigned long long)t);
         ap->kill_asked = kidx;
@@ -765,14 +770,17 @@ static void kill_seen(struct be_apply *ap, uint64_t kidx, const struct be_entry_
     } else {
         rd_warning("log entry %llu kills entry %llu, which this node's redis had finished",
                    (unsigned long long)kidx, (unsigned long long)t);
+        if (kind == BE_KILL_SHUTDOWN)
+            rd_map_put(&ap->killed, t, KILLED_SCRIPT); /* a refill leaves it out */
     }
+    return 0;
 }
 
 /* While Redis is busy, committed entries are looked at as they commit: a kill entry must act
  * while the apply path is stuck behind the script it kills. */
 static void scan_kills(struct be_apply *ap)
 {
-    if (!(ap->busy && ap->inflight != NULL) && ap->poisoned == 0 && ap->crash_tries == 0)
+    if (!ap->busy && ap->poisoned == 0 && ap->crash_tries == 0)
         return;
     if (ap->scan_from <= ap->sent)
         ap->scan_from = ap->sent + 1;
@@ -786,17 +794,24 @@ static void scan_kills(struct be_apply *ap)
         struct be_cmd c;
         if (ap->cbs.fetch(ap->ctx, ap->scan_from, &data, &len) != 0)
             break;
+        int wait = 0;
         if (len > 0 && be_entry_open(&ap->rd, data, len, &h) == 0 && h.ncmds == 1 &&
             be_entry_next(&ap->rd, &c) == 1 && is_cmd(&c, BE_KILL_CMD, 3))
-            kill_seen(ap, ap->scan_from, &h, &c);
+            wait = kill_seen(ap, ap->scan_from, &h, &c);
         free(data);
+        if (wait)
+            break; /* be_apply_kill_outcome looks again from here */
     }
 }
 
 void be_apply_set_busy(struct be_apply *ap, int busy)
 {
+    if (busy == ap->busy)
+        return;
     ap->busy = busy;
-    ap->scan_from = ap->sent + 1;
+    /* With a batch in flight the kills of its script may have committed already; with none,
+     * only kills from now on can be meant for what runs (kill_seen). */
+    ap->scan_from = ap->inflight != NULL ? ap->sent + 1 : ap->commit + 1;
     scan_kills(ap);
 }
 
@@ -832,6 +847,7 @@ void be_apply_kill_outcome(struct be_apply *ap, uint64_t kill_index, const char 
     rd_buf_free(&b);
     rd_notice("the local redis answered the kill of log entry %llu: %s",
               (unsigned long long)kill_index, reply);
+    scan_kills(ap); /* a kill that waited for this answer */
     apply_kick(ap);
 }
 

@@ -134,6 +134,7 @@ struct be_ctl *be_ctl_new(struct ev_loop *loop, const char *addr, const char *pa
         free(c);
         return NULL;
     }
+    be_link_set_bare(c->link);
     ev_timer_init(&c->probe, probe_timer_cb, BE_CTL_PROBE_MS / 1000.0, 0);
     c->probe.data = c;
     return c;

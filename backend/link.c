@@ -50,6 +50,7 @@ struct be_link {
     int dispatching; /* inside reply callbacks: a free waits for them to return */
     int free_requested;
     struct be_link_info info; /* filled during the handshake */
+    int bare;                 /* be_link_set_bare: AUTH and one PING, nothing else */
     unsigned gen;             /* connection generation: replies of an old connection are ignored */
 };
 
@@ -450,6 +451,29 @@ static void hs_auth_cb(struct be_link *l, void *reply, void *pd)
         handshake_fail(l, "AUTH", r);
 }
 
+/* A bare link is ready once Redis answers at all: BUSY (a script runs) is an answer too. */
+static void hs_bare_cb(struct be_link *l, void *reply, void *pd)
+{
+    redisReply *r = reply;
+    if (STALE(l, pd) || r == NULL)
+        return;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSY", 4) != 0) {
+        handshake_fail(l, "PING", r);
+        return;
+    }
+    l->state = LINK_READY;
+    l->backoff_ms = LINK_BACKOFF_MIN_MS;
+    l->down_logged = 0;
+    rd_verbose("local redis %s%s%d: control connection up", l->host, l->port ? ":" : "", l->port);
+    if (l->cbs.on_ready)
+        l->cbs.on_ready(l->ctx, &l->info);
+}
+
+void be_link_set_bare(struct be_link *l)
+{
+    l->bare = 1;
+}
+
 /* The connect finished (the socket became writable): start the handshake. */
 static void connected(struct be_link *l)
 {
@@ -466,6 +490,17 @@ static void connected(struct be_link *l)
     const char *auth[] = {"AUTH", l->password}, *dbs[] = {"CONFIG", "GET", "databases"},
                *cmds[] = {"COMMAND"}, *info[] = {"INFO"};
     void *gen = GEN_PTR(l);
+    if (l->bare) {
+        const char *ping[] = {"PING"};
+        if ((l->password[0] && link_queue_words(l, hs_auth_cb, gen, 2, auth) != 0) ||
+            link_queue_words(l, hs_bare_cb, gen, 1, ping) != 0) {
+            link_went_down(l, "out of memory");
+            return;
+        }
+        ev_io_start(l->loop, &l->rio);
+        link_write(l);
+        return;
+    }
     if ((l->password[0] && link_queue_words(l, hs_auth_cb, gen, 2, auth) != 0) ||
         link_queue_words(l, hs_databases_cb, gen, 3, dbs) != 0 ||
         link_queue_words(l, hs_command_cb, gen, 1, cmds) != 0 ||

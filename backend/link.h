@@ -57,6 +57,10 @@ struct be_link_cbs {
 struct be_link *be_link_new(struct ev_loop *loop, const char *addr, const char *password, void *ctx,
                             const struct be_link_cbs *cbs);
 void be_link_start(struct be_link *l);
+/* Before be_link_start: the handshake is AUTH and a PING only, and the link is ready once Redis
+ * answers, BUSY included (the control connection, ctl.h: it must come up while a script runs).
+ * on_ready gets an empty info. */
+void be_link_set_bare(struct be_link *l);
 void be_link_free(struct be_link *l);
 int be_link_is_ready(const struct be_link *l);
 int be_link_hidden_db(const struct be_link *l);
