@@ -221,6 +221,9 @@ class Runaway:
                 if not wrong_done:
                     self.problem("%s: %s KILL of the other kind through %r answered %r" % (
                         sk, "FUNCTION" if use_fn else "SCRIPT", via, r))
+                if sk == "write-eval":
+                    self.problem("%s through %r: a script that wrote was killed via %r" % (
+                        sk, n, via))
                 return "killed (via %r, %d tries)" % (via, tries)
             if e.startswith("UNKILLABLE"):
                 if sk != "write-eval":
@@ -298,15 +301,19 @@ class Runaway:
                     since.pop(n, None)
                     self.bump(self.counts, "drain kills")
                     r, e = ask(n, "SCRIPT", "KILL", timeout=5.0)
+                    chain = ["SCRIPT KILL: %s" % (e or r)]
                     if e and e.startswith("BUSY"):
                         r, e = ask(n, "FUNCTION", "KILL", timeout=5.0)
+                        chain.append("FUNCTION KILL: %s" % (e or r))
                     if e and e.startswith("UNKILLABLE"):
                         self.c.shutdown_sent()
                         r, e = ask(n, "SHUTDOWN", "NOSAVE", timeout=10.0)
-                    msg = "%r still busy %.0f s after the kills had committed (the drain's kill:" \
-                        " %s; see %s)" % (n, GRACE, e or r, n.log_path())
+                        chain.append("SHUTDOWN NOSAVE: %s" % (e or r))
+                    msg = "%r still busy %.0f s after the kills had committed (the drain's %s;" \
+                        " see %s)" % (n, GRACE, ", ".join(c[:40] for c in chain), n.log_path())
                     self.say("drain: " + msg)
-                    self.left.append(msg)
+                    if not (e or "").startswith("NOTBUSY"):  # it ended by itself meanwhile
+                        self.left.append(msg)
                 if st != "up":
                     waiting.append("%r's redis is %s" % (n, st))
                 elif int(i.get("applied_index", 0) or 0) < target:
