@@ -4,9 +4,10 @@ consistency level whose histories are checked afterwards. docs/testing.md ("Chao
 run it, what it injects and what it checks.
 
 Usage: tests/chaos/chaos.py [--seconds N] [--seed S] [--nodes 3|5] [--build DIR] [--short]
-                            [--faults kind,kind] [--keep]
+                            [--faults kind,kind] [--keep] [--scripts-random]
 Environment: CHAOS_SECONDS, CHAOS_SEED, CHAOS_NODES, CHAOS_FAULTS, BUILD, CHAOS_KEEP=1,
-             CHAOS_LINCHECK (another checker binary, for development only).
+             CHAOS_SCRIPTS_RANDOM=1, CHAOS_LINCHECK (another checker binary, for development
+             only).
 Ends with one "PASS ..." or "FAIL ...: why" line per check and "N passed, M failed".
 """
 import argparse
@@ -25,6 +26,7 @@ import checks  # noqa: E402
 import net  # noqa: E402
 from cluster import FAKETIME_LIBS, Cluster, call, log  # noqa: E402
 from faults import KINDS, SHORT_KINDS, Faults, make_schedule  # noqa: E402
+from runaway import RUNAWAY_KEY  # noqa: E402
 from workload import LEVELS, Workload, history_lines  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -280,6 +282,10 @@ def main():
                     help="every disk lies about fsync, then loses power: the run must notice "
                          "lost acknowledged writes")
     ap.add_argument("--keep", action="store_true", default=os.environ.get("CHAOS_KEEP") == "1")
+    ap.add_argument("--scripts-random", action="store_true",
+                    default=os.environ.get("CHAOS_SCRIPTS_RANDOM") == "1",
+                    help="clients also run scripts that call TIME and random commands and "
+                         "write what they got (replicas differ until those are deterministic)")
     a = ap.parse_args()
     asan = "asan" in a.build
     seconds = a.seconds or float(os.environ.get("CHAOS_SECONDS") or
@@ -371,6 +377,9 @@ def main():
         fw = net.Firewall(cluster.bus_port)
         if have["iptables"]:
             fw.setup()
+        scripts = "runaway-script" in kinds
+        if scripts:
+            cluster.start_supervisor()
         ld = cluster.leader()
         log("cluster up in %.1fs, leader %r" % (time.monotonic() - t_start, ld))
 
@@ -382,7 +391,8 @@ def main():
             sched = [(warm, "lying-disks", 3.0, [0.5] * 8)]
         log("schedule (%d episodes): %s" % (len(sched), ", ".join(
             "%.1fs %s %.1fs" % (t, k, d) for t, k, d, _ in sched)))
-        wl = Workload(cluster, seed, per_level=2 if a.short else 3)
+        wl = Workload(cluster, seed, per_level=2 if a.short else 3,
+                      scripts_random=a.scripts_random)
         t0 = time.monotonic()
         wl.start(seconds + 90)  # stopped explicitly once healed; this only bounds the threads
         fl = Faults(cluster, fw, t0)
@@ -401,6 +411,7 @@ def main():
         rest = t0 + seconds - time.monotonic()
         if rest > 0:
             time.sleep(rest)
+        script_probs = ["%s did not end in 120 s" % k for k in fl.wait_background(120)]
         fl.say("healing")
         fl.heal()
         ld = cluster.wait_leader(30)
@@ -411,6 +422,10 @@ def main():
             heal_probs.append(str(e))
         if ld is None:
             heal_probs.append("no leader 30 s after healing")
+        if scripts:
+            left = fl.runaway.drain(random.Random(seed), 30)
+            if left:
+                script_probs.append("after healing: %s" % left)
         fl.say("healed: leader %r; clients run 5 s more" % ld)
         time.sleep(5)
         stuck = wl.finish()
@@ -436,6 +451,15 @@ def main():
         nkeys = len(next(iter(datasets.values()))) if datasets else 0
         rep.check("replicas identical (DUMP and PEXPIRETIME of every key, %d members)" %
                   len(datasets), dprobs, "%d keys" % nkeys)
+        if scripts:
+            rep.check("runaway scripts: every one killed, nothing left running, every "
+                      "redis-server back", script_probs + fl.runaway.problems,
+                      fl.runaway.summary())
+            rep.check("runaway scripts: every node ended each script through the log alone "
+                      "(no kill by the drain)", fl.runaway.left)
+            rep.check("no killed script's write is in any replica", checks.runaway_writes(
+                datasets, RUNAWAY_KEY.encode()), "%d SHUTDOWN NOSAVE sent, %d redis-servers "
+                "restarted by the supervisor" % (cluster.shutdowns_sent, cluster.supervised))
 
         # Histories.
         ops = list(wl.ops)
@@ -507,6 +531,10 @@ def main():
         top = sorted(wl.errors.items(), key=lambda kv: -kv[1])[:8]
         log("errors clients saw: %s" % ("; ".join("%dx %s" % (n, m) for m, n in top) or
                                         "none"))
+        if scripts:
+            log("runaway scripts: %s" % fl.runaway.summary())
+        if a.scripts_random:
+            log("random scripts: %s" % wl.random_summary())
     except Interrupted as e:
         rep.check("run completed", ["interrupted by %s" % e])
     except Exception as e:  # noqa: BLE001 - reported as a failure, cleanup still runs
@@ -518,6 +546,7 @@ def main():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # Each step on its own: one failing must not leave rules, mounts or processes behind.
         for what, step in (("stopping the clients", wl and (lambda: wl.finish(5))),
+                           ("stopping the supervisor", cluster and cluster.stop_supervisor),
                            ("stopping the processes", cluster and cluster.stop_all),
                            ("removing the iptables chain", fw and fw.teardown),
                            ("unmounting powerfs", cluster and cluster.unmount_all)):

@@ -243,3 +243,15 @@ def compare_datasets(datasets):
         if len(diff) > 3:
             probs.append("... and %d more keys differ" % (len(diff) - 3))
     return probs
+
+
+def runaway_writes(datasets, prefix):
+    """The INCR of a script that wrote and ran away until SHUTDOWN NOSAVE ended it: its entry
+    is a no-op everywhere, so no replica holds its key (runaway-script)."""
+    probs = []
+    for name in sorted(datasets):
+        keys = sorted(k for (db, k) in datasets[name] if k.startswith(prefix))
+        if keys:
+            probs.append("%s holds %d keys of killed scripts, e.g. %s" % (name, len(keys),
+                                                                         keys[:3]))
+    return probs

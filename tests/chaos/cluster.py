@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import redis
@@ -140,6 +141,8 @@ class Node:
         self.raft_dir = os.path.join(self.dir, "raft")
         self.redis_dir = os.path.join(self.dir, "redis")
         self.restarts = 0
+        self.lock = threading.Lock()  # one start of its redis-server at a time
+        self.shutdowns = 0  # redis-server exits that SHUTDOWN NOSAVE asked for
 
     # ---- where things are
     @property
@@ -203,6 +206,13 @@ class Node:
 
     # ---- processes
     def start_redis(self):
+        """Starts its redis-server, unless one runs (the supervisor may have been first)."""
+        with self.lock:
+            if self.redis is not None and self.redis.alive():
+                return
+            self._start_redis()
+
+    def _start_redis(self):
         logf = os.path.join(self.dir, "redis.log")
         rdir = self.redis_dir
         os.makedirs(rdir, exist_ok=True)
@@ -341,6 +351,14 @@ class Node:
         except Exception:  # noqa: BLE001
             return {}
 
+    def shutdown_lines(self):
+        """How often its redis.log says a SHUTDOWN command asked it to exit."""
+        try:
+            with open(os.path.join(self.dir, "redis.log"), errors="replace") as f:
+                return sum(1 for ln in f if "User requested shutdown" in ln)
+        except OSError:
+            return 0
+
     def log_tail(self, n=25):
         try:
             with open(self.log_path(), errors="replace") as f:
@@ -371,6 +389,11 @@ class Cluster:
         self.nodes = {}  # slot -> Node
         self.procs = []
         self.next_slot = 1
+        self.lock = threading.Lock()
+        self.shutdowns_sent = 0  # SHUTDOWN NOSAVE sent through redraft (runaway-script)
+        self.supervisor = None
+        self.supervisor_stop = threading.Event()
+        self.supervised = 0  # redis-servers the supervisor started again
 
     def new_node(self):
         if self.next_slot > MAX_SLOTS:
@@ -472,14 +495,76 @@ class Cluster:
         for n in self.nodes.values():
             n.unmount_powerfs()
 
+    def shutdown_sent(self):
+        with self.lock:
+            self.shutdowns_sent += 1
+
+    def shut_down(self, n, p):
+        """Did redis-server p of node n end because a SHUTDOWN NOSAVE the harness sent through
+        redraft asked it to? (Status 0 and one more "User requested shutdown" in its log than
+        the exits counted so far.) Counts it once; caller holds self.lock."""
+        if getattr(p, "shut_down", False):
+            return True
+        if self.shutdowns_sent == 0 or p.p.returncode != 0 or p is not n.redis:
+            return False
+        if n.shutdown_lines() <= n.shutdowns:
+            return False
+        n.shutdowns += 1
+        p.shut_down = True
+        p.reported = True
+        return True
+
+    def node_of(self, p):
+        for n in self.nodes.values():
+            if p is n.redis:
+                return n
+        return None
+
     def unexpected_exits(self):
-        """Processes that ended without us killing them (crashes), each reported once."""
+        """Processes that ended without us killing them (crashes), each reported once. A
+        redis-server that SHUTDOWN NOSAVE ended (runaway-script) is not one."""
         out = []
-        for p in self.procs:
-            if not p.alive() and not p.killed_by_us and not p.reported:
-                p.reported = True
-                out.append(p)
+        with self.lock:
+            for p in list(self.procs):
+                if not p.alive() and not p.killed_by_us and not p.reported:
+                    n = self.node_of(p)
+                    if n is not None and self.shut_down(n, p):
+                        continue
+                    p.reported = True
+                    out.append(p)
         return out
+
+    # ---- the redis-servers' supervisor (as systemd, compose or Kubernetes are in production)
+    def start_supervisor(self):
+        self.supervisor = threading.Thread(target=self.supervise, name="supervisor", daemon=True)
+        self.supervisor.start()
+
+    def supervise(self):
+        """Starts again, as it is (not wiped), each redis-server that SHUTDOWN NOSAVE ended."""
+        for _ in range(10**7):
+            if self.supervisor_stop.wait(0.1):
+                return
+            for n in list(self.nodes.values()):
+                p = n.redis
+                if p is None or p.alive() or p.killed_by_us or n.removed:
+                    continue
+                with self.lock:
+                    ok = self.shut_down(n, p)
+                if not ok:
+                    continue
+                try:
+                    n.start_redis()
+                    with self.lock:
+                        self.supervised += 1
+                    log("supervisor: %r's redis-server exited (SHUTDOWN NOSAVE); started "
+                        "again" % n)
+                except RuntimeError as e:
+                    log("supervisor: WARNING: %s" % e)
+
+    def stop_supervisor(self):
+        self.supervisor_stop.set()
+        if self.supervisor is not None:
+            self.supervisor.join(15)
 
     def remove_tmp(self):
         shutil.rmtree(self.tmp, ignore_errors=True)

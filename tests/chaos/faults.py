@@ -7,9 +7,11 @@ not always the same nodes; every action is printed with the node it hit.
 """
 import random
 import signal
+import threading
 import time
 
 from cluster import call, log, members_of
+from runaway import Runaway
 
 # kind: (needs, shortest, longest episode in seconds)
 KINDS = {
@@ -33,7 +35,12 @@ KINDS = {
     "power-loss": ("powerfs", 0.5, 2.0),  # one node loses what it did not fsync
     "power-loss-all": ("powerfs", 0.5, 2.0),  # every node at once
     "snapshot-install": ("", 1.0, 3.0),  # a follower far behind gets a snapshot; a fault hits it
+    "runaway-script": ("", 4.0, 10.0),  # scripts that never end, killed (runaway.py)
 }
+# Kinds that run beside the episodes after them: the next one starts 1-3 s after this one did,
+# so that they hit a cluster busy with it (a kill while the leader is killed or cut off). One
+# of each at a time: a second one that comes while the first runs is skipped.
+BACKGROUND = ("runaway-script",)
 # What the short run of `make test` draws from; the first two always come first.
 SHORT_KINDS = ["partition-leader", "kill-leader", "partition-split", "partition-oneway",
                "packet-loss", "pause", "redis-restart", "power-loss", "clock-rate", "stale-leader"]
@@ -56,7 +63,7 @@ def make_schedule(seed, kinds, start, end):
         if t + dur > end:
             break
         sched.append((round(t, 2), kind, dur, rnd))
-        t += dur + rng.uniform(1.0, 3.0)
+        t += (0 if kind in BACKGROUND else dur) + rng.uniform(1.0, 3.0)
     return sched
 
 
@@ -73,19 +80,45 @@ class Faults:
         self.injected = {}
         self.skipped = {}
         self.notes = []
+        self.runaway = Runaway(self)
+        self.background = {}  # kind -> its thread
+        self.lock = threading.Lock()
 
     def say(self, msg):
         log("[%6.1fs] %s" % (time.monotonic() - self.t0, msg))
 
     def count(self, kind, done=True, why=""):
         d = self.injected if done else self.skipped
-        d[kind] = d.get(kind, 0) + 1
+        with self.lock:
+            d[kind] = d.get(kind, 0) + 1
         if not done:
             self.say("%s: skipped (%s)" % (kind, why))
 
     def run_episode(self, kind, dur, rnd):
         fn = getattr(self, "f_" + kind.replace("-", "_"))
-        fn(kind, dur, rnd)
+        if kind not in BACKGROUND:
+            return fn(kind, dur, rnd)
+        prev = self.background.get(kind)
+        if prev is not None and prev.is_alive():
+            # Waiting here would push the whole schedule back (and past the run's end).
+            return self.count(kind, False, "the one before still runs")
+
+        def run():
+            try:
+                fn(kind, dur, rnd)
+            except Exception as e:  # noqa: BLE001 - reported, the run goes on
+                self.runaway.problem("%s: %s: %s" % (kind, type(e).__name__, e))
+
+        t = threading.Thread(target=run, name=kind, daemon=True)
+        self.background[kind] = t
+        t.start()
+
+    def wait_background(self, seconds):
+        """Waits for the episodes still running beside; the kinds that did not end."""
+        deadline = time.monotonic() + seconds
+        for t in self.background.values():
+            t.join(max(0.1, deadline - time.monotonic()))
+        return [k for k, t in self.background.items() if t.is_alive()]
 
     # ---- helpers
     def leader(self, wait=3.0):
@@ -507,6 +540,10 @@ class Faults:
         if not ns:
             return self.count(kind, False, "no node on powerfs")
         self.power_loss(kind, dur, ns, rnd)
+
+    # ---- scripts
+    def f_runaway_script(self, kind, dur, rnd):
+        self.runaway.episode(kind, dur, rnd)
 
     # ---- healing
     def heal(self):

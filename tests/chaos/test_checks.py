@@ -194,6 +194,11 @@ def global_cases():
         {"n1": a, "n2": {(0, b"k"): (b"dump1", -1), (1, b"j"): (b"d", 6)}}), True)
     case("replicas: a key on one replica only fails", checks.compare_datasets(
         {"n1": a, "n2": {(0, b"k"): (b"dump1", -1)}}), True)
+    ra = {(0, b"chaos:runaway:1:1"): (b"d", -1)}
+    case("runaway: no killed script's key passes", checks.runaway_writes(
+        {"n1": a, "n2": dict(a)}, b"chaos:runaway:"), False)
+    case("runaway: a killed script's INCR on a replica fails", checks.runaway_writes(
+        {"n1": a, "n2": dict(list(a.items()) + list(ra.items()))}, b"chaos:runaway:"), True)
 
 
 def lincheck_cases(build):

@@ -10,6 +10,9 @@ it came from and which key that write was for):
   register keys  read (GET), write (SET), cas (a Lua compare-and-set: 1 = done, 0 = fail)
   list keys      append (RPUSH), readlist (LRANGE, half of them inside MULTI/EXEC)
   counter keys   incr (INCR); SESSION and EVENTUAL workers also read them (GET)
+A -BUSY reply (a runaway script on that node) is a fail: the write was not proposed.
+With scripts_random (CHAOS_SCRIPTS_RANDOM=1), one more client runs scripts that call TIME and
+the random commands and write what they got (no history: for the replica comparison).
 Keys move to a new generation every KEY_OPS operations, so each key's history stays short
 enough to check.
 """
@@ -25,9 +28,13 @@ LEVELS = ("linearizable", "session", "eventual")
 SHORT = {"linearizable": "lin", "session": "ses", "eventual": "evt"}
 KEY_OPS = 150  # operations per key before the workload moves to the next generation
 SLOTS = {"r": 3, "l": 2, "c": 2}
-# Replies that promise the write was not applied (docs/consistency.md, proxy/route.c).
+# Replies that promise the write was not applied (docs/consistency.md, proxy/route.c). BUSY
+# is one: while its Redis runs a script past busy-reply-threshold a node answers every data
+# command with Redis's own -BUSY before it routes it (proxy/server.c), so such a write was
+# never proposed; one proposed before the node saw the script waits for it instead (the apply
+# path retries BUSY), and ends ok, or info on a timeout.
 NOT_APPLIED = ("CLUSTERDOWN no leader; the write was not applied",
-               "CLUSTERDOWN this node is not part of a cluster yet", "TRYAGAIN ")
+               "CLUSTERDOWN this node is not part of a cluster yet", "TRYAGAIN ", "BUSY ")
 WRITES = ("write", "cas", "incr", "append")
 
 
@@ -80,8 +87,10 @@ def history_lines(ops):
 
 
 class Workload:
-    def __init__(self, cluster, seed, per_level=3, timeout=5.0):
+    def __init__(self, cluster, seed, per_level=3, timeout=5.0, scripts_random=False):
         self.cluster = cluster
+        self.scripts_random = scripts_random
+        self.random_counts = {}  # script name -> {"ok": n, error text: n}
         self.seed = seed
         self.timeout = timeout
         self.per_level = per_level
@@ -150,6 +159,9 @@ class Workload:
                 self.threads.append(t)
         m = MiscWriter(self, random.Random(self.seed * 1000 + 999), deadline)
         self.threads.append(m)
+        if self.scripts_random:
+            self.threads.append(RandomScripts(self, random.Random(self.seed * 1000 + 998),
+                                              deadline))
         for t in self.threads:
             t.daemon = True
             t.start()
@@ -160,6 +172,17 @@ class Workload:
         for t in self.threads:
             t.join(max(0.1, deadline - time.monotonic()))
         return [t.name for t in self.threads if t.is_alive()]
+
+    def count_random(self, name, outcome):
+        with self.lock:
+            d = self.random_counts.setdefault(name, {})
+            d[outcome] = d.get(outcome, 0) + 1
+
+    def random_summary(self):
+        with self.lock:
+            return "; ".join("%s: %s" % (name, ", ".join("%d %s" % (n, o) for o, n in sorted(
+                d.items(), key=lambda kv: -kv[1])[:3])) for name, d in sorted(
+                    self.random_counts.items())) or "none ran"
 
     def by_level(self, level):
         with self.lock:
@@ -400,23 +423,11 @@ class MiscWriter(threading.Thread):
                                                        socket_timeout=self.wl.timeout,
                                                        socket_connect_timeout=1.0)
                     conn.connect()
-                i = self.rng.randrange(20)
-                v = self.wl.value()
-                cmd = self.rng.choice([
-                    ("SET", "misc:ttl:%d" % i, v, "PX", 3600000),
-                    ("HSET", "misc:h:%d" % (i % 5), "f%d" % (v % 7), v),
-                    ("ZADD", "misc:z:%d" % (i % 3), v % 101, "m%d" % (v % 13)),
-                    ("SADD", "misc:s:%d" % (i % 3), v % 50),
-                    ("EXPIRE", "misc:h:%d" % (i % 5), 7200),
-                    ("SETEX", "misc:ex:%d" % i, 5400, v),
-                    ("DEL", "misc:ttl:%d" % ((i + 7) % 20)),
-                ])
-                conn.send_command(*cmd)
-                conn.read_response()
-                self.wl.misc_writes += 1
-            except redis.ResponseError:
-                pass
-            except Exception:  # noqa: BLE001 - node down: another one next time
+                self.one(conn)
+            except redis.ResponseError as e:
+                self.refused(e)
+            except Exception as e:  # noqa: BLE001 - node down: another one next time
+                self.lost(e)
                 try:
                     if conn is not None:
                         conn.disconnect()
@@ -426,3 +437,86 @@ class MiscWriter(threading.Thread):
             time.sleep(self.rng.uniform(0.02, 0.08))
         if conn is not None:
             conn.disconnect()
+
+    def one(self, conn):
+        i = self.rng.randrange(20)
+        v = self.wl.value()
+        cmd = self.rng.choice([
+            ("SET", "misc:ttl:%d" % i, v, "PX", 3600000),
+            ("HSET", "misc:h:%d" % (i % 5), "f%d" % (v % 7), v),
+            ("ZADD", "misc:z:%d" % (i % 3), v % 101, "m%d" % (v % 13)),
+            ("SADD", "misc:s:%d" % (i % 3), v % 50),
+            ("EXPIRE", "misc:h:%d" % (i % 5), 7200),
+            ("SETEX", "misc:ex:%d" % i, 5400, v),
+            ("DEL", "misc:ttl:%d" % ((i + 7) % 20)),
+        ])
+        conn.send_command(*cmd)
+        conn.read_response()
+        self.wl.misc_writes += 1
+
+    def refused(self, e):
+        pass
+
+    def lost(self, e):
+        pass
+
+
+# name -> (script, number of keys): each calls TIME or a random command and writes what it got,
+# so that a replica that got something else holds something else.
+RANDOM_SCRIPTS = {
+    "time": ("local t = redis.call('TIME') redis.call('SET', KEYS[1], t[1] .. '.' .. t[2]) "
+             "return t[1]", 1),
+    "srandmember": ("redis.call('SADD', KEYS[1], ARGV[1], ARGV[2], ARGV[3]) "
+                    "local m = redis.call('SRANDMEMBER', KEYS[1]) "
+                    "return redis.call('RPUSH', KEYS[2], m)", 2),
+    "spop": ("redis.call('SADD', KEYS[1], ARGV[1], ARGV[2], ARGV[3]) "
+             "local m = redis.call('SPOP', KEYS[1]) return redis.call('RPUSH', KEYS[2], m)", 2),
+    "hrandfield": ("redis.call('HSET', KEYS[1], 'f' .. ARGV[1], ARGV[1], 'g' .. ARGV[2], 1) "
+                   "local f = redis.call('HRANDFIELD', KEYS[1]) "
+                   "return redis.call('RPUSH', KEYS[2], f)", 2),
+    "zrandmember": ("redis.call('ZADD', KEYS[1], ARGV[1], 'm' .. ARGV[1], ARGV[2], 'n' .. ARGV[2]) "
+                    "local m = redis.call('ZRANDMEMBER', KEYS[1]) "
+                    "return redis.call('RPUSH', KEYS[2], m)", 2),
+    "randomkey": ("local k = redis.call('RANDOMKEY') "
+                  "return redis.call('RPUSH', KEYS[1], k or '(none)')", 1),
+    "xadd": ("local id = redis.call('XADD', KEYS[1], '*', 'v', ARGV[1]) "
+             "return redis.call('RPUSH', KEYS[2], id)", 2),
+    "expire": ("redis.call('SET', KEYS[1], ARGV[1]) return redis.call('EXPIRE', KEYS[1], 3600)",
+               1),
+}
+
+
+class RandomScripts(MiscWriter):
+    """EVALs of RANDOM_SCRIPTS (and the bare SPOP and XADD *), each outcome counted: every
+    replica must end up with the same keys, whatever each replica's Redis computed."""
+
+    NAMES = sorted(RANDOM_SCRIPTS) + ["bare-spop", "bare-xadd"]
+
+    def __init__(self, wl, rng, deadline):
+        super().__init__(wl, rng, deadline)
+        self.name = "random-scripts"
+        self.last = None
+
+    def command(self, name, i, v):
+        if name == "bare-spop":
+            return ("SPOP", "rnd:s:%d" % i)
+        if name == "bare-xadd":
+            return ("XADD", "rnd:xs:%d" % i, "*", "v", v)
+        script, nkeys = RANDOM_SCRIPTS[name]
+        keys = ["rnd:%s:%d" % (name, i), "rnd:%s:out:%d" % (name, i)][:nkeys]
+        return ("EVAL", script, nkeys) + tuple(keys) + (v, v + 1, v + 2)
+
+    def one(self, conn):
+        self.last = name = self.rng.choice(self.NAMES)
+        if name == "bare-spop" and self.rng.random() < 0.5:
+            conn.send_command("SADD", "rnd:s:%d" % (self.rng.randrange(5)), 1, 2, 3)
+            conn.read_response()
+        conn.send_command(*self.command(name, self.rng.randrange(5), self.wl.value()))
+        conn.read_response()
+        self.wl.count_random(name, "ok")
+
+    def refused(self, e):
+        self.wl.count_random(self.last or "(connect)", str(e)[:50])
+
+    def lost(self, e):
+        self.wl.count_random(self.last or "(connect)", type(e).__name__)
