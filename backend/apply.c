@@ -44,6 +44,7 @@ struct batch_item {
 
 struct batch {
     uint64_t first, last;
+    uint64_t seq; /* the link's number of its EXEC (be_link_seq) */
     struct batch_item *items;
     size_t nitems, cap;
     uint32_t nqueued;  /* commands sent inside MULTI */
@@ -93,6 +94,7 @@ struct be_apply {
 };
 
 static void apply_kick(struct be_apply *ap);
+static void scan_kills(struct be_apply *ap);
 
 static void batch_free(struct batch *b)
 {
@@ -380,6 +382,7 @@ static void batch_build(struct be_apply *ap)
         fmt_argv(&ap->scratch, 3, argv, argvlen);
         ok = ok && batch_send(ap, b, -1) == 0;
         ok = ok && be_link_send(ap->link, "*1\r\n$4\r\nEXEC\r\n", 14, exec_cb, ap) == 0;
+        b->seq = be_link_seq(ap->link);
     }
     be_link_forget_db(ap->link);
     rd_buf_reset(&ap->scratch);
@@ -706,7 +709,23 @@ uint64_t be_apply_running_script(const struct be_apply *ap)
     const struct batch *b = ap->inflight;
     if (b == NULL || b->nitems == 0 || !b->items[b->nitems - 1].script)
         return 0;
+    if (ap->cbs.script_ahead && ap->cbs.script_ahead(ap->ctx, b->seq))
+        return 0;
     return b->items[b->nitems - 1].index;
+}
+
+/* The script entry in flight, whether it runs yet or not. */
+static uint64_t batch_script(const struct be_apply *ap)
+{
+    const struct batch *b = ap->inflight;
+    if (b == NULL || b->nitems == 0 || !b->items[b->nitems - 1].script)
+        return 0;
+    return b->items[b->nitems - 1].index;
+}
+
+void be_apply_recheck_kills(struct be_apply *ap)
+{
+    scan_kills(ap);
 }
 
 /* One committed entry looked at for a kill: REDRAFT.KILL SCRIPT|FUNCTION <target>. */
@@ -751,6 +770,8 @@ static int kill_seen(struct be_apply *ap, uint64_t kidx, const struct be_entry_h
      * before the apply link was lost. Which entry it is cannot be told, so every kill committed
      * since then acts on it (SHUTDOWN NOSAVE, the safe one, refills from the log). */
     int stuck = ap->busy && ap->inflight == NULL && t > ap->applied;
+    if (t == batch_script(ap) && be_apply_running_script(ap) == 0)
+        return 1; /* queued behind a script of this node's own: killed once that one ends */
     if (t == be_apply_running_script(ap) || stuck) {
         if (ap->kill_asked != 0)
             return 1; /* one kill at a time: this one goes once the answer to that one is in */

@@ -69,6 +69,9 @@ struct be_apply_cbs {
     int (*kill)(void *ctx, int kind, uint64_t kill_index);
     /* A batch that runs a script was just sent (ctl.h: be_ctl_poke). */
     void (*script_sent)(void *ctx);
+    /* 1 when a script the owner sent on the link (EVAL_RO, ...) before link command number
+     * seq (link.h: be_link_seq) has not been answered yet: that one runs first. */
+    int (*script_ahead)(void *ctx, uint64_t seq);
 };
 
 struct be_apply;
@@ -109,8 +112,11 @@ void be_apply_set_busy(struct be_apply *ap, int busy);
 /* Redis's answer to the kill asked for kill_index (NULL: none came). */
 void be_apply_kill_outcome(struct be_apply *ap, uint64_t kill_index, const char *reply,
                            int is_error);
-/* The index of the script entry in the batch in flight, or 0. */
+/* The index of the script entry in the batch in flight, or 0 (also while a script of the owner's
+ * sent before that batch runs: cbs.script_ahead). */
 uint64_t be_apply_running_script(const struct be_apply *ap);
+/* A script of the owner's was answered: a kill that waited for it may go now. */
+void be_apply_recheck_kills(struct be_apply *ap);
 
 /* be_reply_encode, which writes a reply back as RESP, is in reader.h. */
 

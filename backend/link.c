@@ -52,6 +52,7 @@ struct be_link {
     struct be_link_info info; /* filled during the handshake */
     int bare;                 /* be_link_set_bare: AUTH and one PING, nothing else */
     unsigned gen;             /* connection generation: replies of an old connection are ignored */
+    uint64_t nsent;           /* commands queued since start (be_link_seq) */
 };
 
 static void link_connect(struct be_link *l);
@@ -150,6 +151,7 @@ static int fifo_push(struct be_link *l, be_reply_fn *fn, void *privdata)
     }
     l->fifo[(l->fifo_head + l->fifo_len) % l->fifo_cap] = (struct pending){fn, privdata};
     l->fifo_len++;
+    l->nsent++;
     return 0;
 }
 
@@ -467,6 +469,11 @@ static void hs_bare_cb(struct be_link *l, void *reply, void *pd)
     rd_verbose("local redis %s%s%d: control connection up", l->host, l->port ? ":" : "", l->port);
     if (l->cbs.on_ready)
         l->cbs.on_ready(l->ctx, &l->info);
+}
+
+uint64_t be_link_seq(const struct be_link *l)
+{
+    return l->nsent;
 }
 
 void be_link_set_bare(struct be_link *l)

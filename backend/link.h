@@ -61,6 +61,9 @@ void be_link_start(struct be_link *l);
  * answers, BUSY included (the control connection, ctl.h: it must come up while a script runs).
  * on_ready gets an empty info. */
 void be_link_set_bare(struct be_link *l);
+/* How many commands were sent so far (never goes back, across reconnects): the number of the
+ * last one sent. Redis runs them in this order. */
+uint64_t be_link_seq(const struct be_link *l);
 void be_link_free(struct be_link *l);
 int be_link_is_ready(const struct be_link *l);
 int be_link_hidden_db(const struct be_link *l);

@@ -157,7 +157,10 @@ struct px_server {
     uint64_t next_client_id;
     uint64_t boot;
     uint64_t next_seq;
-    struct rd_map inflight;               /* request id -> struct px_req */
+    struct rd_map inflight; /* request id -> struct px_req */
+    /* Scripts sent as reads (EVAL_RO, ...) not yet answered: request id -> the link's number of
+     * the command (be_link_seq), kept even when the client is gone (kill.c). */
+    struct rd_map script_reads;
     struct px_req *wait_head, *wait_tail; /* reads waiting for their index */
     struct px_req *ri_head, *ri_tail;     /* linearizable reads waiting for a round */
     uint64_t ri_round;                    /* the round in flight (0: none) */

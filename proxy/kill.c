@@ -26,6 +26,15 @@
 static const char *kill_argv[4][2] = {
     {"SCRIPT", "KILL"}, {"FUNCTION", "KILL"}, {"SHUTDOWN", "NOSAVE"}, {"ENTRY", ""}};
 
+int px_server_script_ahead(struct px_server *s, uint64_t seq)
+{
+    for (size_t i = 0; i < s->script_reads.cap; i++)
+        if (s->script_reads.slots[i].key != 0 &&
+            (uint64_t)(uintptr_t)s->script_reads.slots[i].val < seq)
+            return 1;
+    return 0;
+}
+
 void px_server_on_busy(struct px_server *s, const char *err)
 {
     snprintf(s->busy_err, sizeof(s->busy_err), "%s", err ? err : "");

@@ -145,6 +145,12 @@ static void on_ctl_answer(void *ctx, uint64_t id, const struct redisReply *reply
     px_server_on_ctl_answer(a->server, id, reply);
 }
 
+static int on_script_ahead(void *ctx, uint64_t seq)
+{
+    struct app *a = ctx;
+    return px_server_script_ahead(a->server, seq);
+}
+
 static void on_script_sent(void *ctx)
 {
     struct app *a = ctx;
@@ -430,7 +436,8 @@ int main(int argc, char **argv)
                                              .applied = on_applied,
                                              .command = on_applied_cmd,
                                              .kill = on_kill,
-                                             .script_sent = on_script_sent};
+                                             .script_sent = on_script_sent,
+                                             .script_ahead = on_script_ahead};
     a.apply = be_apply_new(a.loop, a.link, id, a.cfg.apply_batch_max, &a, &acbs);
     static const struct be_ctl_cbs ccbs = {.busy = on_busy, .answer = on_ctl_answer};
     a.ctl = be_ctl_new(a.loop, a.cfg.redis, a.cfg.redis_password, &a, &ccbs);

@@ -261,6 +261,8 @@ static void read_reply_cb(struct be_link *bl, void *reply, void *privdata)
     struct px_server *s = px_the_server();
     if (s->busy_err[0] && reply != NULL && s->ctl != NULL)
         be_ctl_not_busy(s->ctl);
+    if (s->script_reads.count > 0 && rd_map_del(&s->script_reads, (uint64_t)(uintptr_t)privdata))
+        be_apply_recheck_kills(s->apply);
     struct px_req *r = rd_map_del(&s->inflight, (uint64_t)(uintptr_t)privdata);
     if (r == NULL)
         return;
@@ -293,8 +295,10 @@ static int read_put(struct px_server *s, struct px_req *r, uint64_t key, be_repl
     /* EVAL_RO, EVALSHA_RO, FCALL_RO: a script may run long (backend/ctl.h). */
     const char *n = r->def->name;
     if (s->ctl != NULL && (n[0] == 'e' || n[0] == 'f') &&
-        (!strcmp(n, "eval_ro") || !strcmp(n, "evalsha_ro") || !strcmp(n, "fcall_ro")))
+        (!strcmp(n, "eval_ro") || !strcmp(n, "evalsha_ro") || !strcmp(n, "fcall_ro"))) {
         be_ctl_poke(s->ctl);
+        rd_map_put(&s->script_reads, key, (void *)(uintptr_t)be_link_seq(s->link));
+    }
     return 0;
 }
 

@@ -931,6 +931,7 @@ struct px_server *px_server_new(struct ev_loop *loop, const struct px_config *cf
     s->boot = boot;
     s->listen_fd = -1;
     rd_map_init(&s->inflight);
+    rd_map_init(&s->script_reads);
     rd_buf_init(&s->scratch);
     px_stats_init(&s->cmdstats);
     px_slowlog_init(&s->slowlog);
@@ -938,6 +939,7 @@ struct px_server *px_server_new(struct ev_loop *loop, const struct px_config *cf
     s->blocks = px_blocks_new(s);
     if (s->blocks == NULL) {
         rd_map_free(&s->inflight);
+        rd_map_free(&s->script_reads);
         free(s);
         return NULL;
     }
@@ -984,6 +986,7 @@ void px_server_free(struct px_server *s)
         free(r);
     }
     rd_map_free(&s->inflight);
+    rd_map_free(&s->script_reads);
     rd_buf_free(&s->scratch);
     px_stats_free(&s->cmdstats);
     px_slowlog_free(&s->slowlog);

@@ -45,6 +45,8 @@ struct redisReply;
 void px_server_on_ctl_answer(struct px_server *s, uint64_t id, const struct redisReply *reply);
 /* Asks the control connection to kill the script of the kill entry at kill_index. */
 int px_server_kill_running(struct px_server *s, int kind, uint64_t kill_index);
+/* 1 when a script read sent before link command seq is still out (backend/apply.h). */
+int px_server_script_ahead(struct px_server *s, uint64_t seq);
 int px_server_listen(struct px_server *s, char *err, size_t errlen);
 void px_server_free(struct px_server *s);
 

@@ -114,6 +114,34 @@ start_cluster 3 {} {
         assert_replicas_identical {1 2 3}
     }
 
+    test {a log script queued behind a node's own EVAL_RO: each kill ends the right one} {
+        # Node 3 runs an endless EVAL_RO of its own; behind it on its link comes an endless
+        # EVAL from the log, which the other nodes run at once.
+        set ro [raw_connect [node_port 3]]
+        raw_send $ro [resp_cmd EVAL_RO "while true do end" 0]
+        wait_for_condition 100 100 {[busy_on 3]} {fail "node 3 not busy"}
+        set fd [raw_connect [node_port 1]]
+        raw_send $fd [resp_cmd EVAL "while true do end" 0]
+        wait_busy_everywhere
+        # Through node 1: the log's kill names the EVAL. Nodes 1 and 2 kill it; node 3 must
+        # not kill its EVAL_RO for it, and keeps the kill for when the EVAL starts there.
+        assert_equal +OK [node_call 1 5000 SCRIPT KILL]
+        assert_match "-ERR Script killed*" [raw_read_reply $fd]
+        close $fd
+        foreach i {1 2} {
+            wait_for_condition 100 100 {[node_call $i 2000 GET k] eq "v"} {fail "node $i busy"}
+        }
+        assert_match "-BUSY*" [node_call 3 2000 GET k]
+        # Through node 3: its own EVAL_RO is what runs there; then the EVAL starts, and the
+        # kill waiting for it ends it at once.
+        assert_equal +OK [node_call 3 5000 SCRIPT KILL]
+        assert_match "-ERR Script killed*" [raw_read_reply $ro]
+        close $ro
+        wait_serving_everywhere k v
+        assert_equal +OK [node_call 3 5000 SET after-ro 1]
+        assert_replicas_identical {1 2 3}
+    }
+
     test {a kill while the leader is replaced} {
         set leader [wait_for_leader]
         set origin [expr {$leader % 3 + 1}]
