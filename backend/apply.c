@@ -10,6 +10,7 @@
 
 #include "backend/entry.h"
 #include "backend/link.h"
+#include "backend/script.h"
 #include "common/log.h"
 #include "common/map.h"
 
@@ -27,8 +28,16 @@ struct batch_item {
     uint8_t multi; /* reply is one array of all its commands' replies */
 };
 
+/* A script's reply names the wrapped script: the client gets its own sha (script.h). */
+struct batch_swap {
+    int32_t item;
+    struct be_script_swap sw;
+};
+
 struct batch {
     uint64_t first, last;
+    struct batch_swap *swaps; /* in item order */
+    size_t nswaps, swaps_cap;
     struct batch_item *items;
     size_t nitems, cap;
     uint32_t nqueued;  /* commands sent inside MULTI */
@@ -58,6 +67,7 @@ struct be_apply {
     int watch; /* report applied commands (cbs.command) */
     struct rd_buf scratch;
     struct be_entry_reader rd;
+    struct be_scripts *scripts;
 };
 
 static void apply_kick(struct be_apply *ap);
@@ -99,6 +109,7 @@ static void batch_free(struct batch *b)
         return;
     free(b->items);
     free(b->pos_item);
+    free(b->swaps);
     free(b);
 }
 
@@ -142,6 +153,34 @@ static void fmt_argv(struct rd_buf *out, int argc, const char *const *argv, cons
     rd_resp_array_len(out, argc);
     for (int i = 0; i < argc; i++)
         rd_resp_bulk(out, argv[i], argvlen[i]);
+}
+
+static int batch_swap_add(struct batch *b, int32_t item, const struct be_script_swap *sw)
+{
+    if (sw->from[0] == '\0')
+        return 0;
+    if (b->nswaps == b->swaps_cap) {
+        size_t ncap = b->swaps_cap ? b->swaps_cap * 2 : 16;
+        struct batch_swap *n = realloc(b->swaps, ncap * sizeof(*n));
+        if (n == NULL)
+            return -1;
+        b->swaps = n;
+        b->swaps_cap = ncap;
+    }
+    b->swaps[b->nswaps].item = item;
+    b->swaps[b->nswaps].sw = *sw;
+    b->nswaps++;
+    return 0;
+}
+
+/* The seed a script of this command gets: the same on every replica, different from command to
+ * command (splitmix64 of the position in the log). */
+static uint64_t script_seed(uint64_t index, int cmd)
+{
+    uint64_t z = index * 1024 + (uint64_t)cmd + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
 }
 
 static int is_cmd(const struct be_cmd *c, const char *name, int argc)
@@ -246,7 +285,7 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
     struct be_cmd c;
     int rc = 0;
     int first = 1;
-    for (int taken = 0;;) {
+    for (int taken = 0, k = 0;; k++) {
         if (have_one) {
             if (taken++)
                 break;
@@ -279,7 +318,13 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
         if (first)
             it->pos = b->nqueued;
         first = 0;
-        fmt_argv(&ap->scratch, c.argc, c.argv, c.argvlen);
+        struct be_script_swap sw;
+        int sc = be_scripts_cmd(ap->scripts, BE_SCRIPT_APPLY, &c, h.time_ms, script_seed(index, k),
+                                &ap->scratch, &sw);
+        if (sc < 0 || batch_swap_add(b, item, &sw) != 0)
+            return -1;
+        if (sc == 0)
+            fmt_argv(&ap->scratch, c.argc, c.argv, c.argvlen);
         it->npos++;
         if (batch_send(ap, b, item) != 0)
             return -1;
@@ -290,6 +335,17 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
     if (rc < 0) /* cannot happen: the entry was checked above */
         return -1;
     return 0;
+}
+
+struct preload_ctx {
+    struct be_apply *ap;
+    struct batch *b;
+};
+
+static int preload_sent(void *ctx)
+{
+    struct preload_ctx *pc = ctx;
+    return batch_send(pc->ap, pc->b, -1);
 }
 
 /* Builds and sends one batch of the entries after `sent`, up to commit. */
@@ -308,6 +364,8 @@ static void batch_build(struct be_apply *ap)
     rd_buf_init(&run.args);
     uint64_t cur_db = UINT64_MAX;
     int ok = be_link_send(ap->link, "*1\r\n$5\r\nMULTI\r\n", 15, NULL, NULL) == 0;
+    struct preload_ctx pc = {ap, b};
+    ok = ok && be_scripts_preload(ap->scripts, &ap->scratch, preload_sent, &pc) == 0;
     uint64_t idx;
     for (idx = b->first; ok && idx <= last; idx++) {
         void *data = NULL;
@@ -327,6 +385,8 @@ static void batch_build(struct be_apply *ap)
         char num[32];
         int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)b->last);
         ok = send_select(ap, b, (uint64_t)be_link_hidden_db(ap->link)) == 0;
+        while (ok && be_scripts_persist_next(ap->scripts, &ap->scratch) == 1)
+            ok = batch_send(ap, b, -1) == 0;
         const char *argv[3] = {"SET", BE_APPLIED_KEY, num};
         size_t argvlen[3] = {3, strlen(BE_APPLIED_KEY), (size_t)n};
         fmt_argv(&ap->scratch, 3, argv, argvlen);
@@ -388,8 +448,10 @@ static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
     apply_kick(ap);
 }
 
-static void deliver(struct be_apply *ap, const struct batch_item *it, const redisReply *exec)
+static void deliver(struct be_apply *ap, const struct batch *b, size_t *swap_at,
+                    const struct batch_item *it, const redisReply *exec)
 {
+    int32_t item = (int32_t)(it - b->items);
     struct rd_buf *out = &ap->scratch;
     rd_buf_reset(out);
     if (it->kind == ITEM_VOID) {
@@ -407,6 +469,10 @@ static void deliver(struct be_apply *ap, const struct batch_item *it, const redi
         for (uint32_t i = 0; i < it->npos; i++)
             be_reply_encode(exec->element[it->pos + i], out);
     }
+    while (*swap_at < b->nswaps && b->swaps[*swap_at].item < item)
+        (*swap_at)++;
+    for (size_t i = *swap_at; i < b->nswaps && b->swaps[i].item == item; i++)
+        be_scripts_swap(&b->swaps[i].sw, out->data, out->len);
     ap->cbs.reply(ap->ctx, it->reqid, out->data, out->len);
     rd_buf_reset(out);
 }
@@ -461,9 +527,10 @@ static void exec_cb(redisAsyncContext *ac, void *reply, void *privdata)
         /* Applied before the replies go out: a client answered here may go on at once (WATCH
          * takes be_apply_applied as what its reads will see), and it must count this batch. */
         ap->applied = b->last;
+        size_t swap_at = 0;
         for (size_t i = 0; i < b->nitems; i++)
             if (b->items[i].mine)
-                deliver(ap, &b->items[i], r);
+                deliver(ap, b, &swap_at, &b->items[i], r);
         /* After the replies: a client parked by one of them must see the rest of the batch. */
         if (ap->watch && ap->cbs.command)
             report_commands(ap, b, r);
@@ -475,8 +542,10 @@ static void exec_cb(redisAsyncContext *ac, void *reply, void *privdata)
         apply_kick(ap);
         return;
     }
-    /* Nothing of the batch was applied. */
+    /* Nothing of the batch was applied, its writes of the script registry neither: the batch
+     * built again writes every script the registry holds. */
     ap->sent = ap->applied;
+    be_scripts_rewrite_all(ap->scripts);
     if (r->type == REDIS_REPLY_ERROR && b->qerr_item >= 0 && !qerr_transient(b->qerr)) {
         const struct batch_item *it = &b->items[b->qerr_item];
         rd_warning("local redis refused log entry %llu (%s); it is applied as a no-op with that "
@@ -511,6 +580,10 @@ struct be_apply *be_apply_new(struct ev_loop *loop, struct be_link *link, uint64
     ap->batch_max = batch_max;
     ap->ctx = ctx;
     ap->cbs = *cbs;
+    if ((ap->scripts = be_scripts_new()) == NULL) {
+        free(ap);
+        return NULL;
+    }
     rd_map_init(&ap->voids);
     rd_buf_init(&ap->scratch);
     ev_timer_init(&ap->retry, retry_cb, 0, 0);
@@ -530,6 +603,7 @@ void be_apply_free(struct be_apply *ap)
     rd_map_free(&ap->voids);
     rd_buf_free(&ap->scratch);
     be_entry_reader_free(&ap->rd);
+    be_scripts_free(ap->scripts);
     free(ap);
 }
 
@@ -614,4 +688,9 @@ uint64_t be_apply_sent(const struct be_apply *ap)
 int be_apply_running(const struct be_apply *ap)
 {
     return ap->running && !ap->stalled;
+}
+
+struct be_scripts *be_apply_scripts(struct be_apply *ap)
+{
+    return ap->scripts;
 }

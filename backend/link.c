@@ -140,6 +140,21 @@ static void hs_applied_cb(redisAsyncContext *ac, void *reply, void *pd)
         handshake_fail(l, "GET applied index", r);
         return;
     }
+}
+
+/* The hidden database's other keys (the script registry) go to their owner before ready. */
+static void hs_hidden_cb(redisAsyncContext *ac, void *reply, void *pd)
+{
+    struct be_link *l = ac->data;
+    redisReply *r = reply;
+    if (l == NULL || STALE(l, pd) || r == NULL)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        handshake_fail(l, "read redraft's hidden keys", r);
+        return;
+    }
+    if (l->cbs.on_hidden)
+        l->cbs.on_hidden(l->ctx, r);
     l->state = LINK_READY;
     l->backoff_ms = LINK_BACKOFF_MIN_MS;
     l->down_logged = 0;
@@ -233,6 +248,7 @@ static void hs_info_cb(redisAsyncContext *ac, void *reply, void *pd)
     size_t argvlen[2] = {6, (size_t)n};
     redisAsyncCommandArgv(ac, hs_select_cb, GEN_PTR(l), 2, argv, argvlen);
     redisAsyncCommand(ac, hs_applied_cb, GEN_PTR(l), "GET %s", BE_APPLIED_KEY);
+    redisAsyncCommand(ac, hs_hidden_cb, GEN_PTR(l), "HGETALL %s", BE_LINK_SCRIPTS_KEY);
     l->cur_db = l->info.hidden_db;
 }
 

@@ -23,6 +23,8 @@ struct redisReply;
 struct redisAsyncContext;
 
 #define BE_APPLIED_KEY "__redraft_applied_index"
+/* The script registry's hash (backend/script.h), read back with the applied index. */
+#define BE_LINK_SCRIPTS_KEY "__redraft_scripts"
 
 typedef void be_reply_fn(struct redisAsyncContext *ac, void *reply, void *privdata);
 
@@ -39,6 +41,9 @@ struct be_link_info {
 struct be_link_cbs {
     /* COMMAND's reply during the handshake; borrowed for the call. */
     void (*on_commands)(void *ctx, const struct redisReply *reply);
+    /* During the handshake, before on_ready: HGETALL of BE_LINK_SCRIPTS_KEY in the hidden
+     * database (backend/script.h keeps it); borrowed for the call. */
+    void (*on_hidden)(void *ctx, const struct redisReply *reply);
     void (*on_ready)(void *ctx, const struct be_link_info *info);
     void (*on_down)(void *ctx, const char *why);
 };

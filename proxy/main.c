@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "backend/apply.h"
+#include "backend/script.h"
 #include "backend/link.h"
 #include "common/log.h"
 #include "common/random.h"
@@ -135,6 +136,15 @@ static void on_commands(void *ctx, const struct redisReply *reply)
 {
     struct app *a = ctx;
     px_server_on_commands(a->server, reply);
+}
+
+/* The script registry read back from the local Redis, before anything is applied. */
+static void on_hidden(void *ctx, const struct redisReply *reply)
+{
+    struct app *a = ctx;
+    if (be_scripts_load(be_apply_scripts(a->apply), reply) != 0)
+        rd_warning("the script registry in the local redis is malformed; EVALSHA of scripts "
+                   "loaded before is answered NOSCRIPT");
 }
 
 static void on_ready(void *ctx, const struct be_link_info *info)
@@ -396,8 +406,10 @@ int main(int argc, char **argv)
     a.server = px_server_new(a.loop, &a.cfg, a.node, boot);
     if (a.server)
         px_server_set_announce(a.server, announce);
-    static const struct be_link_cbs lcbs = {
-        .on_commands = on_commands, .on_ready = on_ready, .on_down = on_down};
+    static const struct be_link_cbs lcbs = {.on_commands = on_commands,
+                                            .on_hidden = on_hidden,
+                                            .on_ready = on_ready,
+                                            .on_down = on_down};
     a.link = be_link_new(a.loop, a.cfg.redis, a.cfg.redis_password, &a, &lcbs);
     static const struct be_apply_cbs acbs = {
         .fetch = on_fetch, .reply = on_reply, .applied = on_applied, .command = on_applied_cmd};
