@@ -88,6 +88,16 @@ start_cluster 3 {} {
         assert_replicas_identical
     }
 
+    test {what cannot be made identical under RESP3 is refused too} {
+        foreach i $nodes {
+            assert_error {*SMEMBERS under RESP3 in a script is not supported*} {
+                [node_client $i] eval {redis.setresp(3) return redis.call('smembers', 'x')} 0
+            }
+            assert_equal {} [[node_client $i] eval {redis.setresp(3) return redis.call('keys', 'nomatch:*')} 0]
+        }
+        assert_replicas_identical
+    }
+
     test {SCRIPT LOAD answers sha1(body); EVALSHA and SCRIPT EXISTS work through every node} {
         set sha [[node_client $f1] script load $body]
         assert_equal [string length $sha] 40
