@@ -604,6 +604,10 @@ int be_scripts_cmd(struct be_scripts *sc, enum be_script_mode mode, const struct
                    uint64_t time_ms, uint64_t seed, struct rd_buf *out, struct be_script_swap *swap)
 {
     swap->from[0] = '\0';
+    /* Every command of every entry passes here: most leave at the first letter. */
+    char first = c->argc > 0 && c->argvlen[0] > 0 ? (char)(c->argv[0][0] | 0x20) : 0;
+    if (first != 'e' && first != 'f' && first != 's')
+        return 0;
     long long sd = mode == BE_SCRIPT_APPLY ? (long long)(seed & 0x7fffffff) : -1;
     int apply = mode == BE_SCRIPT_APPLY;
     if (c->argc >= 3 && (is(c, 0, "eval") || is(c, 0, "eval_ro")) && apply == is(c, 0, "eval"))
