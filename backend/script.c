@@ -500,17 +500,17 @@ static int put_script_cmd(struct rd_buf *out, const char *name, const char *sub,
     return rc ? -1 : 1;
 }
 
-/* c with its first `keep` arguments replaced by argv0, then time and seed: FCALL(_RO) as it is
- * (keep 0), EVALSHA under the wrapped script's name (keep 2). */
+/* c with its first `keep` arguments replaced by argv0, then time and seed when ts: FCALL(_RO)
+ * as it is (keep 0), EVALSHA under the wrapped script's name or under none (keep 2). */
 static int put_with_ts(struct rd_buf *out, const struct be_cmd *c, int keep,
-                       const char *const *argv0, const size_t *len0, uint64_t time_ms,
+                       const char *const *argv0, const size_t *len0, int ts, uint64_t time_ms,
                        long long seed)
 {
-    int rc = rd_resp_array_len(out, c->argc + 2);
+    int rc = rd_resp_array_len(out, c->argc + (ts ? 2 : 0));
     for (int i = 0; i < c->argc; i++)
         rc = rc || (i < keep ? rd_resp_bulk(out, argv0[i], len0[i])
                              : rd_resp_bulk(out, c->argv[i], c->argvlen[i]));
-    return rc || put_ts(out, time_ms, seed) ? -1 : 1;
+    return rc || (ts && put_ts(out, time_ms, seed)) ? -1 : 1;
 }
 
 /* FUNCTION LOAD [REPLACE] code: the prelude on the code's second line, once. */
@@ -560,8 +560,10 @@ static int put_eval(struct be_scripts *sc, enum be_script_mode mode, const struc
 }
 
 /* EVALSHA(_RO) sha numkeys ...: a registered script by the name Redis caches it under (Redis
- * has every registered script that compiles: be_scripts_preload), or for a read its body;
- * unknown ones as they are (Redis answers NOSCRIPT). */
+ * has every registered script that compiles: be_scripts_preload), or for a read its body. An
+ * unknown one goes under a name no script has, so that Redis answers NOSCRIPT (or its numkeys
+ * error first, as for the original) on every node, even one whose Redis still caches the body
+ * unwrapped (loaded before an upgrade to this version). */
 static int put_evalsha(struct be_scripts *sc, enum be_script_mode mode, const struct be_cmd *c,
                        uint64_t time_ms, long long seed, struct rd_buf *out,
                        struct be_script_swap *swap)
@@ -570,6 +572,12 @@ static int put_evalsha(struct be_scripts *sc, enum be_script_mode mode, const st
     struct script *s = NULL;
     if (norm_sha(c->argv[1], c->argvlen[1], sha) == 0)
         s = find(sc, sha);
+    if (s == NULL && c->argvlen[1] == RD_SHA1_HEX) {
+        static const char none[RD_SHA1_HEX + 1] = "0000000000000000000000000000000000000000";
+        const char *argv0[2] = {c->argv[0], none};
+        size_t len0[2] = {c->argvlen[0], RD_SHA1_HEX};
+        return put_with_ts(out, c, 2, argv0, len0, 0, 0, 0);
+    }
     if (s == NULL || !numkeys_ok(c))
         return 0;
     set_swap(swap, s);
@@ -578,7 +586,7 @@ static int put_evalsha(struct be_scripts *sc, enum be_script_mode mode, const st
                               c, 2, 1, time_ms, seed);
     const char *argv0[2] = {"EVALSHA", s->sha_w};
     size_t len0[2] = {7, RD_SHA1_HEX};
-    return put_with_ts(out, c, 2, argv0, len0, time_ms, seed);
+    return put_with_ts(out, c, 2, argv0, len0, 1, time_ms, seed);
 }
 
 /* SCRIPT LOAD body: Redis caches the wrapped body and answers its sha, swapped for the
@@ -616,7 +624,7 @@ int be_scripts_cmd(struct be_scripts *sc, enum be_script_mode mode, const struct
         apply == is(c, 0, "evalsha"))
         return put_evalsha(sc, mode, c, time_ms, sd, out, swap);
     if (c->argc >= 3 && (is(c, 0, "fcall") || is(c, 0, "fcall_ro")) && apply == is(c, 0, "fcall"))
-        return numkeys_ok(c) ? put_with_ts(out, c, 0, NULL, NULL, time_ms, sd) : 0;
+        return numkeys_ok(c) ? put_with_ts(out, c, 0, NULL, NULL, 1, time_ms, sd) : 0;
     if (!apply)
         return 0;
     if (c->argc == 3 && is(c, 0, "script") && is(c, 1, "load"))

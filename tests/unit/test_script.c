@@ -176,8 +176,14 @@ static void test_evalsha_and_reads(void **state)
     char s[41], sw_sha[41], line[200];
     sha("return 1", s);
     sha(wrapped(sc, 0, "", "return 1"), sw_sha);
+    /* Unknown: under a name no script has, so Redis says NOSCRIPT even if it caches the body
+     * unwrapped (from before an upgrade); a sha of another length is Redis's NOSCRIPT already. */
     snprintf(line, sizeof(line), "EVALSHA|%s|0", s);
-    assert_int_equal(run(f, BE_SCRIPT_APPLY, line), 0); /* NOSCRIPT from Redis */
+    assert_int_equal(run(f, BE_SCRIPT_APPLY, line), 1);
+    assert_true(f->p.argc == 3 && arg_is(&f->p, 0, "EVALSHA") &&
+                arg_is(&f->p, 1, "0000000000000000000000000000000000000000") &&
+                arg_is(&f->p, 2, "0"));
+    assert_int_equal(run(f, BE_SCRIPT_APPLY, "EVALSHA|abc|0"), 0);
     assert_int_equal(run(f, BE_SCRIPT_APPLY, "SCRIPT|LOAD|return 1"), 1);
     assert_int_equal(f->p.argc, 3);
     assert_true(arg_is(&f->p, 1, "LOAD") && arg_is(&f->p, 2, wrapped(sc, 0, "", "return 1")));
