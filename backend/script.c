@@ -772,6 +772,38 @@ void be_scripts_strip_reply(const struct be_scripts *sc, struct redisReply *r)
     }
 }
 
+int be_scripts_unwrapped(const struct be_scripts *sc, const struct redisReply *r, char *names,
+                         size_t len)
+{
+    int n = 0;
+    size_t off = 0;
+    names[0] = '\0';
+    for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *lib = r->element[i], *name = NULL, *code = NULL;
+        for (size_t k = 0; lib->type == REDIS_REPLY_ARRAY && k + 1 < lib->elements; k += 2) {
+            const redisReply *key = lib->element[k];
+            if (key->type != REDIS_REPLY_STRING)
+                continue;
+            if (!strcmp(key->str, "library_name"))
+                name = lib->element[k + 1];
+            else if (!strcmp(key->str, "library_code"))
+                code = lib->element[k + 1];
+        }
+        if (name == NULL || code == NULL || name->type != REDIS_REPLY_STRING ||
+            code->type != REDIS_REPLY_STRING)
+            continue;
+        long pos = wrap_pos(code->str, code->len);
+        if (pos > 0 && code->len - (size_t)pos >= sc->pre_fn_len &&
+            memcmp(code->str + pos, sc->pre_fn, sc->pre_fn_len) == 0)
+            continue;
+        int w = snprintf(names + off, len - off, "%s%s", n ? ", " : "", name->str);
+        if (w > 0 && off + (size_t)w < len)
+            off += (size_t)w;
+        n++;
+    }
+    return n;
+}
+
 int be_scripts_exists_reply(const struct be_scripts *sc, int argc, const char *const *argv,
                             const size_t *argvlen, struct rd_buf *out)
 {

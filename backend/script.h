@@ -98,6 +98,11 @@ int be_scripts_restore_ok(const struct be_scripts *sc, const void *payload, size
 void be_scripts_swap(const struct be_script_swap *swap, char *p, size_t n);
 /* Removes the prelude from every library_code of a FUNCTION LIST reply (in place). */
 void be_scripts_strip_reply(const struct be_scripts *sc, struct redisReply *r);
+/* How many libraries of a FUNCTION LIST WITHCODE reply lack the prelude (loaded into this Redis
+ * before it was behind redraft): their FCALLs get two arguments they do not expect and run
+ * as Redis would, not identically. Their names, comma-separated, into names (cut at len). */
+int be_scripts_unwrapped(const struct be_scripts *sc, const struct redisReply *r, char *names,
+                         size_t len);
 /* SCRIPT EXISTS sha... answered from the registry: appends the RESP array to out. 0 or -1. */
 int be_scripts_exists_reply(const struct be_scripts *sc, int argc, const char *const *argv,
                             const size_t *argvlen, struct rd_buf *out);

@@ -147,10 +147,26 @@ static void on_hidden(void *ctx, const struct redisReply *reply)
                    "loaded before is answered NOSCRIPT");
 }
 
+/* Libraries loaded into this Redis before it was behind redraft have no prelude: say so, for
+ * the operator to load them again through redraft (docs/scripts.md, "Upgrading"). */
+static void on_function_list(struct redisAsyncContext *ac, void *reply, void *privdata)
+{
+    char names[512];
+    int n = reply != NULL ? be_scripts_unwrapped(privdata, reply, names, sizeof(names)) : 0;
+    if (n > 0)
+        rd_warning("%d function librar%s in the local redis lack redraft's prelude and would not "
+                   "run identically on every replica: %s; load %s again with FUNCTION LOAD "
+                   "REPLACE through redraft",
+                   n, n == 1 ? "y" : "ies", names, n == 1 ? "it" : "them");
+}
+
 static void on_ready(void *ctx, const struct be_link_info *info)
 {
     struct app *a = ctx;
     px_server_on_backend_ready(a->server, info);
+    const char *argv[3] = {"FUNCTION", "LIST", "WITHCODE"};
+    const size_t lens[3] = {8, 4, 8};
+    be_link_send_argv(a->link, 3, argv, lens, on_function_list, be_apply_scripts(a->apply));
 }
 
 static void on_down(void *ctx, const char *why)

@@ -358,9 +358,14 @@ static void test_replies(void **state)
     lib->element[3] = str_reply(wrapped(sc, 1, "#!lua name=l\n", "return 1"));
     redisReply *r = arr_reply(1);
     r->element[0] = lib;
+    char names[64];
+    assert_int_equal(be_scripts_unwrapped(sc, r, names, sizeof(names)), 0);
     be_scripts_strip_reply(sc, r);
     assert_int_equal(lib->element[3]->len, strlen(code));
     assert_string_equal(lib->element[3]->str, code);
+    /* Stripped, it is what a library loaded before redraft looks like. */
+    assert_int_equal(be_scripts_unwrapped(sc, r, names, sizeof(names)), 1);
+    assert_string_equal(names, "l");
     freeReplyObject(r);
     /* SCRIPT EXISTS from the registry. */
     run(f, BE_SCRIPT_APPLY, "EVAL|return 1|0");
