@@ -253,7 +253,7 @@ struct script {
 struct be_scripts {
     struct rd_map map; /* first 16 hex digits of sha -> chain of struct script */
     size_t count;
-    char *pre_eval, *pre_fn; /* prelude_core + "(ARGV) " / "() " */
+    char *pre_eval, *pre_fn; /* prelude_core + "(ARGV); " / "(); " */
     size_t pre_eval_len, pre_fn_len;
     size_t npending; /* scripts with pending set */
     int flushed;     /* SCRIPT FLUSH in this batch: delete the hash first */
@@ -279,8 +279,9 @@ struct be_scripts *be_scripts_new(void)
     if (sc == NULL)
         return NULL;
     rd_map_init(&sc->map);
-    sc->pre_eval = concat(prelude_core, "(ARGV) ", &sc->pre_eval_len);
-    sc->pre_fn = concat(prelude_core, "() ", &sc->pre_fn_len);
+    /* The ';' ends the statement: a body that starts with '(' must not call its result. */
+    sc->pre_eval = concat(prelude_core, "(ARGV); ", &sc->pre_eval_len);
+    sc->pre_fn = concat(prelude_core, "(); ", &sc->pre_fn_len);
     if (sc->pre_eval == NULL || sc->pre_fn == NULL) {
         be_scripts_free(sc);
         return NULL;

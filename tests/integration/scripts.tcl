@@ -79,6 +79,11 @@ start_cluster 3 {} {
         assert_replicas_identical
     }
 
+    test {a script may start with a parenthesis} {
+        assert_equal 7 [[node_client $f2] eval {(function() redis.call('set', KEYS[1], 7) end)() return redis.call('get', KEYS[1])} 1 paren:k]
+        assert_replicas_identical
+    }
+
     test {RANDOMKEY in a script: the same clear error on every node} {
         foreach i $nodes {
             assert_error {*RANDOMKEY is not allowed in scripts*} {
