@@ -153,7 +153,8 @@ start_cluster 3 {} {
         assert_equal 1 [[node_client $f1] evalsha $sha 1 restart:ctr]
         restart_node $f2
         wait_for_leader
-        wait_for_condition 50 100 {
+        # Generous: under a sanitizer build on a loaded machine a restart takes seconds.
+        wait_for_condition 300 100 {
             ![catch {[node_client $f2] evalsha $sha 1 restart:ctr} v] && $v >= 2
         } {
             fail "EVALSHA after a restart of node $f2"
@@ -166,7 +167,7 @@ start_cluster 3 {} {
         set sha [[node_client $f1] script load {return redis.call('incrby', KEYS[1], 10)}]
         assert_equal 10 [[node_client $leader] evalsha $sha 1 rr:ctr]
         restart_node_redis $f1
-        wait_for_condition 100 100 {
+        wait_for_condition 300 100 {
             ![catch {[node_client $f1] evalsha $sha 1 rr:ctr} v] && $v >= 20
         } {
             fail "EVALSHA after a restart of node $f1's redis"
