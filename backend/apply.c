@@ -9,6 +9,7 @@
 
 #include "backend/entry.h"
 #include "backend/link.h"
+#include "backend/script.h"
 #include "common/log.h"
 #include "common/map.h"
 
@@ -42,9 +43,17 @@ struct batch_item {
     uint8_t script; /* runs a script or a function (EVAL, EVALSHA, FCALL): ends its batch */
 };
 
+/* A script's reply names the wrapped script: the client gets its own sha (script.h). */
+struct batch_swap {
+    int32_t item;
+    struct be_script_swap sw;
+};
+
 struct batch {
     uint64_t first, last;
-    uint64_t seq; /* the link's number of its EXEC (be_link_seq) */
+    uint64_t seq;             /* the link's number of its EXEC (be_link_seq) */
+    struct batch_swap *swaps; /* in item order */
+    size_t nswaps, swaps_cap;
     struct batch_item *items;
     size_t nitems, cap;
     uint32_t nqueued;  /* commands sent inside MULTI */
@@ -91,6 +100,7 @@ struct be_apply {
     int watch; /* report applied commands (cbs.command) */
     struct rd_buf scratch;
     struct be_entry_reader rd;
+    struct be_scripts *scripts;
 };
 
 static void apply_kick(struct be_apply *ap);
@@ -102,6 +112,7 @@ static void batch_free(struct batch *b)
         return;
     free(b->items);
     free(b->pos_item);
+    free(b->swaps);
     free(b);
 }
 
@@ -145,6 +156,34 @@ static void fmt_argv(struct rd_buf *out, int argc, const char *const *argv, cons
     rd_resp_array_len(out, argc);
     for (int i = 0; i < argc; i++)
         rd_resp_bulk(out, argv[i], argvlen[i]);
+}
+
+static int batch_swap_add(struct batch *b, int32_t item, const struct be_script_swap *sw)
+{
+    if (sw->from[0] == '\0')
+        return 0;
+    if (b->nswaps == b->swaps_cap) {
+        size_t ncap = b->swaps_cap ? b->swaps_cap * 2 : 16;
+        struct batch_swap *n = realloc(b->swaps, ncap * sizeof(*n));
+        if (n == NULL)
+            return -1;
+        b->swaps = n;
+        b->swaps_cap = ncap;
+    }
+    b->swaps[b->nswaps].item = item;
+    b->swaps[b->nswaps].sw = *sw;
+    b->nswaps++;
+    return 0;
+}
+
+/* The seed a script of this command gets: the same on every replica, different from command to
+ * command (splitmix64 of the position in the log). */
+static uint64_t script_seed(uint64_t index, int cmd)
+{
+    uint64_t z = index * 1024 + (uint64_t)cmd + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
 }
 
 static int is_cmd(const struct be_cmd *c, const char *name, int argc)
@@ -260,9 +299,9 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
         }
         return 0;
     }
-    void *k = ok ? rd_map_get(&ap->killed, index) : NULL;
-    if (k != NULL && rd_map_get(&ap->voids, index) == NULL) {
-        char *msg = strdup(k == KILLED_SKIPPED ? skipped_text : killed_before_run);
+    void *kl = ok ? rd_map_get(&ap->killed, index) : NULL;
+    if (kl != NULL && rd_map_get(&ap->voids, index) == NULL) {
+        char *msg = strdup(kl == KILLED_SKIPPED ? skipped_text : killed_before_run);
         if (msg != NULL && rd_map_put(&ap->voids, index, msg) != 0)
             free(msg);
     }
@@ -288,7 +327,7 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
     struct be_cmd c;
     int rc = 0;
     int first = 1;
-    for (int taken = 0;;) {
+    for (int taken = 0, k = 0;; k++) {
         if (have_one) {
             if (taken++)
                 break;
@@ -323,7 +362,13 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
         if (first)
             it->pos = b->nqueued;
         first = 0;
-        fmt_argv(&ap->scratch, c.argc, c.argv, c.argvlen);
+        struct be_script_swap sw;
+        int sc = be_scripts_cmd(ap->scripts, BE_SCRIPT_APPLY, &c, h.time_ms, script_seed(index, k),
+                                &ap->scratch, &sw);
+        if (sc < 0 || batch_swap_add(b, item, &sw) != 0)
+            return -1;
+        if (sc == 0)
+            fmt_argv(&ap->scratch, c.argc, c.argv, c.argvlen);
         it->npos++;
         if (batch_send(ap, b, item) != 0)
             return -1;
@@ -334,6 +379,17 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
     if (rc < 0) /* cannot happen: the entry was checked above */
         return -1;
     return 0;
+}
+
+struct preload_ctx {
+    struct be_apply *ap;
+    struct batch *b;
+};
+
+static int preload_sent(void *ctx)
+{
+    struct preload_ctx *pc = ctx;
+    return batch_send(pc->ap, pc->b, -1);
 }
 
 /* Builds and sends one batch of the entries after `sent`, up to commit. */
@@ -354,6 +410,8 @@ static void batch_build(struct be_apply *ap)
     rd_buf_init(&run.args);
     uint64_t cur_db = UINT64_MAX;
     int ok = be_link_send(ap->link, "*1\r\n$5\r\nMULTI\r\n", 15, NULL, NULL) == 0;
+    struct preload_ctx pc = {ap, b};
+    ok = ok && be_scripts_preload(ap->scripts, &ap->scratch, preload_sent, &pc) == 0;
     uint64_t idx;
     for (idx = b->first; ok && idx <= last; idx++) {
         void *data = NULL;
@@ -377,6 +435,8 @@ static void batch_build(struct be_apply *ap)
         char num[32];
         int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)b->last);
         ok = send_select(ap, b, (uint64_t)be_link_hidden_db(ap->link)) == 0;
+        while (ok && be_scripts_persist_next(ap->scripts, &ap->scratch) == 1)
+            ok = batch_send(ap, b, -1) == 0;
         const char *argv[3] = {"SET", BE_APPLIED_KEY, num};
         size_t argvlen[3] = {3, strlen(BE_APPLIED_KEY), (size_t)n};
         fmt_argv(&ap->scratch, 3, argv, argvlen);
@@ -445,8 +505,10 @@ static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
     apply_kick(ap);
 }
 
-static void deliver(struct be_apply *ap, const struct batch_item *it, const redisReply *exec)
+static void deliver(struct be_apply *ap, const struct batch *b, size_t *swap_at,
+                    const struct batch_item *it, const redisReply *exec)
 {
+    int32_t item = (int32_t)(it - b->items);
     struct rd_buf *out = &ap->scratch;
     rd_buf_reset(out);
     if (it->kind == ITEM_KILL) {
@@ -471,6 +533,10 @@ static void deliver(struct be_apply *ap, const struct batch_item *it, const redi
         for (uint32_t i = 0; i < it->npos; i++)
             be_reply_encode(exec->element[it->pos + i], out);
     }
+    while (*swap_at < b->nswaps && b->swaps[*swap_at].item < item)
+        (*swap_at)++;
+    for (size_t i = *swap_at; i < b->nswaps && b->swaps[i].item == item; i++)
+        be_scripts_swap(&b->swaps[i].sw, out->data, out->len);
     ap->cbs.reply(ap->ctx, it->reqid, out->data, out->len);
     rd_buf_reset(out);
 }
@@ -527,9 +593,10 @@ static void exec_cb(struct be_link *bl, void *reply, void *privdata)
         ap->applied = b->last;
         if (ap->crash_tries > 0 && b->last >= ap->crash_first)
             ap->crash_tries = 0;
+        size_t swap_at = 0;
         for (size_t i = 0; i < b->nitems; i++)
             if (b->items[i].mine)
-                deliver(ap, &b->items[i], r);
+                deliver(ap, b, &swap_at, &b->items[i], r);
         /* After the replies: a client parked by one of them must see the rest of the batch. */
         if (ap->watch && ap->cbs.command)
             report_commands(ap, b, r);
@@ -543,8 +610,10 @@ static void exec_cb(struct be_link *bl, void *reply, void *privdata)
         apply_kick(ap);
         return;
     }
-    /* Nothing of the batch was applied. */
+    /* Nothing of the batch was applied, its writes of the script registry neither: the batch
+     * built again writes every script the registry holds. */
     ap->sent = ap->applied;
+    be_scripts_rewrite_all(ap->scripts);
     if (r->type == REDIS_REPLY_ERROR && b->qerr_item >= 0 && !qerr_transient(b->qerr)) {
         const struct batch_item *it = &b->items[b->qerr_item];
         rd_warning("local redis refused log entry %llu (%s); it is applied as a no-op with that "
@@ -579,6 +648,10 @@ struct be_apply *be_apply_new(struct ev_loop *loop, struct be_link *link, uint64
     ap->batch_max = batch_max;
     ap->ctx = ctx;
     ap->cbs = *cbs;
+    if ((ap->scripts = be_scripts_new()) == NULL) {
+        free(ap);
+        return NULL;
+    }
     rd_map_init(&ap->voids);
     rd_map_init(&ap->killed);
     rd_map_init(&ap->kill_out);
@@ -605,6 +678,7 @@ void be_apply_free(struct be_apply *ap)
     rd_map_free(&ap->killed);
     rd_buf_free(&ap->scratch);
     be_entry_reader_free(&ap->rd);
+    be_scripts_free(ap->scripts);
     free(ap);
 }
 
@@ -898,4 +972,9 @@ uint64_t be_apply_sent(const struct be_apply *ap)
 int be_apply_running(const struct be_apply *ap)
 {
     return ap->running && !ap->stalled;
+}
+
+struct be_scripts *be_apply_scripts(struct be_apply *ap)
+{
+    return ap->scripts;
 }

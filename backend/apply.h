@@ -103,6 +103,9 @@ int be_apply_idle(const struct be_apply *ap); /* no batch in flight */
  * entries are read back once more after its EXEC (the proxy has clients blocked on keys). */
 void be_apply_set_watch(struct be_apply *ap, int on);
 
+/* The script registry (backend/script.h): the apply path keeps it; the read path looks up. */
+struct be_scripts *be_apply_scripts(struct be_apply *ap);
+
 uint64_t be_apply_applied(const struct be_apply *ap); /* confirmed by Redis */
 uint64_t be_apply_sent(const struct be_apply *ap);    /* written to the link */
 int be_apply_running(const struct be_apply *ap);

@@ -312,6 +312,20 @@ static void hs_applied_cb(struct be_link *l, void *reply, void *pd)
         handshake_fail(l, "GET applied index", r);
         return;
     }
+}
+
+/* The hidden database's other keys (the script registry) go to their owner before ready. */
+static void hs_hidden_cb(struct be_link *l, void *reply, void *pd)
+{
+    redisReply *r = reply;
+    if (STALE(l, pd) || r == NULL)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        handshake_fail(l, "read redraft's hidden keys", r);
+        return;
+    }
+    if (l->cbs.on_hidden)
+        l->cbs.on_hidden(l->ctx, r);
     l->state = LINK_READY;
     l->backoff_ms = LINK_BACKOFF_MIN_MS;
     l->down_logged = 0;
@@ -401,9 +415,11 @@ static void hs_info_cb(struct be_link *l, void *reply, void *pd)
 
     char sel[32];
     snprintf(sel, sizeof(sel), "%d", l->info.hidden_db);
-    const char *select[] = {"SELECT", sel}, *get[] = {"GET", BE_APPLIED_KEY};
+    const char *select[] = {"SELECT", sel}, *get[] = {"GET", BE_APPLIED_KEY},
+               *hidden[] = {"HGETALL", BE_LINK_SCRIPTS_KEY};
     if (link_queue_words(l, hs_select_cb, GEN_PTR(l), 2, select) != 0 ||
-        link_queue_words(l, hs_applied_cb, GEN_PTR(l), 2, get) != 0) {
+        link_queue_words(l, hs_applied_cb, GEN_PTR(l), 2, get) != 0 ||
+        link_queue_words(l, hs_hidden_cb, GEN_PTR(l), 2, hidden) != 0) {
         be_link_reset(l, "out of memory");
         return;
     }

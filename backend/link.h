@@ -32,6 +32,8 @@ struct redisReply;
 struct be_link;
 
 #define BE_APPLIED_KEY "__redraft_applied_index"
+/* The script registry's hash (backend/script.h), read back with the applied index. */
+#define BE_LINK_SCRIPTS_KEY "__redraft_scripts"
 
 /* reply is a struct redisReply *, or NULL when the connection was lost before it came. */
 typedef void be_reply_fn(struct be_link *link, void *reply, void *privdata);
@@ -49,6 +51,9 @@ struct be_link_info {
 struct be_link_cbs {
     /* COMMAND's reply during the handshake; borrowed for the call. */
     void (*on_commands)(void *ctx, const struct redisReply *reply);
+    /* During the handshake, before on_ready: HGETALL of BE_LINK_SCRIPTS_KEY in the hidden
+     * database (backend/script.h keeps it); borrowed for the call. */
+    void (*on_hidden)(void *ctx, const struct redisReply *reply);
     void (*on_ready)(void *ctx, const struct be_link_info *info);
     void (*on_down)(void *ctx, const char *why);
 };

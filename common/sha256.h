@@ -14,14 +14,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/md.h"
+
 #define RD_SHA256_LEN   32 /* bytes of a digest */
 #define RD_SHA256_BLOCK 64 /* bytes of a compression block */
 
 struct rd_sha256 {
+    struct rd_md md; /* the partial block and the length (common/md.h) */
     uint32_t h[8];
-    uint64_t total; /* bytes hashed so far */
-    size_t used;    /* bytes waiting in blk */
-    uint8_t blk[RD_SHA256_BLOCK];
 };
 
 void rd_sha256_init(struct rd_sha256 *c);

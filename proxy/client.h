@@ -10,6 +10,7 @@
 #ifndef REDRAFT_CLIENT_H
 #define REDRAFT_CLIENT_H
 
+#include "backend/script.h"
 #include <ev.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,11 +79,12 @@ struct px_req {
     struct px_cmd *mcmds;   /* EXEC: the transaction's commands (owned) */
     const struct px_cmddef **mdefs;
     size_t nm;
-    int db_after;       /* EXEC: 1 + the database a queued SELECT leaves the client in (0: none) */
-    size_t guard_len;   /* EXEC of a watching client: the watch guard heading `entry` (watch.h) */
-    int quiet;          /* CLIENT REPLY OFF/SKIP: its reply is dropped, not sent */
-    int admitted;       /* passed the checks before running (for MONITOR) */
-    int queued;         /* queued by MULTI: counted in commandstats when EXEC runs it */
+    int db_after;     /* EXEC: 1 + the database a queued SELECT leaves the client in (0: none) */
+    size_t guard_len; /* EXEC of a watching client: the watch guard heading `entry` (watch.h) */
+    int quiet;        /* CLIENT REPLY OFF/SKIP: its reply is dropped, not sent */
+    int admitted;     /* passed the checks before running (for MONITOR) */
+    struct be_script_swap swap; /* a script read: the sha its reply must name (read_put) */
+    int queued;                 /* queued by MULTI: counted in commandstats when EXEC runs it */
     int maybe_applied;  /* a write pending when the local Redis jumped ahead (a snapshot load):
                          * it may be in that data, with no reply; never proposed again */
     double t_start;     /* when it started running (commandstats) */

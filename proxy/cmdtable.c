@@ -75,6 +75,8 @@ static const struct px_override overrides[] = {
     CHECK("move", PX_CHK_DB_ARG, 2),
     CHECK("swapdb", PX_CHK_DB_ARG, 1),
     CHECK("copy", PX_CHK_DB_ARG, -1),
+    /* A library dumped from a Redis without redraft would run undeterministically. */
+    CHECK("function|restore", PX_CHK_FUNCTION_RESTORE, 0),
     /* PFCOUNT may rewrite the cardinality cached inside the value: every replica must. */
     WRITE("pfcount"),
     LOCAL("monitor", PX_L_MONITOR),

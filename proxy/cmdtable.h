@@ -86,7 +86,13 @@ enum px_local {
 };
 
 /* Argument checks made before a command is routed. */
-enum px_check { PX_CHK_NONE = 0, PX_CHK_DB_ARG, PX_CHK_CONFIG_SET, PX_CHK_DEBUG_SAFE };
+enum px_check {
+    PX_CHK_NONE = 0,
+    PX_CHK_DB_ARG,
+    PX_CHK_CONFIG_SET,
+    PX_CHK_DEBUG_SAFE,
+    PX_CHK_FUNCTION_RESTORE, /* only libraries that carry the prelude (backend/script.h) */
+};
 
 struct px_cmddef {
     char name[48];    /* lower case; "config|get" for a subcommand */

@@ -17,6 +17,7 @@
 
 #include "backend/apply.h"
 #include "backend/ctl.h"
+#include "backend/script.h"
 #include "backend/link.h"
 #include "common/log.h"
 #include "common/random.h"
@@ -169,10 +170,35 @@ static void on_commands(void *ctx, const struct redisReply *reply)
     px_server_on_commands(a->server, reply);
 }
 
+/* The script registry read back from the local Redis, before anything is applied. */
+static void on_hidden(void *ctx, const struct redisReply *reply)
+{
+    struct app *a = ctx;
+    if (be_scripts_load(be_apply_scripts(a->apply), reply) != 0)
+        rd_warning("the script registry in the local redis is malformed; EVALSHA of scripts "
+                   "loaded before is answered NOSCRIPT");
+}
+
+/* Libraries loaded into this Redis before it was behind redraft have no prelude: say so, for
+ * the operator to load them again through redraft (docs/scripts.md, "Upgrading"). */
+static void on_function_list(struct be_link *l, void *reply, void *privdata)
+{
+    char names[512];
+    int n = reply != NULL ? be_scripts_unwrapped(privdata, reply, names, sizeof(names)) : 0;
+    if (n > 0)
+        rd_warning("%d function librar%s in the local redis lack redraft's prelude and would not "
+                   "run identically on every replica: %s; load %s again with FUNCTION LOAD "
+                   "REPLACE through redraft",
+                   n, n == 1 ? "y" : "ies", names, n == 1 ? "it" : "them");
+}
+
 static void on_ready(void *ctx, const struct be_link_info *info)
 {
     struct app *a = ctx;
     px_server_on_backend_ready(a->server, info);
+    const char *argv[3] = {"FUNCTION", "LIST", "WITHCODE"};
+    const size_t lens[3] = {8, 4, 8};
+    be_link_send_argv(a->link, 3, argv, lens, on_function_list, be_apply_scripts(a->apply));
 }
 
 static void on_down(void *ctx, const char *why)
@@ -428,8 +454,10 @@ int main(int argc, char **argv)
     a.server = px_server_new(a.loop, &a.cfg, a.node, boot);
     if (a.server)
         px_server_set_announce(a.server, announce);
-    static const struct be_link_cbs lcbs = {
-        .on_commands = on_commands, .on_ready = on_ready, .on_down = on_down};
+    static const struct be_link_cbs lcbs = {.on_commands = on_commands,
+                                            .on_hidden = on_hidden,
+                                            .on_ready = on_ready,
+                                            .on_down = on_down};
     a.link = be_link_new(a.loop, a.cfg.redis, a.cfg.redis_password, &a, &lcbs);
     static const struct be_apply_cbs acbs = {.fetch = on_fetch,
                                              .reply = on_reply,

@@ -18,6 +18,7 @@
 #include "backend/apply.h"
 #include "backend/entry.h"
 #include "backend/link.h"
+#include "backend/script.h"
 #include "common/log.h"
 #include "common/netaddr.h"
 #include "proxy/block.h"
@@ -442,6 +443,19 @@ int px_route_check(struct px_server *s, struct px_req *r)
                          "DIGEST-VALUE, LISTPACK, QUICKLIST, HTSTATS, HTSTATS-KEY, "
                          "STRINGMATCH-LEN and HELP, which only read)",
                          r->cmd.argc < 2 ? "" : r->cmd.argv[1]);
+            return -1;
+        }
+        return 0;
+    }
+    if (d->check == PX_CHK_FUNCTION_RESTORE && r->cmd.argc >= 3) {
+        char why[160];
+        if (!be_scripts_restore_ok(be_apply_scripts(s->apply), r->cmd.argv[2], r->cmd.argvlen[2],
+                                   why, sizeof(why))) {
+            px_reply_err(r,
+                         "ERR FUNCTION RESTORE of %s, which was not loaded through redraft, is "
+                         "not supported: it would not run identically on every replica; load "
+                         "its code with FUNCTION LOAD",
+                         why);
             return -1;
         }
         return 0;

@@ -819,7 +819,8 @@ proc ::rd::stop_pair {} {
 #                          RAFT.NODE REMOVE) and stop it
 #   live_nodes             indexes of the nodes running and not stopped
 #   dataset_of i           the dataset of node i's redis-server, read
-#                          directly: {db key type value pexpiretime} per key
+#                          directly: {db key type value pexpiretime encoding
+#                          dump} per key, every db but the hidden one
 #   assert_replicas_identical ?nodes? ?ms?  poll until every node's dataset
 #                          is the same (default: live_nodes)
 #   start_load name ports ?opts?  a child process writing to the cluster;
@@ -1169,15 +1170,21 @@ proc forget_node {i} {
 # ---------------------------------------------------------------------------
 # Datasets, read from the redis-servers directly.
 
-# {db key type value pexpiretime} for every key in dbs 0..14 of node i's
-# redis-server, sorted; values in a canonical form (hash fields and set
-# members sorted).  PEXPIRETIME, not PTTL: replicas must hold the same
-# absolute deadline, and it does not change while we read.
+# {db key type value pexpiretime encoding dump} for every key of every
+# database of node i's redis-server but the hidden one (the last: redraft's),
+# sorted.  The value in a canonical form (hash fields and set members
+# sorted), and DUMP's bytes where they depend only on the contents: a set or
+# hash in a hash table serializes in its table's order, which differs between
+# replicas holding the same members (each Redis seeds its hash function), so
+# for those the canonical value alone is compared.  PEXPIRETIME, not PTTL:
+# replicas must hold the same absolute deadline, and it does not change while
+# we read.
 proc dataset_of {i} {
     set h [redis 127.0.0.1 $::rd::cl($i,redis_port)]
     set out {}
     try {
-        for {set db 0} {$db < 15} {incr db} {
+        set hidden [expr {[lindex [$h config get databases] 1] - 1}]
+        for {set db 0} {$db < $hidden} {incr db} {
             $h select $db
             set cursor 0
             set keys {}
@@ -1188,8 +1195,9 @@ proc dataset_of {i} {
             }
             foreach key [lsort -unique $keys] {
                 set type [$h type $key]
+                if {$type eq "none"} continue
+                set enc [$h object encoding $key]
                 switch -- $type {
-                    none   {continue}
                     string {set v [$h get $key]}
                     list   {set v [$h lrange $key 0 -1]}
                     set    {set v [lsort [$h smembers $key]]}
@@ -1200,9 +1208,10 @@ proc dataset_of {i} {
                         set v [lsort -index 0 $v]
                     }
                     stream {set v [$h xrange $key - +]}
-                    default {set v [$h dump $key]}
+                    default {set v {}}
                 }
-                lappend out [list $db $key $type $v [$h pexpiretime $key]]
+                set dump [expr {$enc eq "hashtable" ? {} : [$h dump $key]}]
+                lappend out [list $db $key $type $v [$h pexpiretime $key] $enc $dump]
             }
         }
     } finally {

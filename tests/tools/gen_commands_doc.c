@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/script.h"
 #include "proxy/cmdtable.h"
 
 static const char *route_name(const struct px_cmddef *d)
@@ -40,6 +41,27 @@ static const char *note(const struct px_cmddef *d)
                "a poison entry (docs/operations.md)";
     if (d->check == PX_CHK_DB_ARG)
         return "the hidden database is out of range";
+    static const struct {
+        const char *name, *note;
+    } scripting[] = {
+        {"eval", "run identically on every node: clock, chance and relative expiries from the "
+                 "log entry; see below and docs/scripts.md"},
+        {"evalsha", "the client's sha, through any node (the script registry); then as EVAL"},
+        {"fcall", "run identically on every node, as EVAL"},
+        {"eval_ro", "the same wrapped body as EVAL, answered as Redis would (no determinism "
+                    "needed)"},
+        {"evalsha_ro", "the body the registry holds for the client's sha"},
+        {"fcall_ro", "answered as Redis would"},
+        {"script|load", "answers sha1(body); every node registers the body"},
+        {"script|exists", "answered from the script registry (the client's shas)"},
+        {"script|flush", "empties every node's script registry too"},
+        {"function|load", "the library gets redraft's prelude (docs/scripts.md)"},
+        {"function|list", "WITHCODE shows the code as it was loaded"},
+        {"function|restore", "a library dumped without redraft's prelude is refused"},
+    };
+    for (size_t i = 0; i < sizeof(scripting) / sizeof(scripting[0]); i++)
+        if (!strcmp(d->name, scripting[i].name))
+            return scripting[i].note;
     if (!strcmp(d->name, "xread"))
         return "with BLOCK: read without BLOCK, parked until a write to its streams is applied "
                "(docs/blocking.md)";
@@ -91,6 +113,27 @@ static void row(const struct px_cmddef *d)
                                                                       : d->name[i]);
     name[i] = '\0';
     printf("| `%s` | %s | %s |\n", name, route_name(d), note(d));
+}
+
+/* What a script or function may not call, from the list the prelude refuses. */
+static void scripts_section(void)
+{
+    printf("\n## Inside scripts and functions\n\n"
+           "Every node runs every script and function (`EVAL`, `EVALSHA`, `FCALL`) itself,\n"
+           "behind a prelude that takes the clock and chance from the log entry (docs/scripts.md\n"
+           "says how). Inside them, these calls cannot be made identical on every replica and\n"
+           "get an error, the same on every node (the `_RO` forms, served by one node, run\n"
+           "them as Redis does):\n\n"
+           "| call | error |\n| --- | --- |\n");
+    for (int i = 0; be_scripts_refused[i] != NULL; i++)
+        printf("| `%s` | `ERR %s is not allowed in scripts and functions run through redraft: its "
+               "result would differ between replicas` |\n",
+               be_scripts_refused[i], be_scripts_refused[i]);
+    printf("| `SRANDMEMBER`, `SPOP`, `HRANDFIELD`, `ZRANDMEMBER`, `SMEMBERS`, `SINTER`, "
+           "`SUNION`, `SDIFF`, `HGETALL` after `redis.setresp(3)` | `ERR <NAME> under RESP3 in a "
+           "script is not supported by redraft` |\n"
+           "| a relative expiry (`EXPIRE`, `SET ... EX`, ...) past 2^53 ms from now | `ERR invalid "
+           "expire time in '<command>' command` |\n");
 }
 
 int main(int argc, char **argv)
@@ -146,6 +189,7 @@ int main(int argc, char **argv)
         for (size_t k = 0; k < d->nsubs; k++)
             row(&d->subs[k]);
     }
+    scripts_section();
     px_cmdtable_free(t);
     freeReplyObject(reply);
     redisReaderFree(rd);
