@@ -245,6 +245,13 @@ stop_cluster() {
 	for p in "${cpids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	for p in "${cpids[@]}"; do wait "$p" 2>/dev/null; done
 	for p in "${crpids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	# A redis-server busy in a script that never ends (a test that failed before its
+	# SCRIPT KILL) ignores SIGTERM until the script ends: 5 s, then SIGKILL.
+	local tries
+	for p in "${crpids[@]}"; do
+		for tries in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null
+	done
 	for p in "${crpids[@]}"; do wait "$p" 2>/dev/null; done
 	# They are gone: forget their pids, which may be reused.
 	local left=() q
