@@ -283,9 +283,10 @@ def main():
                          "lost acknowledged writes")
     ap.add_argument("--keep", action="store_true", default=os.environ.get("CHAOS_KEEP") == "1")
     ap.add_argument("--scripts-random", action="store_true",
-                    default=os.environ.get("CHAOS_SCRIPTS_RANDOM") == "1",
+                    default=os.environ.get("CHAOS_SCRIPTS_RANDOM", "1") != "0",
                     help="clients also run scripts that call TIME and random commands and "
-                         "write what they got (replicas differ until those are deterministic)")
+                         "write what they got (on by default; CHAOS_SCRIPTS_RANDOM=0 turns it "
+                         "off)")
     a = ap.parse_args()
     asan = "asan" in a.build
     seconds = a.seconds or float(os.environ.get("CHAOS_SECONDS") or
