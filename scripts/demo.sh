@@ -21,15 +21,24 @@ wait_ping() { # port
     return 1
 }
 
+# Running, as opposed to gone or a zombie: the demo's processes are not our children, and
+# `kill -0` succeeds on a zombie until init reaps it (about a second in some containers),
+# which made every process of make demo-stop look as if it lingered after its "bye".
+alive() { # pid
+    local st
+    st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) || return 1
+    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
 stop() {
     [ -d "$DEMO" ] || { echo "no demo running"; return 0; }
     for f in "$DEMO"/*.pid; do
         [ -e "$f" ] || continue
         pid=$(cat "$f")
-        if kill -0 "$pid" 2>/dev/null; then
+        if alive "$pid"; then
             kill -TERM "$pid"
-            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+            for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.05; done
+            alive "$pid" && kill -KILL "$pid"
         fi
         rm -f "$f"
     done
