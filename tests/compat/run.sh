@@ -184,7 +184,8 @@ wait_for() { # seconds port pattern cmd...
 	shift 3
 	local end=$(($(date +%s) + secs))
 	while [ "$(date +%s)" -lt $end ]; do
-		if redis-cli -h 127.0.0.1 -p "$port" "$@" 2>/dev/null | grep -qE "$pat"; then
+		# A command that hangs (a node held by CLIENT PAUSE, ...) must not hang the run.
+		if timeout 5 redis-cli -h 127.0.0.1 -p "$port" "$@" 2>/dev/null | grep -qE "$pat"; then
 			return 0
 		fi
 		sleep 0.2
@@ -266,8 +267,11 @@ stop_cluster() {
 cluster_ok() {
 	local p
 	for p in "${cpids[@]}"; do kill -0 "$p" 2>/dev/null || return 1; done
+	# A unit that failed before its CLIENT UNPAUSE leaves node 1 pausing writes: a fresh
+	# server per unit would not carry it over either.
+	timeout 5 redis-cli -p "${cport[0]}" client unpause >/dev/null 2>&1
 	wait_for 15 "${cport[0]}" '^OK$' set compat:probe 1 || return 1
-	redis-cli -p "${cport[0]}" del compat:probe >/dev/null
+	timeout 5 redis-cli -p "${cport[0]}" del compat:probe >/dev/null
 	return 0
 }
 
