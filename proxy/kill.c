@@ -14,6 +14,7 @@
 
 #include "backend/apply.h"
 #include "backend/ctl.h"
+#include "backend/reader.h"
 #include "common/log.h"
 #include "proxy/client.h"
 #include "proxy/route.h"
@@ -58,9 +59,39 @@ int px_server_kill_running(struct px_server *s, int kind, uint64_t kill_index)
     return ctl_call(s, 2, kill_argv[kind], kill_index);
 }
 
+/* FUNCTION STATS names the running command as Redis got it: with the time and seed the
+ * scripts' prelude takes (backend/script.h) after the client's arguments. Give the client's. */
+static void stats_strip_prelude_args(const redisReply *rep)
+{
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2)
+        return;
+    const redisReply *run = rep->element[1];
+    if (run->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i + 1 < run->elements; i += 2) {
+        const redisReply *k = run->element[i];
+        redisReply *v = run->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || k->len != 7 || memcmp(k->str, "command", 7) != 0 ||
+            v->type != REDIS_REPLY_ARRAY || v->elements < 4 ||
+            v->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        static const char *const wrapped[] = {"fcall",   "fcall_ro", "eval",
+                                              "eval_ro", "evalsha",  "evalsha_ro"};
+        for (size_t w = 0; w < sizeof(wrapped) / sizeof(wrapped[0]); w++) {
+            if (strcasecmp(v->element[0]->str, wrapped[w]) == 0) {
+                be_reply_free(v->element[v->elements - 1]);
+                be_reply_free(v->element[v->elements - 2]);
+                v->elements -= 2;
+                break;
+            }
+        }
+    }
+}
+
 void px_server_on_ctl_answer(struct px_server *s, uint64_t id, const redisReply *rep)
 {
     if (id & LOCAL_KILL_BIT) {
+        stats_strip_prelude_args(rep);
         struct rd_buf b;
         rd_buf_init(&b);
         if (rep == NULL || be_reply_encode(rep, &b) != 0)
