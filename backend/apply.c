@@ -193,6 +193,17 @@ static int is_cmd(const struct be_cmd *c, const char *name, int argc)
            strncasecmp(c->argv[0], name, n) == 0;
 }
 
+/* The kind (BE_KILL_*) of a REDRAFT.KILL command: its second argument, SCRIPT when unknown. */
+static int kill_kind(const struct be_cmd *c)
+{
+    static const char *const names[] = {"script", "function", "shutdown", "entry"};
+    for (int k = 0; k < (int)(sizeof(names) / sizeof(names[0])); k++)
+        if (c->argvlen[1] == strlen(names[k]) &&
+            strncasecmp(c->argv[1], names[k], c->argvlen[1]) == 0)
+            return k;
+    return BE_KILL_SCRIPT;
+}
+
 /* A script or function call of a client's. redraft's own scripts (proxy/rewrite.c: SPOP, XADD
  * with `*`) are short and start with "--redraft:"; they need no batch of their own. */
 static int is_script_cmd(const struct be_cmd *c)
@@ -287,10 +298,9 @@ static int batch_add_entry(struct be_apply *ap, struct batch *b, struct run *run
         it->reqid = h.reqid;
         it->kind = ITEM_KILL;
         long long t;
-        if (it->mine && rd_map_get(&ap->kill_out, index) == NULL && one.argvlen[1] == 5 &&
-            strncasecmp(one.argv[1], "entry", 5) == 0 &&
-            rd_parse_ll(one.argv[2], one.argvlen[2], &t) == 0 && t > 0 &&
-            rd_map_get(&ap->killed, (uint64_t)t) == NULL) {
+        if (it->mine && rd_map_get(&ap->kill_out, index) == NULL &&
+            kill_kind(&one) == BE_KILL_ENTRY && rd_parse_ll(one.argv[2], one.argvlen[2], &t) == 0 &&
+            t > 0 && rd_map_get(&ap->killed, (uint64_t)t) == NULL) {
             /* A skip of an entry this node had applied when the skip was seen. */
             char *o = strdup("-ERR that log entry was applied before RAFT.SKIP-ENTRY reached it; "
                              "only an entry not yet applied can be skipped\r\n");
@@ -661,20 +671,23 @@ struct be_apply *be_apply_new(struct ev_loop *loop, struct be_link *link, uint64
     return ap;
 }
 
+/* Frees a map whose values are malloc'd. */
+static void free_map_vals(struct rd_map *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].key != 0)
+            free(m->slots[i].val);
+    rd_map_free(m);
+}
+
 void be_apply_free(struct be_apply *ap)
 {
     if (ap == NULL)
         return;
     ev_timer_stop(ap->loop, &ap->retry);
     batch_free(ap->inflight);
-    for (size_t i = 0; i < ap->voids.cap; i++)
-        if (ap->voids.slots[i].key != 0)
-            free(ap->voids.slots[i].val);
-    rd_map_free(&ap->voids);
-    for (size_t i = 0; i < ap->kill_out.cap; i++)
-        if (ap->kill_out.slots[i].key != 0)
-            free(ap->kill_out.slots[i].val);
-    rd_map_free(&ap->kill_out);
+    free_map_vals(&ap->voids);
+    free_map_vals(&ap->kill_out);
     rd_map_free(&ap->killed);
     rd_buf_free(&ap->scratch);
     be_entry_reader_free(&ap->rd);
@@ -810,12 +823,7 @@ static int kill_seen(struct be_apply *ap, uint64_t kidx, const struct be_entry_h
     long long target;
     if (rd_parse_ll(c->argv[2], c->argvlen[2], &target) != 0 || target <= 0)
         return 0;
-    int kind = c->argvlen[1] == 8 && strncasecmp(c->argv[1], "function", 8) == 0 ? BE_KILL_FUNCTION
-               : c->argvlen[1] == 8 && strncasecmp(c->argv[1], "shutdown", 8) == 0
-                   ? BE_KILL_SHUTDOWN
-                   : BE_KILL_SCRIPT;
-    if (c->argvlen[1] == 5 && strncasecmp(c->argv[1], "entry", 5) == 0)
-        kind = BE_KILL_ENTRY;
+    int kind = kill_kind(c);
     static const char *const what[] = {"script", "function", "redis-server (SHUTDOWN NOSAVE)",
                                        "entry"};
     uint64_t t = (uint64_t)target;

@@ -484,6 +484,29 @@ int px_route_check(struct px_server *s, struct px_req *r)
     return 0;
 }
 
+/* While Redis runs a script past its threshold it answers every data command and PING with
+ * BUSY (inside MULTI too, where that makes EXEC abort); while the apply path is stopped on a
+ * poison entry, data commands can only fail. Either way the command is answered at once,
+ * instead of a wait; INFO still answers (route.c gives redraft's own section). 1 with the
+ * error in why when d must be refused now. */
+static int data_refused(struct px_server *s, const struct px_cmddef *d, char *why, size_t n)
+{
+    int data = (d->route == PX_ROUTE_READ || d->route == PX_ROUTE_WRITE) && strcmp(d->name, "info");
+    if (s->busy_err[0] && (data || d->local == PX_L_PING)) {
+        snprintf(why, n, "%s", s->busy_err);
+        return 1;
+    }
+    uint64_t poison = be_apply_poisoned(s->apply, NULL, NULL);
+    if (poison != 0 && data) {
+        snprintf(why, n,
+                 "ERR redraft: log entry %llu makes the local redis exit; this node stopped "
+                 "applying (RAFT.SKIP-ENTRY %llu skips it on every node: docs/operations.md)",
+                 (unsigned long long)poison, (unsigned long long)poison);
+        return 1;
+    }
+    return 0;
+}
+
 /* Decides what to do with the next request. Returns 0 when it was dispatched (or finished), 1
  * when it must wait for earlier requests of the same client. */
 static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req *r)
@@ -561,22 +584,9 @@ static int dispatch_one(struct px_server *s, struct px_client *c, struct px_req 
      * inside MULTI (where it makes EXEC abort): so does redraft, instead of a wait. */
     if (s->busy_err[0] && !c->in_multi && px_busy_passthrough(s, r))
         return 0;
-    if (s->busy_err[0] &&
-        (d->route == PX_ROUTE_READ || d->route == PX_ROUTE_WRITE || d->local == PX_L_PING) &&
-        !px_req_is_exec(r) && !(d->route == PX_ROUTE_READ && !strcmp(d->name, "info"))) {
-        px_reply_err(r, "%s", s->busy_err);
-        r->state = REQ_DONE;
-        if (c->in_multi)
-            c->multi_dirty = 1;
-        return 0;
-    }
-    uint64_t poison = be_apply_poisoned(s->apply, NULL, NULL);
-    if (poison != 0 && (d->route == PX_ROUTE_READ || d->route == PX_ROUTE_WRITE) &&
-        strcmp(d->name, "info") != 0) {
-        px_reply_err(r,
-                     "ERR redraft: log entry %llu makes the local redis exit; this node stopped "
-                     "applying (RAFT.SKIP-ENTRY %llu skips it on every node: docs/operations.md)",
-                     (unsigned long long)poison, (unsigned long long)poison);
+    char why[300];
+    if (!px_req_is_exec(r) && data_refused(s, d, why, sizeof(why))) {
+        px_reply_err(r, "%s", why);
         r->state = REQ_DONE;
         if (c->in_multi)
             c->multi_dirty = 1;
